@@ -1,0 +1,1 @@
+"""The only code that knows Label Studio: labeling configs, tasks out, annotations in."""

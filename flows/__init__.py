@@ -1,0 +1,1 @@
+"""Prefect flows: thin, coarse wrappers around pipeline/, language_rules/ and annotation/."""
