@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,81 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def prefect_defaults() -> None:
+    """Quiet, local, private Prefect unless the user configured otherwise (a server via PREFECT_API_URL)."""
+    from pipeline.services import home
+
+    os.environ.setdefault("PREFECT_HOME", str(home() / "prefect"))
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from pipeline.languages import parse_languages
+
+    parse_languages(args.langs)  # a bad value fails here, before anything starts
+    prefect_defaults()
+    from flows.translate import translate_flow
+    from pipeline.backends import BackendUnavailable
+
+    try:
+        result = translate_flow(
+            inputs=[str(p) for p in args.inputs],
+            workspace=str(args.workspace),
+            langs=args.langs,
+            server=args.server,
+            model=args.model,
+            adapter=args.adapter,
+            concurrency=args.concurrency,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            retry_seconds=args.retry_seconds,
+            progress=not args.no_progress,
+        )
+    except BackendUnavailable as exc:
+        print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
+        return 3
+    from pipeline.ingest import IngestSummary
+    from pipeline.translate import LanguageCounts, TranslateSummary
+
+    ing = result["ingest"]
+    ing.pop("dedup_ratio", None)
+    ingest_summary = IngestSummary(**ing)
+    summary = TranslateSummary(
+        {k: LanguageCounts(**v) for k, v in result["languages"].items()},
+        result["requests_sent"],
+        result["unique_pairs_requested"],
+        result["seconds"],
+    )
+    print(ingest_summary.render())
+    print(summary.render(ingest_summary.valid, ingest_summary.quarantined))
+    print(f"shards written to {Path(args.workspace).resolve() / 'translations'}/<lang>/")
+    return 0
+
+
+def _cmd_services(args: argparse.Namespace) -> int:
+    from pipeline import services
+
+    if args.action == "up":
+        if args.service != "vllm":
+            print(f"polyglot services: {args.service} is not available yet", file=sys.stderr)
+            return 2
+        rec = services.start_vllm(args.model, port=args.port, fallback_to_tiny=args.fallback_to_tiny)
+        print(f"vllm running: {rec.url} serving {rec.served_model} (pid {rec.pid}, log {rec.log})")
+    elif args.action == "down":
+        stopped = services.stop(args.service, args.port)
+        print("\n".join(f"stopped {r.name} on port {r.port} (pid {r.pid})" for r in stopped) or f"no {args.service} server recorded")
+    else:
+        rows = services.status()
+        if not rows:
+            print("no services recorded")
+        for rec, state in rows:
+            print(f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyglot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,14 +117,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-turn-chars", type=_positive_int, default=DEFAULT_MAX_TURN_CHARS,
                    help="longer turns are quarantined as turn_too_long")
     p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("translate", help="translate LLaVA files into languages through a vLLM server (Prefect flow)")
+    p.add_argument("inputs", nargs="*", type=Path, help="LLaVA files; none: use what the workspace ingested before")
+    p.add_argument("--workspace", required=True, type=Path)
+    p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
+    p.add_argument("--server", default=os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000"), help="vLLM server URL")
+    p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL", "tiny"), help="served model name")
+    p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
+    p.add_argument("--concurrency", type=_positive_int, default=64, help="requests in flight")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="results per memory commit")
+    p.add_argument("--limit", type=_positive_int, default=None, help="read at most N records")
+    p.add_argument("--retry-seconds", type=float, default=180.0, help="how long to retry an unreachable server")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser("services", help="start, stop and list local servers")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("service", nargs="?", default="vllm", choices=["vllm", "labelstudio"])
+    p.add_argument("--model", default="tiny", help="model name or path ('tiny': build the test model)")
+    p.add_argument("--port", type=_positive_int, default=None)
+    p.add_argument("--fallback-to-tiny", action="store_true", help="serve the tiny model when the model hub is unreachable")
+    p.set_defaults(func=_cmd_services)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "port", None) is None and args.command == "services" and args.action == "up":
+        args.port = 8000
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"polyglot {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

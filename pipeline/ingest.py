@@ -181,7 +181,16 @@ class _ShardWriter:
 class Ingestor:
     """Streams records into the workspace tables; one instance per ingest run."""
 
-    def __init__(self, out_dir: Path, shard_size: int = 10_000, max_turn_chars: int = DEFAULT_MAX_TURN_CHARS):
+    def __init__(
+        self,
+        out_dir: Path,
+        shard_size: int = 10_000,
+        max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
+        limit: int | None = None,
+    ):
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.limit = limit
         if shard_size < 1:
             raise ValueError(f"shard_size must be at least 1, got {shard_size}")
         if max_turn_chars < 1:
@@ -216,7 +225,7 @@ class Ingestor:
         self.files.append(source)
         self.summary.files += 1
         records = iter_records(path)
-        while True:
+        while self.limit is None or self.summary.records_read < self.limit:
             try:
                 rec = next(records)
             except StopIteration:
@@ -312,8 +321,12 @@ def ingest(
     workspace: str | Path,
     shard_size: int = 10_000,
     max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
+    limit: int | None = None,
 ) -> IngestSummary:
-    """Ingest ``inputs`` into ``workspace/ingest`` (replaced as a whole, so a crash never leaves half a table)."""
+    """Ingest ``inputs`` into ``workspace/ingest`` (replaced as a whole, so a crash never leaves half a table).
+
+    ``limit`` stops after that many records read (across all inputs).
+    """
     inputs = [Path(p) for p in inputs]
     for p in inputs:
         if not p.is_file():
@@ -325,8 +338,10 @@ def ingest(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     started = time.perf_counter()
-    ingestor = Ingestor(tmp, shard_size=shard_size, max_turn_chars=max_turn_chars)
+    ingestor = Ingestor(tmp, shard_size=shard_size, max_turn_chars=max_turn_chars, limit=limit)
     for path in inputs:
+        if limit is not None and ingestor.summary.records_read >= limit:
+            break
         ingestor.add_file(path)
     ingestor.summary.seconds = round(time.perf_counter() - started, 3)
     summary = ingestor.finish()

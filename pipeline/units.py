@@ -103,10 +103,18 @@ def mask(text: str) -> Unit:
 
 
 def unmask(masked: str, spans: tuple[str, ...] | list[str]) -> str:
-    """Put the original spans back (single pass: a restored span is never substituted again)."""
-    if not spans:
+    """Put the original spans back (single pass: a restored span is never substituted again).
+
+    A placeholder with no span (a model invented it) is left as it is; :func:`placeholder_problems` flags it.
+    """
+    if "⟦" not in masked:
         return masked
-    return PLACEHOLDER_RE.sub(lambda m: spans[int(m.group(1))], masked)
+
+    def _restore(m: re.Match[str]) -> str:
+        i = int(m.group(1))
+        return spans[i] if i < len(spans) else m.group(0)
+
+    return PLACEHOLDER_RE.sub(_restore, masked)
 
 
 def placeholder_problems(translated: str, n_placeholders: int) -> list[str]:

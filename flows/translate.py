@@ -1,0 +1,147 @@
+"""Prefect flow ``translate``: ingest → translate unique units (one coarse task) → assemble shard × language.
+
+Thin wrapper over :mod:`pipeline.translate`; every task is coarse (never one per sample).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from pipeline.backends import OpenAIChatBackend
+from pipeline.ingest import IngestSummary, ingest
+from pipeline.languages import parse_languages
+from pipeline.memory import TranslationMemory
+from pipeline.reassemble import shard_dirs
+from pipeline.translate import LanguageCounts, TranslateSummary, assemble_language, plan, translate_units
+from pipeline.translator import TranslatorConfig
+
+
+@dataclass
+class TranslateSettings:
+    server: str
+    model: str
+    adapter: str | None = None
+    concurrency: int = 64
+    batch_size: int = 64
+    retry_seconds: float = 180.0
+    request_timeout: float = 600.0
+    progress: bool = True
+
+    def translator(self) -> TranslatorConfig:
+        return TranslatorConfig(model=self.model, adapter=self.adapter)
+
+
+@task(name="ingest")
+def ingest_task(inputs: list[str], workspace: str, limit: int | None) -> dict:
+    return ingest(inputs, workspace, limit=limit).to_dict()
+
+
+@task(name="translate-units")
+def translate_units_task(workspace: str, langs: list[str], settings: dict) -> dict:
+    s = TranslateSettings(**settings)
+    ws = Path(workspace)
+    config = s.translator()
+    memory = TranslationMemory(ws / "tm")
+    summary = TranslateSummary()
+    jobs = plan(ws / "ingest", langs, memory, config, summary)
+    started = time.perf_counter()
+    if jobs:
+        backend = OpenAIChatBackend(s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
+        bar = None
+        if s.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(jobs), desc="translating", unit="unit", file=sys.stderr, dynamic_ncols=True, disable=None, mininterval=1.0)
+
+        async def run() -> None:
+            try:
+                await translate_units(
+                    jobs, backend, config, memory, summary, s.concurrency, s.batch_size,
+                    on_done=(lambda _e: bar.update()) if bar else None,
+                )
+            finally:
+                await backend.close()
+
+        try:
+            asyncio.run(run())
+        finally:
+            if bar:
+                bar.close()
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return {
+        "languages": {k: asdict(v) for k, v in summary.languages.items()},
+        "requests_sent": summary.requests_sent,
+        "unique_pairs_requested": summary.unique_pairs_requested,
+        "seconds": summary.seconds,
+    }
+
+
+@task(name="assemble")
+def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict:
+    s = TranslateSettings(**settings)
+    counts = LanguageCounts()
+    ws = Path(workspace)
+    assemble_language(ws, lang, TranslationMemory(ws / "tm"), s.translator(), counts, shards=[Path(shard)])
+    return asdict(counts)
+
+
+@flow(name="translate", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
+def translate_flow(
+    inputs: list[str],
+    workspace: str,
+    langs: str = "all",
+    server: str = "http://127.0.0.1:8000",
+    model: str = "tiny",
+    adapter: str | None = None,
+    concurrency: int = 64,
+    batch_size: int = 64,
+    limit: int | None = None,
+    retry_seconds: float = 180.0,
+    progress: bool = True,
+) -> dict:
+    """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries."""
+    languages = parse_languages(langs)
+    settings = asdict(TranslateSettings(server, model, adapter, concurrency, batch_size, retry_seconds, progress=progress))
+    TranslateSettings(**settings).translator()  # validate settings before any work
+    ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
+    result = translate_units_task(workspace, languages, settings)
+    shards = shard_dirs(Path(workspace) / "ingest")
+    futures = [(lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards]
+    totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
+    for lang, future in futures:
+        part = future.result()
+        t = totals[lang]
+        for key in ("conversations", "conversations_flagged", "turns", "turns_flagged"):
+            setattr(t, key, getattr(t, key) + part[key])
+    result["languages"] = {k: asdict(v) for k, v in totals.items()}
+    result["ingest"] = ingest_summary
+    create_table_artifact(
+        key="translate-counts",
+        table=[
+            {"lang": lang, "quarantined": ingest_summary["quarantined"], **asdict(c)} for lang, c in totals.items()
+        ],
+        description=(
+            f"Per-language counts: {ingest_summary['records_read']} records read, {ingest_summary['valid']} valid, "
+            f"{ingest_summary['quarantined']} quarantined; {result['requests_sent']} requests sent."
+        ),
+    )
+    return result
+
+
+def _existing_ingest(workspace: str) -> dict:
+    path = Path(workspace) / "ingest" / "summary.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: give input files, or run 'polyglot ingest' into this workspace first")
+    import json
+
+    data = json.loads(path.read_text())
+    data.pop("dedup_ratio", None)
+    return IngestSummary(**data).to_dict()

@@ -1,0 +1,284 @@
+"""Translate the unique units of a workspace into target languages, then reassemble conversations.
+
+Pure pipeline code (the Prefect flow in ``flows/translate.py`` wraps it). Steps:
+
+1. :func:`plan` — for each language, the unique units that the translation memory does not hold yet for the
+   current translator version. A finished job plans nothing: a rerun sends zero requests.
+2. :func:`translate_units` — sends them through a backend with ``concurrency`` requests in flight, checks
+   every answer (retrying truncated ones with a doubled budget and problem ones with a reminder), and
+   commits results to the memory every ``batch_size`` units.
+3. :func:`assemble_shard` — writes one Parquet file per shard × language in the LLaVA schema, with per-turn
+   status and provenance. English is a pass-through copy with the same schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.backends import Backend, RequestRejected
+from pipeline.memory import Entry, TranslationMemory
+from pipeline.reassemble import shard_dirs
+from pipeline.translator import TranslatorConfig, answer_problems, build_messages
+from pipeline.units import unmask
+
+SOURCE_VERSION = "source"
+
+TRANSLATION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("image", pa.string()),
+        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
+        ("lang", pa.string()),
+        ("conv_key", pa.string()),
+        ("status", pa.string()),  # ok | flagged (any turn flagged)
+        ("turn_status", pa.list_(pa.string())),
+        ("turn_flags", pa.list_(pa.list_(pa.string()))),
+        ("translator_version", pa.string()),
+        ("translator", pa.string()),  # JSON: model, adapter, prompt hash, sampling
+        ("source_file", pa.string()),
+        ("record_index", pa.int64()),
+    ]
+)
+
+
+@dataclass(slots=True)
+class Job:
+    unit_hash: str
+    lang: str
+    version: str
+    text: str
+    n_placeholders: int
+
+
+@dataclass
+class LanguageCounts:
+    unique_units: int = 0
+    cached: int = 0  # already in the memory before this run
+    translated_ok: int = 0
+    flagged: int = 0
+    conversations: int = 0
+    conversations_flagged: int = 0
+    turns: int = 0
+    turns_flagged: int = 0
+
+
+@dataclass
+class TranslateSummary:
+    languages: dict[str, LanguageCounts] = field(default_factory=dict)
+    requests_sent: int = 0
+    unique_pairs_requested: int = 0
+    seconds: float = 0.0
+
+    def render(self, valid: int, quarantined: int) -> str:
+        head = f"{'lang':<5}{'units':>8}{'cached':>8}{'new ok':>8}{'flagged':>8}{'convs':>8}{'flagged':>9}{'quarant.':>9}"
+        lines = [head]
+        for lang, c in self.languages.items():
+            lines.append(
+                f"{lang:<5}{c.unique_units:>8}{c.cached:>8}{c.translated_ok:>8}{c.flagged:>8}"
+                f"{c.conversations:>8}{c.conversations_flagged:>9}{quarantined:>9}"
+            )
+            if c.conversations + quarantined != valid + quarantined:  # pragma: no cover - a bug
+                lines.append(f"  !! {lang}: {c.conversations} conversations written, {valid} valid")
+        lines.append(
+            f"every language: {valid} conversations translated + {quarantined} quarantined = {valid + quarantined} records read"
+        )
+        lines.append(f"requests sent {self.requests_sent} for {self.unique_pairs_requested} new (unit, language) pairs")
+        return "\n".join(lines)
+
+
+def load_unique_units(ingest_dir: Path) -> list[tuple[str, str, int]]:
+    table = pq.read_table(ingest_dir / "unique_units.parquet", columns=["unit_hash", "text", "n_placeholders"])
+    return list(zip(*(c.to_pylist() for c in table.columns)))
+
+
+def plan(
+    ingest_dir: Path, langs: list[str], memory: TranslationMemory, config: TranslatorConfig, summary: TranslateSummary
+) -> list[Job]:
+    """The (unit, language) pairs the memory does not hold for the current translator version."""
+    units = load_unique_units(ingest_dir)
+    jobs: list[Job] = []
+    for lang in langs:
+        counts = summary.languages.setdefault(lang, LanguageCounts())
+        counts.unique_units = len(units)
+        if lang == "en":
+            continue
+        version = config.version(lang)
+        done = memory.load(lang, version)
+        counts.cached = sum(1 for h, _, _ in units if h in done)
+        jobs.extend(Job(h, lang, version, text, n) for h, text, n in units if h not in done)
+    summary.unique_pairs_requested = len(jobs)
+    return jobs
+
+
+async def _translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
+    budget = config.budget(job.lang, job.text)
+    problems: list[str] = []
+    attempts = length_retries = problem_retries = 0
+    while True:
+        attempts += 1
+        messages = build_messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
+        try:
+            answer = await backend.complete(messages, budget, config.sampling(), config.served_model)
+        except RequestRejected as exc:
+            return Entry(job.unit_hash, job.lang, job.version, "flagged", None, "", [f"request_rejected: {exc}"], None, attempts)
+        problems = answer_problems(job.text, job.n_placeholders, answer.text, answer.finish_reason)
+        if not problems:
+            return Entry(
+                job.unit_hash, job.lang, job.version, "ok", answer.text.strip(), answer.text, [],
+                answer.finish_reason, attempts, answer.prompt_tokens, answer.completion_tokens,
+            )
+        if "truncated" in problems and length_retries < config.length_retries and budget < config.max_tokens:
+            length_retries += 1
+            budget = min(config.max_tokens, budget * 2)
+            continue
+        if "truncated" not in problems and problem_retries < config.problem_retries:
+            problem_retries += 1
+            continue
+        return Entry(
+            job.unit_hash, job.lang, job.version, "flagged", None, answer.text, problems,
+            answer.finish_reason, attempts, answer.prompt_tokens, answer.completion_tokens,
+        )
+
+
+async def translate_units(
+    jobs: list[Job],
+    backend: Backend,
+    config: TranslatorConfig,
+    memory: TranslationMemory,
+    summary: TranslateSummary,
+    concurrency: int = 64,
+    batch_size: int = 64,
+    on_done: Callable[[Entry], None] | None = None,
+) -> None:
+    """Translate ``jobs`` with ``concurrency`` requests in flight; commit every ``batch_size`` results.
+
+    On :class:`BackendUnavailable` the workers stop, what finished is committed, and the error propagates.
+    """
+    if concurrency < 1 or batch_size < 1:
+        raise ValueError(f"concurrency and batch_size must be at least 1, got {concurrency} and {batch_size}")
+    queue: Iterator[Job] = iter(jobs)
+    buffer: list[Entry] = []
+
+    def commit() -> None:
+        if buffer:
+            memory.commit(buffer)
+            buffer.clear()
+
+    async def worker() -> None:
+        for job in queue:
+            entry = await _translate_one(backend, config, job)
+            counts = summary.languages[job.lang]
+            if entry.status == "ok":
+                counts.translated_ok += 1
+            else:
+                counts.flagged += 1
+            buffer.append(entry)
+            if on_done:
+                on_done(entry)
+            if len(buffer) >= batch_size:
+                commit()
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, max(1, len(jobs))))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        commit()
+        summary.requests_sent += backend.requests_sent
+
+
+def _tolerant_unmask(text: str, spans: list[str]) -> str:
+    return unmask(text, spans) if text else text
+
+
+def assemble_shard(
+    shard_dir: Path,
+    lang: str,
+    out_path: Path,
+    entries: dict[str, Entry] | None,
+    translator_version: str,
+    translator_json: str,
+    counts: LanguageCounts,
+) -> None:
+    """Write the shard's conversations in ``lang`` (``entries`` None: the English source, unchanged)."""
+    convs = pq.read_table(shard_dir / "conversations.parquet")
+    turns = pq.read_table(shard_dir / "turns.parquet", columns=["role", "value", "skeleton", "n_units"])
+    units = pq.read_table(shard_dir / "units.parquet", columns=["unit_hash", "spans"])
+    unit_hashes = units.column("unit_hash").to_pylist()
+    unit_spans = units.column("spans").to_pylist()
+    turn_rows = iter(zip(*(c.to_pylist() for c in turns.columns)))
+    out: dict[str, list] = {name: [] for name in TRANSLATION_SCHEMA.names}
+    u = 0
+    for conv_key, conv_id, image, n_turns, source_file, record_index in zip(
+        *(convs.column(n).to_pylist() for n in ("conv_key", "id", "image", "n_turns", "source_file", "record_index"))
+    ):
+        conversation, statuses, flags = [], [], []
+        for _ in range(n_turns):
+            role, value, skeleton, n_units = next(turn_rows)
+            turn_flags: list[str] = []
+            if entries is None:
+                text = value
+            else:
+                parts = [skeleton[0]]
+                for i in range(n_units):
+                    entry = entries.get(unit_hashes[u + i])
+                    if entry is None:
+                        turn_flags.append(f"unit {i}: not translated")
+                        parts.append("")
+                    elif entry.status == "ok":
+                        parts.append(unmask(entry.text, unit_spans[u + i]))
+                    else:
+                        turn_flags.extend(f"unit {i}: {flag}" for flag in entry.flags)
+                        parts.append(_tolerant_unmask(entry.raw.strip(), unit_spans[u + i]))
+                    parts.append(skeleton[i + 1])
+                text = "".join(parts)
+            u += n_units
+            conversation.append({"from": role, "value": text})
+            statuses.append("flagged" if turn_flags else "ok")
+            flags.append(turn_flags)
+        flagged = "flagged" in statuses
+        counts.conversations += 1
+        counts.conversations_flagged += flagged
+        counts.turns += n_turns
+        counts.turns_flagged += statuses.count("flagged")
+        for name, value in (
+            ("id", conv_id), ("image", image), ("conversations", conversation), ("lang", lang), ("conv_key", conv_key),
+            ("status", "flagged" if flagged else "ok"), ("turn_status", statuses), ("turn_flags", flags),
+            ("translator_version", translator_version), ("translator", translator_json),
+            ("source_file", source_file), ("record_index", record_index),
+        ):
+            out[name].append(value)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    pq.write_table(pa.table(out, schema=TRANSLATION_SCHEMA), tmp)
+    os.replace(tmp, out_path)
+
+
+def translations_path(workspace: Path, lang: str, shard_dir: Path) -> Path:
+    return workspace / "translations" / lang / f"shard-{shard_dir.name}.parquet"
+
+
+def assemble_language(workspace: Path, lang: str, memory: TranslationMemory, config: TranslatorConfig, counts: LanguageCounts, shards: list[Path] | None = None) -> list[Path]:
+    """Assemble every shard (or the given ones) of the workspace in ``lang``."""
+    if lang == "en":
+        entries, version, desc = None, SOURCE_VERSION, json.dumps({"source": True})
+    else:
+        version = config.version(lang)
+        entries = memory.load(lang, version)
+        desc = json.dumps(config.description(lang), sort_keys=True)
+    paths = []
+    for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
+        path = translations_path(workspace, lang, shard)
+        assemble_shard(shard, lang, path, entries, version, desc, counts)
+        paths.append(path)
+    return paths
