@@ -15,7 +15,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.backends import OpenAIChatBackend
+from pipeline.backends import OpenAIChatBackend, served_models
 from pipeline.ingest import IngestSummary, ingest
 from pipeline.languages import parse_languages
 from pipeline.memory import TranslationMemory
@@ -99,7 +99,7 @@ def translate_flow(
     workspace: str,
     langs: str = "all",
     server: str = "http://127.0.0.1:8000",
-    model: str = "tiny",
+    model: str | None = None,
     adapter: str | None = None,
     concurrency: int = 64,
     batch_size: int = 64,
@@ -109,6 +109,8 @@ def translate_flow(
 ) -> dict:
     """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries."""
     languages = parse_languages(langs)
+    if not model:
+        model = served_models(server)[0]
     settings = asdict(TranslateSettings(server, model, adapter, concurrency, batch_size, retry_seconds, progress=progress))
     TranslateSettings(**settings).translator()  # validate settings before any work
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)

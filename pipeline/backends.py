@@ -119,6 +119,23 @@ class OpenAIChatBackend:
             self._session = None
 
 
+def served_models(base_url: str, timeout: float = 10.0) -> list[str]:
+    """The model names an OpenAI-compatible server serves (``GET /v1/models``), base model first."""
+    import urllib.error
+    import urllib.request
+
+    url = base_url.rstrip("/").removesuffix("/v1") + "/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            data = json.loads(resp.read())
+        models = [m for m in data["data"]]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackendUnavailable(
+            f"cannot list the models of the server at {url} ({exc}); start one with 'polyglot services up vllm' or pass --server"
+        ) from None
+    return [m["id"] for m in sorted(models, key=lambda m: m.get("parent") is not None)]
+
+
 class _BadAnswer(Exception):
     pass
 

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", required=True, type=Path)
     p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
     p.add_argument("--server", default=os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000"), help="vLLM server URL")
-    p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL", "tiny"), help="served model name")
+    p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)")
     p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
     p.add_argument("--concurrency", type=_positive_int, default=64, help="requests in flight")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="results per memory commit")

