@@ -106,7 +106,8 @@ def resolve_model(model: str, fallback_to_tiny: bool) -> tuple[str, str]:
         return str(ensure_tiny_model()), TINY_MODEL
     if Path(model).exists():
         return str(Path(model).resolve()), model
-    if fallback_to_tiny and not hub_reachable():
+    cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub" / f"models--{model.replace('/', '--')}"
+    if fallback_to_tiny and not cache.exists() and not hub_reachable():
         print(f"model hub not reachable: serving the tiny test model instead of {model}", flush=True)
         return str(ensure_tiny_model()), TINY_MODEL
     return model, model

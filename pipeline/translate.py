@@ -114,6 +114,8 @@ def plan(
         done = memory.load(lang, version)
         counts.cached = sum(1 for h, _, _ in units if h in done)
         jobs.extend(Job(h, lang, version, text, n) for h, text, n in units if h not in done)
+    # Longest first: long answers start early and short ones fill the end, so the server stays busy to the last.
+    jobs.sort(key=lambda j: len(j.text), reverse=True)
     summary.unique_pairs_requested = len(jobs)
     return jobs
 

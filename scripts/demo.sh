@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The main job on the demo input: set up, then process the project's sample conversations into demo-workspace/.
+# The main job on the demo input: set up, start a local vLLM server, translate the project's sample
+# conversations into the ten languages, write Parquet shards to demo-workspace/, stop the server.
+# POLYGLOT_DEMO_MODEL picks the model (default Qwen/Qwen2.5-1.5B-Instruct; without a reachable model hub
+# the tiny test model is served instead), POLYGLOT_DEMO_PORT the port (default 8011).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh
-.venv/bin/polyglot ingest pipeline/data/demo_conversations.json --workspace demo-workspace
-echo "demo tables are in $(pwd)/demo-workspace/ingest"
+port="${POLYGLOT_DEMO_PORT:-8011}"
+model="${POLYGLOT_DEMO_MODEL:-Qwen/Qwen2.5-1.5B-Instruct}"
+.venv/bin/polyglot services up vllm --model "$model" --fallback-to-tiny --port "$port"
+trap '.venv/bin/polyglot services down vllm --port "$port"' EXIT
+.venv/bin/polyglot translate pipeline/data/demo_conversations.json --workspace demo-workspace --langs all \
+  --server "http://127.0.0.1:$port"
+echo "demo shards: $(pwd)/demo-workspace/translations/<lang>/shard-*.parquet"
