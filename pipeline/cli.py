@@ -106,6 +106,25 @@ def _cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fix(args: argparse.Namespace) -> int:
+    import json
+
+    import language_rules
+
+    language_rules.apply("", args.lang)  # an unknown language fails here, before reading
+    for n, line in enumerate(sys.stdin, 1):
+        body = line[:-1] if line.endswith("\n") else line
+        result = language_rules.apply(body, args.lang, args.role)
+        sys.stdout.write(result.text + ("\n" if line.endswith("\n") else ""))
+        if args.explain:
+            for change in result.changes:
+                print(json.dumps({"line": n, **change.to_dict()}, ensure_ascii=False), file=sys.stderr)
+            for flag in result.flags:
+                print(json.dumps({"line": n, "flag": flag}, ensure_ascii=False), file=sys.stderr)
+    sys.stdout.flush()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyglot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-seconds", type=float, default=180.0, help="how long to retry an unreachable server")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser("fix", help="apply a language's rules to lines on stdin, fixed lines on stdout")
+    p.add_argument("--lang", required=True, help="language code, e.g. hi")
+    p.add_argument("--role", default="gpt", choices=["gpt", "human"], help="speaker: persona rules apply to gpt")
+    p.add_argument("--explain", action="store_true", help="write each change and flag as a JSON line on stderr")
+    p.set_defaults(func=_cmd_fix)
 
     p = sub.add_parser("services", help="start, stop and list local servers")
     p.add_argument("action", choices=["up", "down", "status"])

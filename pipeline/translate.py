@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import language_rules
 from pipeline.backends import Backend, RequestRejected
 from pipeline.memory import Entry, TranslationMemory
 from pipeline.reassemble import shard_dirs
@@ -43,6 +44,9 @@ TRANSLATION_SCHEMA = pa.schema(
         ("turn_flags", pa.list_(pa.list_(pa.string()))),
         ("translator_version", pa.string()),
         ("translator", pa.string()),  # JSON: model, adapter, prompt hash, sampling
+        ("raw_values", pa.list_(pa.string())),  # each turn as reassembled, before the language rules
+        ("fixes", pa.list_(pa.string())),  # each turn's rule changes, JSON [{rule, start, end, before, after}]
+        ("rules_version", pa.string()),
         ("source_file", pa.string()),
         ("record_index", pa.int64()),
     ]
@@ -212,7 +216,12 @@ def assemble_shard(
     translator_json: str,
     counts: LanguageCounts,
 ) -> None:
-    """Write the shard's conversations in ``lang`` (``entries`` None: the English source, unchanged)."""
+    """Write the shard's conversations in ``lang`` (``entries`` None: the English source), language rules applied.
+
+    The reassembled text of each turn is kept in ``raw_values``; the rules' changes in ``fixes``; what the
+    rules cannot decide becomes a turn flag.
+    """
+    rules_version = language_rules.rules_version()
     convs = pq.read_table(shard_dir / "conversations.parquet")
     turns = pq.read_table(shard_dir / "turns.parquet", columns=["role", "value", "skeleton", "n_units"])
     units = pq.read_table(shard_dir / "units.parquet", columns=["unit_hash", "spans"])
@@ -224,7 +233,7 @@ def assemble_shard(
     for conv_key, conv_id, image, n_turns, source_file, record_index in zip(
         *(convs.column(n).to_pylist() for n in ("conv_key", "id", "image", "n_turns", "source_file", "record_index"))
     ):
-        conversation, statuses, flags = [], [], []
+        conversation, statuses, flags, raws, fixes = [], [], [], [], []
         for _ in range(n_turns):
             role, value, skeleton, n_units = next(turn_rows)
             turn_flags: list[str] = []
@@ -245,7 +254,11 @@ def assemble_shard(
                     parts.append(skeleton[i + 1])
                 text = "".join(parts)
             u += n_units
-            conversation.append({"from": role, "value": text})
+            fixed = language_rules.apply(text, lang, role)
+            turn_flags.extend(f"rules: {flag}" for flag in fixed.flags)
+            raws.append(text)
+            fixes.append(json.dumps([c.to_dict() for c in fixed.changes], ensure_ascii=False))
+            conversation.append({"from": role, "value": fixed.text})
             statuses.append("flagged" if turn_flags else "ok")
             flags.append(turn_flags)
         flagged = "flagged" in statuses
@@ -257,6 +270,7 @@ def assemble_shard(
             ("id", conv_id), ("image", image), ("conversations", conversation), ("lang", lang), ("conv_key", conv_key),
             ("status", "flagged" if flagged else "ok"), ("turn_status", statuses), ("turn_flags", flags),
             ("translator_version", translator_version), ("translator", translator_json),
+            ("raw_values", raws), ("fixes", fixes), ("rules_version", rules_version),
             ("source_file", source_file), ("record_index", record_index),
         ):
             out[name].append(value)

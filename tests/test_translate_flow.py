@@ -9,9 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import json
+
 import polars as pl
 import pytest
 
+import language_rules
 from pipeline import services
 from pipeline.memory import TranslationMemory
 
@@ -57,8 +60,13 @@ def test_all_languages_keep_structure_and_counts_reconcile(reference):
         assert df["translator_version"].null_count() == 0
         joined = df.join(source.select("id", pl.col("conversations").alias("src")), on="id")
         assert joined.height == 30
+        assert set(df["rules_version"]) == {language_rules.rules_version()}
         for row in joined.iter_rows(named=True):
             out, src = row["conversations"], row["src"]
+            # the language rules ran on every turn: raw text kept beside the fixed text, changes listed
+            for turn, raw, fixes in zip(out, row["raw_values"], row["fixes"]):
+                assert turn["value"] == language_rules.apply(raw, lang, turn["from"]).text
+                assert all(c["before"] != c["after"] for c in json.loads(fixes))
             assert [t["from"] for t in out] == [t["from"] for t in src]
             assert len(row["turn_status"]) == len(src) == len(row["turn_flags"])
             for o, s in zip(out, src):
@@ -67,7 +75,7 @@ def test_all_languages_keep_structure_and_counts_reconcile(reference):
                 assert o["value"].count("<image>") == s["value"].count("<image>")
                 assert o["value"].count("\n\n") == s["value"].count("\n\n")
                 if lang == "en":
-                    assert o["value"] == s["value"]
+                    assert o["value"] == language_rules.apply(s["value"], "en", s["from"]).text
     statuses = pl.concat([shards(ws, lang) for lang in TARGETS])["status"].value_counts()
     assert set(statuses["status"]) <= {"ok", "flagged"}
 
