@@ -20,6 +20,7 @@ from pipeline.ingest import IngestSummary, ingest
 from pipeline.languages import parse_languages
 from pipeline.memory import TranslationMemory
 from pipeline.reassemble import shard_dirs
+from pipeline.routing import build_queue, quality_report, write_queue
 from pipeline.translate import LanguageCounts, TranslateSummary, assemble_language, plan, translate_units
 from pipeline.translator import TranslatorConfig
 
@@ -93,6 +94,20 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     return asdict(counts)
 
 
+@task(name="qe-report")
+def qe_report_task(workspace: str, langs: list[str], review_budget: int, seed: int) -> dict:
+    ws = Path(workspace)
+    summary, pngs = quality_report(ws, langs)
+    queue = build_queue(ws, langs, review_budget, seed)
+    path = write_queue(ws, queue)
+    create_table_artifact(
+        key="qe-summary",
+        table=summary.to_dicts(),
+        description=f"Quality estimation per language; review queue: {queue.height} conversations in {path}",
+    )
+    return {"summary": summary.to_dicts(), "queue": queue.height, "queue_path": str(path), "plots": [str(p) for p in pngs]}
+
+
 @flow(name="translate", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
 def translate_flow(
     inputs: list[str],
@@ -106,6 +121,8 @@ def translate_flow(
     limit: int | None = None,
     retry_seconds: float = 180.0,
     progress: bool = True,
+    review_budget: int = 1000,
+    seed: int = 0,
 ) -> dict:
     """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries."""
     languages = parse_languages(langs)
@@ -125,6 +142,8 @@ def translate_flow(
             setattr(t, key, getattr(t, key) + part[key])
     result["languages"] = {k: asdict(v) for k, v in totals.items()}
     result["ingest"] = ingest_summary
+    if any(lang != "en" for lang in languages):
+        result["qe"] = qe_report_task(workspace, languages, review_budget, seed)
     create_table_artifact(
         key="translate-counts",
         table=[

@@ -63,6 +63,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             limit=args.limit,
             retry_seconds=args.retry_seconds,
             progress=not args.no_progress,
+            review_budget=args.review_budget,
+            seed=args.seed,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
@@ -82,6 +84,41 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     print(ingest_summary.render())
     print(summary.render(ingest_summary.valid, ingest_summary.quarantined))
     print(f"shards written to {Path(args.workspace).resolve() / 'translations'}/<lang>/")
+    if "qe" in result:
+        qe = result["qe"]
+        print(f"{'lang':<5}{'accepted':>10}{'review':>8}{'rejected':>10}")
+        for row in qe["summary"]:
+            print(f"{row['lang']:<5}{row['accepted']:>10}{row['needs_review']:>8}{row['rejected']:>10}")
+        print(f"review queue: {qe['queue']} conversations in {qe['queue_path']}; plots in {Path(qe['plots'][0]).parent}")
+    return 0
+
+
+def _cmd_langid(args: argparse.Namespace) -> int:
+    from pipeline.qe import identify
+
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        print(identify(text)[0] if text.strip() else "")
+    return 0
+
+
+def _cmd_qe(args: argparse.Namespace) -> int:
+    import json
+    from collections import Counter
+
+    from pipeline.qe import assess
+
+    sources = args.source.read_text(encoding="utf-8").splitlines()
+    targets = args.target.read_text(encoding="utf-8").splitlines()
+    if len(sources) != len(targets):
+        raise ValueError(f"{args.source} has {len(sources)} lines but {args.target} has {len(targets)}: the files must be line-aligned")
+    counts: Counter[str] = Counter()
+    for n, (src, tgt) in enumerate(zip(sources, targets), 1):
+        q = assess(src, tgt, args.lang)
+        counts[q.status] += 1
+        print(json.dumps({"line": n, **q.to_dict()}, ensure_ascii=False))
+    total = len(sources) or 1
+    print(" ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" for k in ("accepted", "needs_review", "rejected")), file=sys.stderr)
     return 0
 
 
@@ -149,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=None, help="read at most N records")
     p.add_argument("--retry-seconds", type=float, default=180.0, help="how long to retry an unreachable server")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--review-budget", type=int, default=1000, help="sampled conversations per language for review")
+    p.add_argument("--seed", type=int, default=0, help="seed of the review sample")
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("fix", help="apply a language's rules to lines on stdin, fixed lines on stdout")
@@ -156,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default="gpt", choices=["gpt", "human"], help="speaker: persona rules apply to gpt")
     p.add_argument("--explain", action="store_true", help="write each change and flag as a JSON line on stderr")
     p.set_defaults(func=_cmd_fix)
+
+    p = sub.add_parser("langid", help="language of each line on stdin (fastText lid.176)")
+    p.set_defaults(func=_cmd_langid)
+
+    p = sub.add_parser("qe", help="quality estimation of line-aligned source/target files: JSON per pair")
+    p.add_argument("--lang", required=True)
+    p.add_argument("--source", required=True, type=Path)
+    p.add_argument("--target", required=True, type=Path)
+    p.set_defaults(func=_cmd_qe)
 
     p = sub.add_parser("services", help="start, stop and list local servers")
     p.add_argument("action", choices=["up", "down", "status"])
@@ -168,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `polyglot qe … | head` ends quietly
     args = build_parser().parse_args(argv)
     if getattr(args, "port", None) is None and args.command == "services" and args.action == "up":
         args.port = 8000

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 import language_rules
 from pipeline.backends import Backend, RequestRejected
+from pipeline import qe as quality
 from pipeline.memory import Entry, TranslationMemory
 from pipeline.reassemble import shard_dirs
 from pipeline.translator import TranslatorConfig, answer_problems, build_messages
@@ -234,6 +235,7 @@ def assemble_shard(
         *(convs.column(n).to_pylist() for n in ("conv_key", "id", "image", "n_turns", "source_file", "record_index"))
     ):
         conversation, statuses, flags, raws, fixes = [], [], [], [], []
+        turn_qe: dict[str, list] = {name: [] for name in QE_TURN_COLUMNS}
         for _ in range(n_turns):
             role, value, skeleton, n_units = next(turn_rows)
             turn_flags: list[str] = []
@@ -259,6 +261,9 @@ def assemble_shard(
             raws.append(text)
             fixes.append(json.dumps([c.to_dict() for c in fixed.changes], ensure_ascii=False))
             conversation.append({"from": role, "value": fixed.text})
+            q = quality.assess(value, fixed.text, lang, flags=turn_flags) if entries is not None else quality.TurnQE()
+            for name, v in zip(QE_TURN_COLUMNS, (q.status, q.reasons, q.lang_detected, q.lang_prob, q.script_share, q.length_ratio)):
+                turn_qe[name].append(v)
             statuses.append("flagged" if turn_flags else "ok")
             flags.append(turn_flags)
         flagged = "flagged" in statuses
@@ -271,6 +276,7 @@ def assemble_shard(
             ("status", "flagged" if flagged else "ok"), ("turn_status", statuses), ("turn_flags", flags),
             ("translator_version", translator_version), ("translator", translator_json),
             ("raw_values", raws), ("fixes", fixes), ("rules_version", rules_version),
+            ("qe_status", quality.worst(turn_qe["turn_qe_status"])), *turn_qe.items(),
             ("source_file", source_file), ("record_index", record_index),
         ):
             out[name].append(value)

