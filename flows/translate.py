@@ -35,6 +35,8 @@ class TranslateSettings:
     retry_seconds: float = 180.0
     request_timeout: float = 600.0
     progress: bool = True
+    bt_rate: float = 0.05
+    seed: int = 0
 
     def translator(self) -> TranslatorConfig:
         return TranslatorConfig(model=self.model, adapter=self.adapter)
@@ -90,7 +92,7 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     s = TranslateSettings(**settings)
     counts = LanguageCounts()
     ws = Path(workspace)
-    assemble_language(ws, lang, TranslationMemory(ws / "tm"), s.translator(), counts, shards=[Path(shard)])
+    assemble_language(ws, lang, TranslationMemory(ws / "tm"), s.translator(), counts, [Path(shard)], s.server, s.bt_rate, s.seed)
     return asdict(counts)
 
 
@@ -123,12 +125,15 @@ def translate_flow(
     progress: bool = True,
     review_budget: int = 1000,
     seed: int = 0,
+    bt_rate: float = 0.05,
 ) -> dict:
     """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries."""
     languages = parse_languages(langs)
     if not model:
         model = served_models(server)[0]
-    settings = asdict(TranslateSettings(server, model, adapter, concurrency, batch_size, retry_seconds, progress=progress))
+    settings = asdict(
+        TranslateSettings(server, model, adapter, concurrency, batch_size, retry_seconds, progress=progress, bt_rate=bt_rate, seed=seed)
+    )
     TranslateSettings(**settings).translator()  # validate settings before any work
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
     result = translate_units_task(workspace, languages, settings)

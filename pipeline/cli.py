@@ -65,6 +65,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             review_budget=args.review_budget,
             seed=args.seed,
+            bt_rate=args.bt_rate,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
@@ -187,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-seconds", type=float, default=180.0, help="how long to retry an unreachable server")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--review-budget", type=int, default=1000, help="sampled conversations per language for review")
-    p.add_argument("--seed", type=int, default=0, help="seed of the review sample")
+    p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
+    p.add_argument("--bt-rate", type=float, default=0.05, help="share of turns back-translated for chrF (0: none)")
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("fix", help="apply a language's rules to lines on stdin, fixed lines on stdout")

@@ -26,7 +26,7 @@ def translations(workspace: Path, langs: list[str]) -> pl.DataFrame:
     for lang in langs:
         files = sorted((workspace / "translations" / lang).glob("shard-*.parquet"))
         if files:
-            frames.append(pl.read_parquet(files, columns=["lang", "conv_key", "id", "source_file", "qe_status", "turn_qe_status", "turn_qe_reasons", "turn_length_ratio", "turn_script_share", "turn_lang_prob"]))
+            frames.append(pl.read_parquet(files, columns=["lang", "conv_key", "id", "source_file", "qe_status", "turn_qe_status", "turn_qe_reasons", "turn_length_ratio", "turn_script_share", "turn_lang_prob", "turn_bt_chrf"]))
     if not frames:
         raise FileNotFoundError(f"no translated shards under {workspace / 'translations'}: run 'polyglot translate' first")
     return pl.concat(frames)
@@ -86,7 +86,7 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
     import matplotlib.pyplot as plt
 
     df = translations(workspace, [lang for lang in langs if lang != "en"])
-    turns = df.explode(["turn_qe_status", "turn_length_ratio", "turn_script_share", "turn_lang_prob"])
+    turns = df.explode(["turn_qe_status", "turn_length_ratio", "turn_script_share", "turn_lang_prob", "turn_bt_chrf"])
     summary = (
         df.group_by("lang", maintain_order=True)
         .agg(
@@ -102,6 +102,8 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
                 pl.col("turn_length_ratio").median().round(3).alias("median_length_ratio"),
                 pl.col("turn_script_share").mean().round(3).alias("mean_script_share"),
                 pl.col("turn_lang_prob").mean().round(3).alias("mean_lang_prob"),
+                pl.col("turn_bt_chrf").drop_nulls().len().alias("bt_sampled_turns"),
+                pl.col("turn_bt_chrf").mean().round(2).alias("mean_bt_chrf"),
             ),
             on="lang",
         )

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 import language_rules
 from pipeline.backends import Backend, RequestRejected
+from pipeline.backtranslation import chrf, make_backtranslator, sampled
 from pipeline import qe as quality
 from pipeline.memory import Entry, TranslationMemory
 from pipeline.reassemble import shard_dirs
@@ -50,8 +51,17 @@ TRANSLATION_SCHEMA = pa.schema(
         ("rules_version", pa.string()),
         ("source_file", pa.string()),
         ("record_index", pa.int64()),
+        ("qe_status", pa.string()),  # accepted | needs_review | rejected (worst turn)
+        ("turn_qe_status", pa.list_(pa.string())),
+        ("turn_qe_reasons", pa.list_(pa.list_(pa.string()))),
+        ("turn_lang_detected", pa.list_(pa.string())),
+        ("turn_lang_prob", pa.list_(pa.float32())),
+        ("turn_script_share", pa.list_(pa.float32())),
+        ("turn_length_ratio", pa.list_(pa.float32())),
+        ("turn_bt_chrf", pa.list_(pa.float32())),  # back-translation chrF on the sampled turns, else null
     ]
 )
+QE_TURN_COLUMNS = ("turn_qe_status", "turn_qe_reasons", "turn_lang_detected", "turn_lang_prob", "turn_script_share", "turn_length_ratio")
 
 
 @dataclass(slots=True)
@@ -216,6 +226,9 @@ def assemble_shard(
     translator_version: str,
     translator_json: str,
     counts: LanguageCounts,
+    backtranslate: Callable[[list[str]], list[str]] | None = None,
+    bt_rate: float = 0.0,
+    seed: int = 0,
 ) -> None:
     """Write the shard's conversations in ``lang`` (``entries`` None: the English source), language rules applied.
 
@@ -231,10 +244,11 @@ def assemble_shard(
     turn_rows = iter(zip(*(c.to_pylist() for c in turns.columns)))
     out: dict[str, list] = {name: [] for name in TRANSLATION_SCHEMA.names}
     u = 0
+    bt_jobs: list[tuple[int, int, str, str]] = []  # (row, turn, translated text, English source)
     for conv_key, conv_id, image, n_turns, source_file, record_index in zip(
         *(convs.column(n).to_pylist() for n in ("conv_key", "id", "image", "n_turns", "source_file", "record_index"))
     ):
-        conversation, statuses, flags, raws, fixes = [], [], [], [], []
+        conversation, statuses, flags, raws, fixes, bt = [], [], [], [], [], []
         turn_qe: dict[str, list] = {name: [] for name in QE_TURN_COLUMNS}
         for _ in range(n_turns):
             role, value, skeleton, n_units = next(turn_rows)
@@ -262,6 +276,9 @@ def assemble_shard(
             fixes.append(json.dumps([c.to_dict() for c in fixed.changes], ensure_ascii=False))
             conversation.append({"from": role, "value": fixed.text})
             q = quality.assess(value, fixed.text, lang, flags=turn_flags) if entries is not None else quality.TurnQE()
+            if backtranslate and fixed.text.strip() and sampled(seed, lang, conv_key, len(bt), bt_rate):
+                bt_jobs.append((len(out["id"]), len(bt), fixed.text, value))
+            bt.append(None)
             for name, v in zip(QE_TURN_COLUMNS, (q.status, q.reasons, q.lang_detected, q.lang_prob, q.script_share, q.length_ratio)):
                 turn_qe[name].append(v)
             statuses.append("flagged" if turn_flags else "ok")
@@ -276,10 +293,14 @@ def assemble_shard(
             ("status", "flagged" if flagged else "ok"), ("turn_status", statuses), ("turn_flags", flags),
             ("translator_version", translator_version), ("translator", translator_json),
             ("raw_values", raws), ("fixes", fixes), ("rules_version", rules_version),
-            ("qe_status", quality.worst(turn_qe["turn_qe_status"])), *turn_qe.items(),
+            ("qe_status", quality.worst(turn_qe["turn_qe_status"])), *turn_qe.items(), ("turn_bt_chrf", bt),
             ("source_file", source_file), ("record_index", record_index),
         ):
             out[name].append(value)
+    if bt_jobs:
+        english = backtranslate([text for _, _, text, _ in bt_jobs])
+        for (row, turn, _, source), back in zip(bt_jobs, english):
+            out["turn_bt_chrf"][row][turn] = chrf(back, source)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     pq.write_table(pa.table(out, schema=TRANSLATION_SCHEMA), tmp)
@@ -290,8 +311,22 @@ def translations_path(workspace: Path, lang: str, shard_dir: Path) -> Path:
     return workspace / "translations" / lang / f"shard-{shard_dir.name}.parquet"
 
 
-def assemble_language(workspace: Path, lang: str, memory: TranslationMemory, config: TranslatorConfig, counts: LanguageCounts, shards: list[Path] | None = None) -> list[Path]:
-    """Assemble every shard (or the given ones) of the workspace in ``lang``."""
+def assemble_language(
+    workspace: Path,
+    lang: str,
+    memory: TranslationMemory,
+    config: TranslatorConfig,
+    counts: LanguageCounts,
+    shards: list[Path] | None = None,
+    server: str | None = None,
+    bt_rate: float = 0.0,
+    seed: int = 0,
+) -> list[Path]:
+    """Assemble every shard (or the given ones) of the workspace in ``lang``; back-translate a sample through
+    ``server`` when ``bt_rate`` > 0."""
+    if not 0.0 <= bt_rate <= 1.0:
+        raise ValueError(f"back-translation sample rate must be between 0 and 1, got {bt_rate}")
+    backtranslate = make_backtranslator(server, config, memory, lang) if server and bt_rate > 0 and lang != "en" else None
     if lang == "en":
         entries, version, desc = None, SOURCE_VERSION, json.dumps({"source": True})
     else:
@@ -301,6 +336,6 @@ def assemble_language(workspace: Path, lang: str, memory: TranslationMemory, con
     paths = []
     for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
         path = translations_path(workspace, lang, shard)
-        assemble_shard(shard, lang, path, entries, version, desc, counts)
+        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed)
         paths.append(path)
     return paths

@@ -94,6 +94,10 @@ def test_quality_columns_report_and_review_queue(reference):
                 assert (status == "accepted") == (reasons == [])
     summary = pl.read_parquet(ws / "reports" / "qe_summary.parquet")
     assert sorted(summary["lang"]) == sorted(TARGETS)
+    # back-translation chrF on a seeded ~5% sample of turns, through the same server
+    chrfs = [v for lang in TARGETS for row in shards(ws, lang)["turn_bt_chrf"].to_list() for v in row if v is not None]
+    assert 20 <= len(chrfs) <= 200 and all(0.0 <= v <= 100.0 for v in chrfs)
+    assert summary["bt_sampled_turns"].sum() == len(chrfs)
     assert (summary["accepted"] + summary["needs_review"] + summary["rejected"] == 30).all()
     for png in ("length_ratio.png", "script_share.png"):
         assert (ws / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

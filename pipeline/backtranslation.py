@@ -1,0 +1,68 @@
+"""Back-translation chrF on a sample: the translated turn is sent back to English through the same server
+and scored with sacrebleu's chrF against the English source. A seeded per-turn draw picks the sample
+(``rate`` of the turns), and answers are kept in the translation memory (language ``bt-LL``), so a rerun sends
+nothing again. The score is information for reviewers and the report; it does not change a turn's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from importlib import resources
+
+from pipeline.backends import OpenAIChatBackend
+from pipeline.memory import Entry, TranslationMemory
+from pipeline.translator import TranslatorConfig
+from pipeline.units import unit_hash
+
+
+def prompt() -> str:
+    return resources.files("pipeline.prompts").joinpath("_back_translation.txt").read_text(encoding="utf-8").strip()
+
+
+def sampled(seed: int, lang: str, conv_key: str, turn_index: int, rate: float) -> bool:
+    digest = hashlib.blake2b(f"{seed}\x1f{lang}\x1f{conv_key}\x1f{turn_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < rate
+
+
+def chrf(hypothesis: str, reference: str) -> float:
+    from sacrebleu.metrics import CHRF
+
+    return round(CHRF().sentence_score(hypothesis, [reference]).score, 2)
+
+
+def make_backtranslator(
+    server: str, config: TranslatorConfig, memory: TranslationMemory, lang: str, concurrency: int = 16
+) -> Callable[[list[str]], list[str]]:
+    """A function: texts in ``lang`` → their English back-translations (cached in ``memory``)."""
+    version = hashlib.sha256(f"{config.version(lang)}\x1f{prompt()}".encode()).hexdigest()[:16]
+    bt_lang = f"bt-{lang}"
+
+    def run(texts: list[str]) -> list[str]:
+        done = memory.load(bt_lang, version)
+        missing = sorted({t for t in texts if unit_hash(t) not in done})
+        if missing:
+            new = asyncio.run(_ask(server, config, missing, concurrency))
+            entries = [Entry(unit_hash(t), bt_lang, version, "ok", answer, answer) for t, answer in zip(missing, new)]
+            memory.commit(entries)
+            done.update({e.unit_hash: e for e in entries})
+        return [done[unit_hash(t)].text or "" for t in texts]
+
+    return run
+
+
+async def _ask(server: str, config: TranslatorConfig, texts: list[str], concurrency: int) -> list[str]:
+    backend = OpenAIChatBackend(server)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(text: str) -> str:
+        async with semaphore:
+            messages = [{"role": "system", "content": prompt()}, {"role": "user", "content": text}]
+            answer = await backend.complete(messages, min(config.max_tokens, 2 * len(text) + 16), config.sampling(), config.model)
+            return answer.text.strip()
+
+    try:
+        return list(await asyncio.gather(*(one(t) for t in texts)))
+    finally:
+        await backend.close()
