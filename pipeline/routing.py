@@ -21,12 +21,12 @@ def _draw_key(seed: int, lang: str, conv_key: str) -> str:
     return hashlib.blake2b(f"{seed}\x1f{lang}\x1f{conv_key}".encode(), digest_size=8).hexdigest()
 
 
-def translations(workspace: Path, langs: list[str]) -> pl.DataFrame:
+def translations(workspace: Path, langs: list[str], columns: list[str]) -> pl.DataFrame:
     frames = []
     for lang in langs:
         files = sorted((workspace / "translations" / lang).glob("shard-*.parquet"))
         if files:
-            frames.append(pl.read_parquet(files, columns=["lang", "conv_key", "id", "source_file", "qe_status", "turn_qe_status", "turn_qe_reasons", "turn_length_ratio", "turn_script_share", "turn_lang_prob", "turn_bt_chrf"]))
+            frames.append(pl.read_parquet(files, columns=columns))
     if not frames:
         raise FileNotFoundError(f"no translated shards under {workspace / 'translations'}: run 'polyglot translate' first")
     return pl.concat(frames)
@@ -43,7 +43,9 @@ def reviewed(workspace: Path) -> pl.DataFrame:
 def build_queue(workspace: Path, langs: list[str], budget: int = 1000, seed: int = 0) -> pl.DataFrame:
     if budget < 0:
         raise ValueError(f"review budget must be 0 or more, got {budget}")
-    df = translations(workspace, [lang for lang in langs if lang != "en"]).join(reviewed(workspace), on=["lang", "conv_key"], how="anti")
+    columns = ["lang", "conv_key", "id", "source_file", "qe_status"]
+    df = translations(workspace, [lang for lang in langs if lang != "en"], columns)
+    df = df.join(reviewed(workspace), on=["lang", "conv_key"], how="anti")
     rows: list[dict] = []
     for (lang,), group in df.group_by("lang", maintain_order=True):
         for r in group.filter(pl.col("qe_status") == "needs_review").sort("conv_key").iter_rows(named=True):
@@ -85,7 +87,8 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    df = translations(workspace, [lang for lang in langs if lang != "en"])
+    columns = ["lang", "qe_status", "turn_qe_status", "turn_qe_reasons", "turn_length_ratio", "turn_script_share", "turn_lang_prob", "turn_bt_chrf"]
+    df = translations(workspace, [lang for lang in langs if lang != "en"], columns)
     turns = df.explode(["turn_qe_status", "turn_length_ratio", "turn_script_share", "turn_lang_prob", "turn_bt_chrf"])
     summary = (
         df.group_by("lang", maintain_order=True)
@@ -109,9 +112,11 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
         )
     )
     reasons = (
-        df.select("lang", pl.col("turn_qe_reasons").flatten().flatten().alias("reason"))
+        df.select("lang", pl.col("turn_qe_reasons").alias("reason"))
+        .explode("reason")
+        .explode("reason")
         .drop_nulls()
-        .with_columns(pl.col("reason").str.replace(r"^unit \d+: ", "").str.replace(r":.*$", ""))
+        .with_columns(pl.col("reason").str.replace(r"^unit \d+: ", "").str.replace(r"[:\d\[(].*$", "").str.strip_chars())
         .group_by("lang", "reason")
         .len()
         .sort("lang", "len", descending=[False, True])
