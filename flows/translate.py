@@ -19,6 +19,7 @@ from pipeline.backends import OpenAIChatBackend, served_models
 from pipeline.ingest import IngestSummary, ingest
 from pipeline.languages import parse_languages
 from pipeline.memory import TranslationMemory
+from pipeline.qe import QEConfig
 from pipeline.reassemble import shard_dirs
 from pipeline.routing import build_queue, quality_report, write_queue
 from pipeline.translate import LanguageCounts, TranslateSummary, assemble_language, plan, translate_units
@@ -37,6 +38,7 @@ class TranslateSettings:
     progress: bool = True
     bt_rate: float = 0.05
     seed: int = 0
+    qe_config: str | None = None
 
     def translator(self) -> TranslatorConfig:
         return TranslatorConfig(model=self.model, adapter=self.adapter)
@@ -92,7 +94,10 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     s = TranslateSettings(**settings)
     counts = LanguageCounts()
     ws = Path(workspace)
-    assemble_language(ws, lang, TranslationMemory(ws / "tm"), s.translator(), counts, [Path(shard)], s.server, s.bt_rate, s.seed)
+    assemble_language(
+        ws, lang, TranslationMemory(ws / "tm"), s.translator(), counts, [Path(shard)], s.server, s.bt_rate, s.seed,
+        QEConfig.load(s.qe_config),
+    )
     return asdict(counts)
 
 
@@ -126,15 +131,20 @@ def translate_flow(
     review_budget: int = 1000,
     seed: int = 0,
     bt_rate: float = 0.05,
+    qe_config: str | None = None,
 ) -> dict:
     """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries."""
     languages = parse_languages(langs)
     if not model:
         model = served_models(server)[0]
     settings = asdict(
-        TranslateSettings(server, model, adapter, concurrency, batch_size, retry_seconds, progress=progress, bt_rate=bt_rate, seed=seed)
+        TranslateSettings(
+            server, model, adapter, concurrency, batch_size, retry_seconds,
+            progress=progress, bt_rate=bt_rate, seed=seed, qe_config=qe_config,
+        )
     )
     TranslateSettings(**settings).translator()  # validate settings before any work
+    QEConfig.load(qe_config)
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
     result = translate_units_task(workspace, languages, settings)
     shards = shard_dirs(Path(workspace) / "ingest")

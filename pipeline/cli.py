@@ -45,7 +45,10 @@ def prefect_defaults() -> None:
 def _cmd_translate(args: argparse.Namespace) -> int:
     from pipeline.languages import parse_languages
 
-    parse_languages(args.langs)  # a bad value fails here, before anything starts
+    parse_languages(args.langs)  # bad values fail here, before anything starts
+    from pipeline.qe import QEConfig
+
+    QEConfig.load(args.qe_config)
     prefect_defaults()
     from flows.translate import translate_flow
     from pipeline.backends import BackendUnavailable
@@ -66,6 +69,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             review_budget=args.review_budget,
             seed=args.seed,
             bt_rate=args.bt_rate,
+            qe_config=str(args.qe_config) if args.qe_config else None,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
@@ -107,15 +111,16 @@ def _cmd_qe(args: argparse.Namespace) -> int:
     import json
     from collections import Counter
 
-    from pipeline.qe import assess
+    from pipeline.qe import QEConfig, assess
 
+    config = QEConfig.load(args.qe_config)
     sources = args.source.read_text(encoding="utf-8").splitlines()
     targets = args.target.read_text(encoding="utf-8").splitlines()
     if len(sources) != len(targets):
         raise ValueError(f"{args.source} has {len(sources)} lines but {args.target} has {len(targets)}: the files must be line-aligned")
     counts: Counter[str] = Counter()
     for n, (src, tgt) in enumerate(zip(sources, targets), 1):
-        q = assess(src, tgt, args.lang)
+        q = assess(src, tgt, args.lang, th=config.for_lang(args.lang), bands=config.bands)
         counts[q.status] += 1
         print(json.dumps({"line": n, **q.to_dict()}, ensure_ascii=False))
     total = len(sources) or 1
@@ -190,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--review-budget", type=int, default=1000, help="sampled conversations per language for review")
     p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
     p.add_argument("--bt-rate", type=float, default=0.05, help="share of turns back-translated for chrF (0: none)")
+    p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)")
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("fix", help="apply a language's rules to lines on stdin, fixed lines on stdout")
@@ -205,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", required=True)
     p.add_argument("--source", required=True, type=Path)
     p.add_argument("--target", required=True, type=Path)
+    p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds")
     p.set_defaults(func=_cmd_qe)
 
     p = sub.add_parser("services", help="start, stop and list local servers")

@@ -58,6 +58,48 @@ class Thresholds:
 
 
 @dataclass
+class QEConfig:
+    """Thresholds for every language, overrides per language, and the length bands (a JSON file can set all).
+
+    File format: ``{"default": {"min_script_share": 0.5, …}, "languages": {"hi": {"min_script_share": 0.6}},
+    "length_bands": {"hi": [0.6, 2.1]}}`` — every key optional.
+    """
+
+    default: Thresholds = field(default_factory=Thresholds)
+    languages: dict[str, dict] = field(default_factory=dict)
+    bands: dict[str, list[float]] = field(default_factory=lambda: dict(length_bands()))
+
+    def for_lang(self, lang: str) -> Thresholds:
+        return Thresholds(**{**asdict(self.default), **self.languages.get(lang, {})})
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "QEConfig":
+        if path is None:
+            return cls()
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"QE config {path}: cannot read it as JSON ({exc})") from None
+        if not isinstance(data, dict) or set(data) - {"default", "languages", "length_bands"}:
+            raise ValueError(f"QE config {path}: expected an object with keys default, languages, length_bands")
+        known = set(asdict(Thresholds()))
+        sections = [("default", data.get("default", {}))] + [(f"languages.{k}", v) for k, v in data.get("languages", {}).items()]
+        for name, section in sections:
+            bad = set(section) - known if isinstance(section, dict) else {"(not an object)"}
+            if bad:
+                raise ValueError(f"QE config {path}: unknown setting(s) {sorted(bad)} in {name}; known: {sorted(known)}")
+            for key, value in section.items():
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"QE config {path}: {name}.{key} must be a number >= 0, got {value!r}")
+        bands = dict(length_bands())
+        for lang, band in data.get("length_bands", {}).items():
+            if not (isinstance(band, list) and len(band) == 2 and all(isinstance(x, (int, float)) for x in band) and band[0] < band[1]):
+                raise ValueError(f"QE config {path}: length_bands.{lang} must be [low, high] with low < high, got {band!r}")
+            bands[lang] = band
+        return cls(Thresholds(**data.get("default", {})), dict(data.get("languages", {})), bands)
+
+
+@dataclass
 class TurnQE:
     lang_detected: str | None = None
     lang_prob: float | None = None
@@ -188,6 +230,7 @@ def assess(
     finish_reason: str | None = None,
     flags: list[str] | None = None,
     th: Thresholds | None = None,
+    bands: dict[str, list[float]] | None = None,
 ) -> TurnQE:
     """Score one translated turn against its English source."""
     th = th or Thresholds()
@@ -215,7 +258,7 @@ def assess(
         rejected.extend(reasons)
         if len(source) >= th.min_length_chars:
             qe.length_ratio = round(len(target) / len(source), 4)
-            low, high = length_bands().get(lang, [0.0, float("inf")])
+            low, high = (bands if bands is not None else length_bands()).get(lang, [0.0, float("inf")])
             if not low <= qe.length_ratio <= high:
                 review.append(f"length ratio {qe.length_ratio:.2f} outside [{low}, {high}]")
         if is_repetitive(target, th):

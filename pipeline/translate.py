@@ -229,6 +229,7 @@ def assemble_shard(
     backtranslate: Callable[[list[str]], list[str]] | None = None,
     bt_rate: float = 0.0,
     seed: int = 0,
+    qe_config: quality.QEConfig | None = None,
 ) -> None:
     """Write the shard's conversations in ``lang`` (``entries`` None: the English source), language rules applied.
 
@@ -236,6 +237,8 @@ def assemble_shard(
     rules cannot decide becomes a turn flag.
     """
     rules_version = language_rules.rules_version()
+    qe_config = qe_config or quality.QEConfig()
+    thresholds = qe_config.for_lang(lang)
     convs = pq.read_table(shard_dir / "conversations.parquet")
     turns = pq.read_table(shard_dir / "turns.parquet", columns=["role", "value", "skeleton", "n_units"])
     units = pq.read_table(shard_dir / "units.parquet", columns=["unit_hash", "spans"])
@@ -275,7 +278,11 @@ def assemble_shard(
             raws.append(text)
             fixes.append(json.dumps([c.to_dict() for c in fixed.changes], ensure_ascii=False))
             conversation.append({"from": role, "value": fixed.text})
-            q = quality.assess(value, fixed.text, lang, flags=turn_flags) if entries is not None else quality.TurnQE()
+            q = (
+                quality.assess(value, fixed.text, lang, flags=turn_flags, th=thresholds, bands=qe_config.bands)
+                if entries is not None
+                else quality.TurnQE()
+            )
             if backtranslate and fixed.text.strip() and sampled(seed, lang, conv_key, len(bt), bt_rate):
                 bt_jobs.append((len(out["id"]), len(bt), fixed.text, value))
             bt.append(None)
@@ -321,6 +328,7 @@ def assemble_language(
     server: str | None = None,
     bt_rate: float = 0.0,
     seed: int = 0,
+    qe_config: quality.QEConfig | None = None,
 ) -> list[Path]:
     """Assemble every shard (or the given ones) of the workspace in ``lang``; back-translate a sample through
     ``server`` when ``bt_rate`` > 0."""
@@ -336,6 +344,6 @@ def assemble_language(
     paths = []
     for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
         path = translations_path(workspace, lang, shard)
-        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed)
+        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed, qe_config)
         paths.append(path)
     return paths

@@ -103,7 +103,9 @@ SAMPLES = {
     "ru": "Он сказал «привет» я", "en": "A dog runs. I",
 }
 chars = st.sampled_from(list(" ,.?!:;|I\"“”«»-–()\t١٧७５ـ\u200cيكه") + list("".join(SAMPLES.values())))
-texts = st.lists(st.one_of(chars, st.sampled_from(PROTECTED), st.just("\n")), max_size=40).map("".join)
+# Protected spans stand between spaces here: glued to each other they can read as one span (an e-mail whose
+# domain runs into "https"), which is a question of span detection, not of the rules.
+texts = st.lists(st.one_of(chars, st.sampled_from(PROTECTED).map(lambda p: f" {p} "), st.just("\n")), max_size=40).map("".join)
 
 
 @settings(max_examples=120, deadline=None)

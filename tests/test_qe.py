@@ -133,3 +133,23 @@ def test_cli_langid_and_qe(tmp_path):
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["status"] for r in rows] == ["accepted", "rejected"]
     assert "accepted 1 (50.0%)" in proc.stderr
+
+
+def test_thresholds_per_language_from_a_config_file(tmp_path):
+    from pipeline.qe import QEConfig
+
+    path = tmp_path / "qe.json"
+    path.write_text(json.dumps({"default": {"min_script_share": 0.6}, "languages": {"fr": {"min_length_chars": 500}}, "length_bands": {"fr": [0.1, 0.2]}}))
+    cfg = QEConfig.load(path)
+    assert cfg.for_lang("hi").min_script_share == 0.6 and cfg.for_lang("fr").min_length_chars == 500
+    long = GOOD_FR + " " + "Il fait beau et le chien est content de jouer avec son maître dans le parc. " * 3
+    assert assess(SRC, long, "fr", th=cfg.for_lang("fr"), bands=cfg.bands).status == "accepted"  # ratio not judged
+    assert assess(SRC, long, "es", th=cfg.for_lang("es"), bands=cfg.bands).status == "rejected"  # French given as Spanish
+    for bad, message in (({"default": {"min_scrpt_share": 1}}, "unknown setting"), ({"languages": {"hi": {"min_letters": -1}}}, "must be a number"),
+                         ({"length_bands": {"hi": [2, 1]}}, "low < high"), ({"x": 1}, "expected an object")):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=message):
+            QEConfig.load(path)
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "--lang", "fr", "--source", "s", "--target", "t", "--qe-config", str(path)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "expected an object" in proc.stderr
