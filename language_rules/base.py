@@ -7,7 +7,6 @@ applying a language's rules twice gives what applying them once gave.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from pipeline.ingest import ingest
 from pipeline.readers import iter_records
