@@ -18,13 +18,16 @@ class AssembledTurn:
     role: str
     source: str
     text: str
-    unit_hashes: list[str]
+    flags: list[str]
 
 
-def iter_shard_turns(shard_dir: Path, unit_text: Callable[[str], str]) -> Iterator[AssembledTurn]:
-    """Yield every turn of a shard in order, each unit replaced by ``unit_text(unit_hash)`` (masked text).
+# unit_text(unit_hash, unit_index) → (masked text to put in, flags about it); None: the source text, unchanged.
+UnitText = Callable[[str, int], tuple[str, list[str]]]
 
-    With ``unit_text`` returning the source text of each unit this gives back the source turn exactly.
+
+def iter_shard_turns(shard_dir: Path, unit_text: UnitText | None) -> Iterator[AssembledTurn]:
+    """Yield every turn of a shard in order, each unit replaced by what ``unit_text`` gives (masked text,
+    its placeholders then restored from this occurrence's spans). ``None`` yields the source turns as stored.
     """
     turns = pq.read_table(shard_dir / "turns.parquet", columns=["conv_key", "turn_index", "role", "value", "skeleton", "n_units"])
     units = pq.read_table(shard_dir / "units.parquet", columns=["unit_hash", "spans"])
@@ -32,13 +35,19 @@ def iter_shard_turns(shard_dir: Path, unit_text: Callable[[str], str]) -> Iterat
     unit_spans = units.column("spans").to_pylist()
     u = 0
     for conv_key, turn_index, role, value, skeleton, n_units in zip(*(c.to_pylist() for c in turns.columns)):
-        parts = [skeleton[0]]
-        hashes = unit_hashes[u : u + n_units]
-        for i in range(n_units):
-            parts.append(unmask(unit_text(unit_hashes[u + i]), unit_spans[u + i]))
-            parts.append(skeleton[i + 1])
+        flags: list[str] = []
+        if unit_text is None:
+            text = value
+        else:
+            parts = [skeleton[0]]
+            for i in range(n_units):
+                masked, unit_flags = unit_text(unit_hashes[u + i], i)
+                flags.extend(unit_flags)
+                parts.append(unmask(masked, unit_spans[u + i]))
+                parts.append(skeleton[i + 1])
+            text = "".join(parts)
         u += n_units
-        yield AssembledTurn(conv_key, turn_index, role, value, "".join(parts), hashes)
+        yield AssembledTurn(conv_key, turn_index, role, value, text, flags)
     if u != len(unit_hashes):  # pragma: no cover - a bug, never data
         raise AssertionError(f"{shard_dir}: turns name {u} units, the units table has {len(unit_hashes)}")
 

@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,9 +29,8 @@ from pipeline.backends import Backend, RequestRejected
 from pipeline.backtranslation import chrf, make_backtranslator, sampled
 from pipeline import qe as quality
 from pipeline.memory import Entry, TranslationMemory
-from pipeline.reassemble import shard_dirs
+from pipeline.reassemble import iter_shard_turns, shard_dirs
 from pipeline.translator import TranslatorConfig, answer_problems, build_messages
-from pipeline.units import unmask
 
 SOURCE_VERSION = "source"
 
@@ -214,8 +214,14 @@ async def translate_units(
         summary.requests_sent += backend.requests_sent
 
 
-def _tolerant_unmask(text: str, spans: list[str]) -> str:
-    return unmask(text, spans) if text else text
+def _unit_text(entries: dict[str, Entry], unit_hash: str, index: int) -> tuple[str, list[str]]:
+    """The masked text for a unit in a translated turn: the translation, or the flagged raw answer with its flags."""
+    entry = entries.get(unit_hash)
+    if entry is None:
+        return "", [f"unit {index}: not translated"]
+    if entry.status == "ok":
+        return entry.text, []
+    return entry.raw.strip(), [f"unit {index}: {flag}" for flag in entry.flags]
 
 
 def assemble_shard(
@@ -240,13 +246,8 @@ def assemble_shard(
     qe_config = qe_config or quality.QEConfig()
     thresholds = qe_config.for_lang(lang)
     convs = pq.read_table(shard_dir / "conversations.parquet")
-    turns = pq.read_table(shard_dir / "turns.parquet", columns=["role", "value", "skeleton", "n_units"])
-    units = pq.read_table(shard_dir / "units.parquet", columns=["unit_hash", "spans"])
-    unit_hashes = units.column("unit_hash").to_pylist()
-    unit_spans = units.column("spans").to_pylist()
-    turn_rows = iter(zip(*(c.to_pylist() for c in turns.columns)))
+    turn_iter = iter_shard_turns(shard_dir, None if entries is None else partial(_unit_text, entries))
     out: dict[str, list] = {name: [] for name in TRANSLATION_SCHEMA.names}
-    u = 0
     bt_jobs: list[tuple[int, int, str, str]] = []  # (row, turn, translated text, English source)
     for conv_key, conv_id, image, n_turns, source_file, record_index in zip(
         *(convs.column(n).to_pylist() for n in ("conv_key", "id", "image", "n_turns", "source_file", "record_index"))
@@ -254,25 +255,8 @@ def assemble_shard(
         conversation, statuses, flags, raws, fixes, bt = [], [], [], [], [], []
         turn_qe: dict[str, list] = {name: [] for name in QE_TURN_COLUMNS}
         for _ in range(n_turns):
-            role, value, skeleton, n_units = next(turn_rows)
-            turn_flags: list[str] = []
-            if entries is None:
-                text = value
-            else:
-                parts = [skeleton[0]]
-                for i in range(n_units):
-                    entry = entries.get(unit_hashes[u + i])
-                    if entry is None:
-                        turn_flags.append(f"unit {i}: not translated")
-                        parts.append("")
-                    elif entry.status == "ok":
-                        parts.append(unmask(entry.text, unit_spans[u + i]))
-                    else:
-                        turn_flags.extend(f"unit {i}: {flag}" for flag in entry.flags)
-                        parts.append(_tolerant_unmask(entry.raw.strip(), unit_spans[u + i]))
-                    parts.append(skeleton[i + 1])
-                text = "".join(parts)
-            u += n_units
+            turn = next(turn_iter)
+            role, value, text, turn_flags = turn.role, turn.source, turn.text, turn.flags
             fixed = language_rules.apply(text, lang, role)
             turn_flags.extend(f"rules: {flag}" for flag in fixed.flags)
             raws.append(text)

@@ -20,7 +20,7 @@ def _reassembled_source(ingest_dir: Path) -> dict[tuple[str, int], tuple[str, st
     texts = source_texts(ingest_dir)
     out = {}
     for shard in shard_dirs(ingest_dir):
-        for turn in iter_shard_turns(shard, texts.__getitem__):
+        for turn in iter_shard_turns(shard, lambda h, _i: (texts[h], [])):
             out[(turn.conv_key, turn.turn_index)] = (turn.source, turn.text)
     return out
 
