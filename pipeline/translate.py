@@ -28,6 +28,7 @@ import language_rules
 from pipeline.backends import Backend, RequestRejected
 from pipeline.backtranslation import chrf, make_backtranslator, sampled
 from pipeline import qe as quality
+from pipeline.corrections import Override, apply_to_table, overrides
 from pipeline.memory import Entry, TranslationMemory
 from pipeline.reassemble import iter_shard_turns, shard_dirs
 from pipeline.translator import TranslatorConfig, answer_problems, build_messages
@@ -59,6 +60,9 @@ TRANSLATION_SCHEMA = pa.schema(
         ("turn_script_share", pa.list_(pa.float32())),
         ("turn_length_ratio", pa.list_(pa.float32())),
         ("turn_bt_chrf", pa.list_(pa.float32())),  # back-translation chrF on the sampled turns, else null
+        ("turn_human", pa.list_(pa.string())),  # null | reviewed | corrected: a person decided this turn's text
+        ("review_status", pa.string()),  # unreviewed | reviewed | corrected (any turn)
+        ("human_corrected", pa.bool_()),
     ]
 )
 QE_TURN_COLUMNS = ("turn_qe_status", "turn_qe_reasons", "turn_lang_detected", "turn_lang_prob", "turn_script_share", "turn_length_ratio")
@@ -236,11 +240,13 @@ def assemble_shard(
     bt_rate: float = 0.0,
     seed: int = 0,
     qe_config: quality.QEConfig | None = None,
+    human: dict[tuple[str, int], Override] | None = None,
 ) -> None:
     """Write the shard's conversations in ``lang`` (``entries`` None: the English source), language rules applied.
 
     The reassembled text of each turn is kept in ``raw_values``; the rules' changes in ``fixes``; what the
-    rules cannot decide becomes a turn flag.
+    rules cannot decide becomes a turn flag. Turns in ``human`` (reviewers' text) replace the machine text:
+    humans win over every machine run.
     """
     rules_version = language_rules.rules_version()
     qe_config = qe_config or quality.QEConfig()
@@ -286,6 +292,7 @@ def assemble_shard(
             ("raw_values", raws), ("fixes", fixes), ("rules_version", rules_version),
             ("qe_status", quality.worst(turn_qe["turn_qe_status"])), *turn_qe.items(), ("turn_bt_chrf", bt),
             ("source_file", source_file), ("record_index", record_index),
+            ("turn_human", [None] * n_turns), ("review_status", "unreviewed"), ("human_corrected", False),
         ):
             out[name].append(value)
     if bt_jobs:
@@ -293,8 +300,11 @@ def assemble_shard(
         for (row, turn, _, source), back in zip(bt_jobs, english):
             out["turn_bt_chrf"][row][turn] = chrf(back, source)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(out, schema=TRANSLATION_SCHEMA)
+    if human:
+        table, _ = apply_to_table(table, human)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
-    pq.write_table(pa.table(out, schema=TRANSLATION_SCHEMA), tmp)
+    pq.write_table(table, tmp)
     os.replace(tmp, out_path)
 
 
@@ -319,15 +329,17 @@ def assemble_language(
     if not 0.0 <= bt_rate <= 1.0:
         raise ValueError(f"back-translation sample rate must be between 0 and 1, got {bt_rate}")
     backtranslate = make_backtranslator(server, config, memory, lang) if server and bt_rate > 0 and lang != "en" else None
+    human = None
     if lang == "en":
         entries, version, desc = None, SOURCE_VERSION, json.dumps({"source": True})
     else:
+        human = overrides(workspace, lang)
         version = config.version(lang)
         entries = memory.load(lang, version)
         desc = json.dumps(config.description(lang), sort_keys=True)
     paths = []
     for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
         path = translations_path(workspace, lang, shard)
-        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed, qe_config)
+        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed, qe_config, human)
         paths.append(path)
     return paths

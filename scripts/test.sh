@@ -3,6 +3,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh test || exit 1
+# The review tests drive Debian's Chromium headless (never a browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Debian's chromium for the headless-browser test" >&2
+  { apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; } \
+    || { echo "error: could not install chromium (apt-get install chromium)" >&2; exit 1; }
+fi
 .venv/bin/python -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then

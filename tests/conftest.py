@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,39 @@ def server_requests(url: str) -> float:
 
     text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success_total{"))
+
+
+def polyglot(*args: str, env: dict | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """Run the ``polyglot`` command line from the repository root, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def labelstudio_server(tmp_path_factory):
+    """One real Label Studio for the whole test session, started the way the README says; its admin login and
+    API key come from the environment (generated here), its data from a fresh directory."""
+    import secrets
+
+    from pipeline import services
+
+    port = services.free_port()
+    data = tmp_path_factory.mktemp("labelstudio-ws")
+    os.environ.update(
+        LABEL_STUDIO_USERNAME="admin@tests.llava-polyglot.invalid",
+        LABEL_STUDIO_PASSWORD=secrets.token_urlsafe(12),
+        LABEL_STUDIO_API_KEY=secrets.token_hex(20),
+    )
+    os.environ.pop("LABEL_STUDIO_URL", None)
+    proc = polyglot("services", "up", "labelstudio", "--port", str(port), "--workspace", str(data))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for secret in (os.environ["LABEL_STUDIO_API_KEY"], os.environ["LABEL_STUDIO_PASSWORD"]):
+        assert secret not in proc.stdout + proc.stderr, "a secret was printed"
+    record = next(r for r in services.records("labelstudio") if r.port == port)
+    os.environ["LABEL_STUDIO_URL"] = record.url
+    try:
+        yield record
+    finally:
+        polyglot("services", "down", "labelstudio", "--port", str(port))

@@ -1,0 +1,109 @@
+"""Talking to Label Studio: the SDK client, errors a person can act on, and the per-language projects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from annotation.labeling import label_config, project_title
+from pipeline.corrections import review_dir
+from pipeline.services import LabelStudioLogin, labelstudio_login
+
+INSTRUCTIONS = """<p>You check machine translations of image conversations, one turn at a time.</p>
+<ol>
+<li>Read the English turn (and the earlier turns above it, for context).</li>
+<li>The box holds the machine translation. If it is right, submit it unchanged. If not, click into it and correct
+it: keep the meaning, the line breaks, any <code>&lt;image&gt;</code> tag, numbers, code and coordinates exactly.</li>
+<li>Tick every error category that applied to the machine text (<em>ok</em> if none), give a 1–5 rating, Submit.</li>
+<li>If you cannot judge a turn, press Skip: it is recorded and nobody loses it.</li>
+</ol>"""
+
+
+class ReviewServerUnavailable(RuntimeError):
+    """Label Studio did not answer; nothing was changed locally."""
+
+
+@contextmanager
+def guarded(url: str, doing: str) -> Iterator[None]:
+    """Turn transport failures and refusals into messages that name the server and what to do."""
+    try:
+        yield
+    except (httpx.TransportError, ConnectionError) as exc:
+        raise ReviewServerUnavailable(
+            f"Label Studio at {url} did not answer while {doing} ({type(exc).__name__}: {exc}). Start it with "
+            "'polyglot services up labelstudio' (or set LABEL_STUDIO_URL) and run the command again: nothing "
+            "local was changed, the next run picks everything up."
+        ) from None
+    except ApiError as exc:
+        if exc.status_code in (401, 403):
+            raise RuntimeError(
+                f"Label Studio at {url} refused the API key while {doing} (HTTP {exc.status_code}): set "
+                "LABEL_STUDIO_API_KEY (or LABEL_STUDIO_API_KEY_FILE) to an admin's token"
+            ) from None
+        raise RuntimeError(f"Label Studio at {url} answered HTTP {exc.status_code} while {doing}: {str(exc.body)[:500]}") from None
+
+
+def connect(login: LabelStudioLogin | None = None) -> tuple[LabelStudio, str]:
+    login = login or labelstudio_login()
+    client = LabelStudio(base_url=login.url, api_key=login.api_key, timeout=120)
+    with guarded(login.url, "checking the API key"):
+        client.users.whoami()
+    return client, login.url
+
+
+def _projects_file(workspace: Path) -> Path:
+    return review_dir(workspace) / "projects.json"
+
+
+def known_projects(workspace: Path) -> dict[str, int]:
+    """lang → project id, as recorded by earlier pushes of this workspace."""
+    path = _projects_file(workspace)
+    return {k: int(v) for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+
+
+def ensure_project(client: LabelStudio, workspace: Path, lang: str, prefix: str, overlap: float) -> int:
+    """The language's project: the one recorded, else one with its title, else a new one. Settings kept current."""
+    if not 0.0 <= overlap <= 1.0:
+        raise ValueError(f"overlap must be a share between 0 and 1, got {overlap}")
+    title = project_title(prefix, lang)
+    settings = dict(
+        label_config=label_config(lang),
+        maximum_annotations=2 if overlap > 0 else 1,
+        overlap_cohort_percentage=round(overlap * 100),
+        show_collab_predictions=True,
+        show_skip_button=True,
+        expert_instruction=INSTRUCTIONS,
+        show_instruction=False,
+    )
+    recorded = known_projects(workspace)
+    project_id = recorded.get(lang)
+    if project_id is not None:
+        try:
+            client.projects.get(id=project_id)
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            project_id = None
+    if project_id is None:
+        project_id = next((p.id for p in client.projects.list(search=title) if p.title == title), None)
+    if project_id is None:
+        project_id = client.projects.create(title=title, description=f"Review of {lang} translations", **settings).id
+    else:
+        client.projects.update(id=project_id, **settings)
+    recorded[lang] = project_id
+    path = _projects_file(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    return project_id
+
+
+def invite_url(client: LabelStudio, url: str) -> str:
+    """The sign-up link for new reviewers (the server accepts sign-ups only through it)."""
+    with guarded(url, "asking for the invite link"):
+        return url + client.organizations.invites.get_invite_link().invite_url

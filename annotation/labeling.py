@@ -1,0 +1,84 @@
+"""The labeling page of a language's review project (a Label Studio labeling config).
+
+What a reviewer sees, top to bottom: the earlier turns of the conversation (English, as context), the English
+turn to check, the machine translation pre-filled in an editable box (a prediction carrying the translator
+version), what quality estimation noticed and what the automatic fixers changed, error categories and a 1–5
+rating. Arabic and Urdu boxes are right-to-left; Urdu asks for a Nastaliq font (the reviewer's system font
+is used when it has one, else the next in the list).
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+from pipeline.languages import LANGUAGES
+
+CATEGORIES = (
+    "ok",
+    "grammar",
+    "gender",
+    "punctuation",
+    "terminology",
+    "mistranslation",
+    "omission",
+    "addition",
+    "wrong language",
+)
+# Names of the labeling controls; the pull reads annotations by these.
+TRANSLATION, CATEGORIES_CONTROL, RATING, SOURCE = "translation", "categories", "rating", "english"
+
+FONTS = {
+    "ur": "'Noto Nastaliq Urdu', 'Jameel Noori Nastaleeq', 'Alvi Nastaleeq', 'Urdu Typesetting', 'Noto Naskh Arabic', serif",
+    "ar": "'Noto Naskh Arabic', 'Amiri', 'Scheherazade New', 'Arabic Typesetting', serif",
+    "hi": "'Noto Sans Devanagari', 'Mangal', sans-serif",
+    "bn": "'Noto Sans Bengali', 'Vrinda', sans-serif",
+    "zh": "'Noto Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
+    "ja": "'Noto Sans JP', 'Hiragino Sans', 'Yu Gothic', sans-serif",
+}
+LINE_HEIGHT = {"ur": 2.4, "ar": 1.9}
+
+
+def project_title(prefix: str, lang: str) -> str:
+    return f"{prefix} · {LANGUAGES[lang].name} ({lang})"
+
+
+def label_config(lang: str) -> str:
+    language = LANGUAGES[lang]
+    direction = "rtl" if language.rtl else "ltr"
+    font = FONTS.get(lang, "inherit")
+    css = (
+        # !important: Label Studio's own stylesheet sets the font on every element of the page
+        f".pg-target, .pg-target * {{ direction: {direction}; text-align: {'right' if language.rtl else 'left'}; "
+        f"font-family: {font} !important; font-size: 18px !important; line-height: {LINE_HEIGHT.get(lang, 1.6)} !important; "
+        "unicode-bidi: plaintext; }\n"
+        "    .pg-context { color: #555; font-size: 13px; white-space: pre-wrap; max-height: 14em; overflow-y: auto; }\n"
+        "    .pg-notes { color: #7a4b00; font-size: 13px; white-space: pre-wrap; }"
+    )
+    choices = "\n".join(f"      <Choice value={quoteattr(c)}/>" for c in CATEGORIES)
+    return f"""<View>
+  <Style>
+    {css}
+  </Style>
+  <Header value="Earlier turns of the conversation (English)" size="6"/>
+  <View className="pg-context">
+    <Text name="context" value="$context" granularity="word"/>
+  </View>
+  <Header value="English turn ($role)" size="5"/>
+  <Text name="{SOURCE}" value="$english"/>
+  <Header value={quoteattr(f"{language.name} translation: if it needs a correction, click the pencil beside it and edit; then Submit (unchanged if it is right)")} size="5"/>
+  <View className="pg-target" style="direction: {direction}">
+    <TextArea name="{TRANSLATION}" toName="{SOURCE}" editable="true" rows="6" maxSubmissions="1" required="true"
+              requiredMessage="Keep or correct the translation before submitting"/>
+  </View>
+  <Header value="What the machine checks noticed, and what the automatic fixers changed" size="6"/>
+  <View className="pg-notes">
+    <Text name="notes" value="$notes"/>
+  </View>
+  <Header value="Error categories (tick every one that applied to the machine text; 'ok' if none)" size="6"/>
+  <Choices name="{CATEGORIES_CONTROL}" toName="{SOURCE}" choice="multiple" showInline="true">
+{choices}
+  </Choices>
+  <Header value="Overall quality of the machine translation (1 = unusable, 5 = perfect)" size="6"/>
+  <Rating name="{RATING}" toName="{SOURCE}" maxRating="5"/>
+</View>
+"""
