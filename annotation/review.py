@@ -51,7 +51,7 @@ def build_tasks(workspace: Path, lang: str, conv_keys: list[str]) -> list[dict]:
     person decided yet."""
     if not conv_keys:
         return []
-    wanted = pl.Series(conv_keys)
+    wanted = list(conv_keys)
     columns = ["conv_key", "id", "conversations", "translator_version", "turn_qe_reasons", "turn_flags", "fixes", "turn_human"]
     mt = translations(workspace, [lang], columns).filter(pl.col("conv_key").is_in(wanted))
     turn_files = [d / "turns.parquet" for d in shard_dirs(workspace / "ingest")]

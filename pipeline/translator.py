@@ -51,6 +51,7 @@ class TranslatorConfig:
     max_tokens: int = 2048
     length_retries: int = 1  # retries with a doubled budget when the answer was cut off
     problem_retries: int = 1  # retries with a reminder for empty, refusal, copy or placeholder problems
+    few_shot: tuple[tuple[str, str], ...] = ()  # (English unit, reviewed translation) pairs shown before the unit
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,6 +66,8 @@ class TranslatorConfig:
             problems.append("token budget settings must satisfy budget_factor > 0 and 1 <= min_tokens <= max_tokens")
         if self.length_retries < 0 or self.problem_retries < 0:
             problems.append("retry counts must not be negative")
+        if any(len(pair) != 2 or not all(isinstance(x, str) and x.strip() for x in pair) for pair in self.few_shot):
+            problems.append("few-shot examples must be (source, translation) pairs of non-empty text")
         if problems:
             raise ValueError("translator settings: " + "; ".join(problems))
 
@@ -84,6 +87,9 @@ class TranslatorConfig:
         blob = json.dumps(self.description(lang), sort_keys=True).encode()
         return "tv-" + hashlib.sha256(blob).hexdigest()[:16]
 
+    def messages(self, lang: str, source: str, problems: list[str] | None = None) -> list[dict]:
+        return build_messages(lang, source, problems, self.few_shot)
+
     def budget(self, lang: str, source: str) -> int:
         language = LANGUAGES[lang]
         expected = len(source) * language.expansion * _TOKENS_PER_CHAR.get(language.script, 1.0)
@@ -93,10 +99,16 @@ class TranslatorConfig:
         return {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
 
 
-def build_messages(lang: str, source: str, problems: list[str] | None = None) -> list[dict]:
-    messages = [{"role": "system", "content": prompt_template(lang)}, {"role": "user", "content": source}]
+def build_messages(
+    lang: str, source: str, problems: list[str] | None = None, examples: tuple[tuple[str, str], ...] = ()
+) -> list[dict]:
+    """The chat request for one unit: system prompt, worked examples as earlier turns, then the unit."""
+    messages = [{"role": "system", "content": prompt_template(lang)}]
+    for example_source, example_target in examples:
+        messages += [{"role": "user", "content": example_source}, {"role": "assistant", "content": example_target}]
     if problems:
-        messages[-1] = {"role": "user", "content": f"{source}\n\n{retry_reminder().format(problems='; '.join(problems))}"}
+        source = f"{source}\n\n{retry_reminder().format(problems='; '.join(problems))}"
+    messages.append({"role": "user", "content": source})
     return messages
 
 

@@ -19,12 +19,9 @@ from sacrebleu.metrics import CHRF
 
 from pipeline import corrections, services
 
-from .conftest import LLAVA, polyglot
+from .conftest import LENIENT_QE, LLAVA, polyglot
 
 QA90 = LLAVA / "coco_val_qa90_gpt4.json"
-# The tiny test model is no translator: QE rejects most of its text, and rejected conversations never reach
-# people. This configuration lowers the bar so that some of its text is routed to review.
-LENIENT_QE = {"default": {"min_script_share": 0.0, "repetition_min_chars": 1_000_000}, "length_bands": {"ur": [0, 1000], "hi": [0, 1000]}}
 # What a reviewer might type: Urdu with a no-break space, a double space, a trailing space, a line break,
 # a right-to-left mark and Arabic-Indic digits — it must come back byte for byte.
 URDU_FIX = "یہ تصویر میں  ایک\u00a0میز ہے۔\nاس پر ۳ پلیٹیں ہیں\u200f، اور گلاس۔ "

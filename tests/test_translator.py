@@ -122,3 +122,15 @@ def test_unreachable_server_gives_a_clear_error():
 
     with pytest.raises(BackendUnavailable, match="http://127.0.0.1:9.*polyglot services status"):
         asyncio.run(run())
+
+
+def test_few_shot_examples_are_earlier_turns_and_part_of_the_version():
+    plain = TranslatorConfig(model="m")
+    shots = TranslatorConfig(model="m", few_shot=(("Describe the image.", "Describe la imagen."),))
+    messages = shots.messages("es", "Hello ⟦0⟧")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == "Describe la imagen." and messages[-1]["content"] == "Hello ⟦0⟧"
+    assert plain.messages("es", "Hello ⟦0⟧") == build_messages("es", "Hello ⟦0⟧")
+    assert shots.version("es") != plain.version("es") != TranslatorConfig(model="m", adapter="a0001").version("es")
+    with pytest.raises(ValueError, match="few-shot examples must be"):
+        TranslatorConfig(model="m", few_shot=(("only source",),))
