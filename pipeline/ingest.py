@@ -187,6 +187,7 @@ class Ingestor:
         shard_size: int = 10_000,
         max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
         limit: int | None = None,
+        english: bool = True,
     ):
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
@@ -197,6 +198,7 @@ class Ingestor:
             raise ValueError(f"max_turn_chars must be at least 1, got {max_turn_chars}")
         self.out_dir = out_dir
         self.max_turn_chars = max_turn_chars
+        self.english = english  # False: any language (checking a release's LLaVA export, say)
         self.summary = IngestSummary()
         self.reasons: Counter[str] = Counter()
         self.unique: dict[str, list] = {}  # masked text -> [unit_hash, n_placeholders, occurrences]
@@ -249,7 +251,7 @@ class Ingestor:
             self._quarantine(source, rec, rec.error, rec.detail)
             return
         try:
-            conv = validate_record(rec.obj, self.max_turn_chars)
+            conv = validate_record(rec.obj, self.max_turn_chars, self.english)
         except InvalidRecord as exc:
             rid = rec.obj.get("id") if isinstance(rec.obj, dict) else None
             self._quarantine(source, rec, exc.reason, exc.detail, None if rid is None else str(rid))
@@ -316,12 +318,21 @@ class Ingestor:
         return s
 
 
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def ingest(
     inputs: Iterable[str | Path],
     workspace: str | Path,
     shard_size: int = 10_000,
     max_turn_chars: int = DEFAULT_MAX_TURN_CHARS,
     limit: int | None = None,
+    english: bool = True,
 ) -> IngestSummary:
     """Ingest ``inputs`` into ``workspace/ingest`` (replaced as a whole, so a crash never leaves half a table).
 
@@ -338,13 +349,15 @@ def ingest(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     started = time.perf_counter()
-    ingestor = Ingestor(tmp, shard_size=shard_size, max_turn_chars=max_turn_chars, limit=limit)
+    ingestor = Ingestor(tmp, shard_size=shard_size, max_turn_chars=max_turn_chars, limit=limit, english=english)
     for path in inputs:
         if limit is not None and ingestor.summary.records_read >= limit:
             break
         ingestor.add_file(path)
     ingestor.summary.seconds = round(time.perf_counter() - started, 3)
     summary = ingestor.finish()
+    inputs_record = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in inputs]
+    (tmp / "inputs.json").write_text(json.dumps(inputs_record, indent=2) + "\n")
     if final.exists():
         old = workspace / "ingest.old"
         if old.exists():

@@ -78,7 +78,7 @@ def _looks_non_english(text: str) -> bool:
     return letters >= 8 and len(_LATIN_LETTER.findall(text)) < 0.5 * letters
 
 
-def validate_record(obj: Any, max_turn_chars: int = DEFAULT_MAX_TURN_CHARS) -> Conversation:
+def validate_record(obj: Any, max_turn_chars: int = DEFAULT_MAX_TURN_CHARS, english: bool = True) -> Conversation:
     """Return the record as a :class:`Conversation` or raise :class:`InvalidRecord` naming the problem."""
     if not isinstance(obj, dict):
         raise InvalidRecord("not_an_object", f"a record must be a JSON object, got {type(obj).__name__}")
@@ -136,7 +136,7 @@ def validate_record(obj: Any, max_turn_chars: int = DEFAULT_MAX_TURN_CHARS) -> C
         raise InvalidRecord("empty_conversations", "'conversations' has a system turn only")
     if images > 1:
         raise InvalidRecord("multiple_image_tokens", f"the conversation has {images} '<image>' tokens; at most one is allowed")
-    for i, turn in enumerate(turns):
+    for i, turn in enumerate(turns if english else ()):
         if _looks_non_english(turn.value):
             raise InvalidRecord("source_not_english", f"conversations[{i}].value is mostly in a non-Latin script")
     for key in ("id", "image"):
