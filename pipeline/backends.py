@@ -40,8 +40,23 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+def endpoints(server: str) -> list[str]:
+    """The base URLs in ``server``: one URL, or several separated by commas (replicas serving the same model)."""
+    urls = [u.strip().rstrip("/").removesuffix("/v1") for u in server.split(",") if u.strip()]
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if not urls or bad:
+        raise ValueError(f"server URL must start with http:// or https:// (several: comma-separated), got {server!r}")
+    return urls
+
+
 class OpenAIChatBackend:
-    """aiohttp client for ``POST {base_url}/v1/chat/completions`` (aiohttp keeps a CPU vLLM server saturated)."""
+    """aiohttp client for ``POST {base_url}/v1/chat/completions`` (aiohttp keeps a CPU vLLM server saturated).
+
+    With several endpoints (``"http://a:8000,http://b:8000"``) each request goes to the healthy endpoint with
+    the fewest requests in flight; an endpoint that fails (connection error, 5xx, 429, timeout) rests for a
+    growing cool-down while the others carry on, and the request is retried at once elsewhere. Only when no
+    endpoint gives a usable answer for ``retry_seconds`` does the run stop.
+    """
 
     def __init__(
         self,
@@ -53,11 +68,10 @@ class OpenAIChatBackend:
         backoff_max: float = 15.0,
         connections: int = 256,
     ):
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"server URL must start with http:// or https://, got {base_url!r}")
+        self.endpoints = endpoints(base_url)
         if retry_seconds < 0 or request_timeout <= 0:
             raise ValueError("retry_seconds must be >= 0 and request_timeout > 0")
-        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.base_url = ",".join(self.endpoints)
         self.api_key = api_key
         self.request_timeout = request_timeout
         self.retry_seconds = retry_seconds
@@ -65,7 +79,22 @@ class OpenAIChatBackend:
         self.connections = connections
         self.requests_sent = 0
         self.retries = 0
+        self.in_flight = {u: 0 for u in self.endpoints}
+        self.answered = {u: 0 for u in self.endpoints}  # usable answers per endpoint
+        self._resting_until = {u: 0.0 for u in self.endpoints}
+        self._failures = {u: 0 for u in self.endpoints}
         self._session = None
+
+    def _pick(self) -> str | None:
+        """The healthy endpoint with the fewest requests in flight (None: every endpoint is resting)."""
+        now = time.monotonic()
+        healthy = [u for u in self.endpoints if self._resting_until[u] <= now]
+        return min(healthy, key=lambda u: (self.in_flight[u], self.endpoints.index(u))) if healthy else None
+
+    def _failed(self, url: str) -> None:
+        self._failures[url] += 1
+        rest = min(self.backoff_max, self.backoff_base * 2 ** (self._failures[url] - 1))
+        self._resting_until[url] = time.monotonic() + rest
 
     async def _session_get(self):
         import aiohttp
@@ -86,32 +115,53 @@ class OpenAIChatBackend:
         payload = {"model": model, "messages": messages, "max_tokens": max_tokens, **sampling}
         deadline = time.monotonic() + self.retry_seconds
         attempt = 0
-        url = f"{self.base_url}/v1/chat/completions"
+        error = "no endpoint available"
         while True:
             attempt += 1
+            base = self._pick()
+            if base is None:  # every endpoint is resting: wait for the first to come back
+                wake = min(self._resting_until.values())
+                if wake > deadline:
+                    raise self._unavailable(attempt - 1, error)
+                await asyncio.sleep(max(0.0, wake - time.monotonic()) + random.uniform(0, self.backoff_base))
+                continue
+            url = f"{base}/v1/chat/completions"
             self.requests_sent += 1
+            self.in_flight[base] += 1
             try:
                 async with session.post(url, json=payload) as resp:
                     body = await resp.text()
                     if resp.status == 200:
-                        return _parse_completion(body)
+                        completion = _parse_completion(body)
+                        self._failures[base] = 0
+                        self.answered[base] += 1
+                        return completion
                     if resp.status == 429 or resp.status >= 500:
-                        error = f"HTTP {resp.status}: {body[:200]}"
+                        error = f"{base}: HTTP {resp.status}: {body[:200]}"
                     else:
                         raise RequestRejected(f"HTTP {resp.status} from {url}: {body[:300]}")
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = f"{base}: {type(exc).__name__}: {exc}"
             except _BadAnswer as exc:
-                error = f"not a chat completion: {exc}"
-            delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
-            if time.monotonic() + delay > deadline:
-                raise BackendUnavailable(
-                    f"the server at {self.base_url} gave no usable answer in {attempt} attempt(s) over "
-                    f"{self.retry_seconds:.0f} s (last: {error}). Check that it runs (polyglot services status), "
-                    f"then rerun: finished work is kept and only the rest is sent."
-                )
+                error = f"{base}: not a chat completion: {exc}"
+            finally:
+                self.in_flight[base] -= 1
+            self._failed(base)
             self.retries += 1
-            await asyncio.sleep(delay)
+            if time.monotonic() > deadline:
+                raise self._unavailable(attempt, error)
+            if self._pick() is None:  # nowhere else to go now: back off with jitter before the next try
+                delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+                if time.monotonic() + delay > deadline:
+                    raise self._unavailable(attempt, error)
+                await asyncio.sleep(delay)
+
+    def _unavailable(self, attempts: int, error: str) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"the server at {self.base_url} gave no usable answer in {attempts} attempt(s) over "
+            f"{self.retry_seconds:.0f} s (last: {error}). Check that it runs (polyglot services status), "
+            f"then rerun: finished work is kept and only the rest is sent."
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -119,65 +169,66 @@ class OpenAIChatBackend:
             self._session = None
 
 
-def _server_root(base_url: str) -> str:
-    return base_url.rstrip("/").removesuffix("/v1")
-
-
-def model_cards(base_url: str, timeout: float = 10.0) -> list[dict]:
-    """What ``GET /v1/models`` lists: ``id`` (the name to request), ``root`` (for the base model: the path or
-    hub name it was loaded from; for an adapter: its path) and ``parent`` (None for the base model). Base first."""
+def model_cards(server: str, timeout: float = 10.0) -> list[dict]:
+    """What ``GET /v1/models`` lists (of the first endpoint that answers): ``id`` (the name to request), ``root``
+    (for the base model: the path or hub name it was loaded from; for an adapter: its path) and ``parent``
+    (None for the base model). Base model first."""
     import urllib.error
     import urllib.request
 
-    url = _server_root(base_url) + "/v1/models"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            data = json.loads(resp.read())
-        models = [dict(m) for m in data["data"]]
-    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise BackendUnavailable(
-            f"cannot list the models of the server at {url} ({exc}); start one with 'polyglot services up vllm' or pass --server"
-        ) from None
-    return sorted(models, key=lambda m: m.get("parent") is not None)
+    errors = []
+    for base in endpoints(server):
+        url = base + "/v1/models"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                data = json.loads(resp.read())
+            return sorted((dict(m) for m in data["data"]), key=lambda m: m.get("parent") is not None)
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+            errors.append(f"{url}: {exc}")
+    raise BackendUnavailable(
+        f"cannot list the models of the server ({'; '.join(errors)}); start one with 'polyglot services up vllm' or pass --server"
+    )
 
 
-def served_models(base_url: str, timeout: float = 10.0) -> list[str]:
+def served_models(server: str, timeout: float = 10.0) -> list[str]:
     """The model names an OpenAI-compatible server serves (``GET /v1/models``), base model first."""
-    return [m["id"] for m in model_cards(base_url, timeout)]
+    return [m["id"] for m in model_cards(server, timeout)]
 
 
-def load_adapter(base_url: str, name: str, path: str, timeout: float = 300.0) -> bool:
-    """Hot-load a LoRA adapter into a running vLLM server under ``name`` (``POST /v1/load_lora_adapter``).
+def load_adapter(server: str, name: str, path: str, timeout: float = 300.0) -> bool:
+    """Hot-load a LoRA adapter under ``name`` into every endpoint of ``server`` that lacks it
+    (``POST /v1/load_lora_adapter``); True when any endpoint loaded it now.
 
-    Returns False when the server already serves ``name``. The server needs ``--enable-lora`` and
-    ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (``polyglot services up vllm`` sets both), and ``path`` must be
-    readable by the server process.
+    The server needs ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (``polyglot services up
+    vllm`` sets both), and ``path`` must be readable by the server process.
     """
     import urllib.error
     import urllib.request
 
-    if name in served_models(base_url):
-        return False
-    url = _server_root(base_url) + "/v1/load_lora_adapter"
-    request = urllib.request.Request(
-        url, data=json.dumps({"lora_name": name, "lora_path": str(path)}).encode(), method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            pass
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")[:500]
-        if "already" in body and name in served_models(base_url):
-            return False
-        raise RequestRejected(
-            f"the server at {url} would not load adapter {name!r} from {path} (HTTP {exc.code}: {body}). It needs "
-            f"--enable-lora, a --max-lora-rank at least the adapter's rank, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, "
-            f"and read access to the adapter directory."
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise BackendUnavailable(f"cannot reach {url} to load adapter {name!r} ({exc}); check that the server runs") from None
-    return True
+    loaded = False
+    for base in endpoints(server):
+        if name in served_models(base):
+            continue
+        url = base + "/v1/load_lora_adapter"
+        request = urllib.request.Request(
+            url, data=json.dumps({"lora_name": name, "lora_path": str(path)}).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                loaded = True
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")[:500]
+            if "already" in body and name in served_models(base):
+                continue
+            raise RequestRejected(
+                f"the server at {url} would not load adapter {name!r} from {path} (HTTP {exc.code}: {body}). It needs "
+                f"--enable-lora, a --max-lora-rank at least the adapter's rank, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, "
+                f"and read access to the adapter directory."
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise BackendUnavailable(f"cannot reach {url} to load adapter {name!r} ({exc}); check that the server runs") from None
+    return loaded
 
 
 class _BadAnswer(Exception):

@@ -55,8 +55,16 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     from flows.translate import translate_flow
     from pipeline.backends import BackendUnavailable
 
+    flow_fn = translate_flow
+    if args.dask_workers or args.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        runner = (DaskTaskRunner(address=args.dask_address) if args.dask_address else
+                  DaskTaskRunner(cluster_kwargs={"n_workers": args.dask_workers, "threads_per_worker": 1, "processes": True,
+                                                 "dashboard_address": None}))
+        flow_fn = translate_flow.with_options(task_runner=runner)
     try:
-        result = translate_flow(
+        result = flow_fn(
             inputs=[str(p) for p in args.inputs],
             workspace=str(args.workspace),
             langs=args.langs,
@@ -377,9 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", type=Path, help="LLaVA files; none: use what the workspace ingested before")
     p.add_argument("--workspace", required=True, type=Path)
     p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
-    p.add_argument("--server", default=os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000"), help="vLLM server URL")
+    p.add_argument("--server", default=os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000"),
+                   help="vLLM server URL; several replicas comma-separated (requests go to the least busy one)")
     p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)")
     p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
+    p.add_argument("--dask-workers", type=_positive_int, default=None, help="run the shard tasks on a local Dask cluster of N processes")
+    p.add_argument("--dask-address", default=None, help="run the shard tasks on this Dask scheduler (tcp://host:8786)")
     p.add_argument("--concurrency", type=_positive_int, default=64, help="requests in flight")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="results per memory commit")
     p.add_argument("--limit", type=_positive_int, default=None, help="read at most N records")
