@@ -113,13 +113,16 @@ class OpenAIChatBackend:
 
         session = await self._session_get()
         payload = {"model": model, "messages": messages, "max_tokens": max_tokens, **sampling}
-        deadline = time.monotonic() + self.retry_seconds
+        # The retry budget starts at the first failure: time spent waiting for an answer that then fails (a
+        # long queue on a server that dies) does not count against trying the other endpoints.
+        deadline: float | None = None
         attempt = 0
         error = "no endpoint available"
         while True:
             attempt += 1
             base = self._pick()
             if base is None:  # every endpoint is resting: wait for the first to come back
+                deadline = deadline or time.monotonic() + self.retry_seconds
                 wake = min(self._resting_until.values())
                 if wake > deadline:
                     raise self._unavailable(attempt - 1, error)
@@ -148,6 +151,7 @@ class OpenAIChatBackend:
                 self.in_flight[base] -= 1
             self._failed(base)
             self.retries += 1
+            deadline = deadline or time.monotonic() + self.retry_seconds
             if time.monotonic() > deadline:
                 raise self._unavailable(attempt, error)
             if self._pick() is None:  # nowhere else to go now: back off with jitter before the next try
