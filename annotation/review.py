@@ -11,6 +11,7 @@ failed pull loses nothing and the next one picks everything up.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import combinations
@@ -40,9 +41,12 @@ def task_key(conv_key: str, turn_index: int, lang: str, translator_version: str)
 def _notes(reasons: list[str], fixes_json: str, flags: list[str]) -> str:
     lines = [f"quality check: {r}" for r in reasons or []]
     lines += [f"machine flag: {f}" for f in flags or [] if f not in (reasons or [])]
-    for change in json.loads(fixes_json or "[]"):
+    # the same fix made several times in one turn is one line with a count
+    fixes = Counter((c["rule"], c["before"], c["after"]) for c in json.loads(fixes_json or "[]"))
+    for (rule, before, after), times in fixes.items():
         # isolates (U+2068 … U+2069) keep right-to-left snippets from reordering the English line around them
-        lines.append(f"fixed automatically ({change['rule']}): \u2068{change['before']}\u2069 became \u2068{change['after']}\u2069")
+        count = f" ({times} times)" if times > 1 else ""
+        lines.append(f"fixed automatically ({rule}): \u2068{before}\u2069 became \u2068{after}\u2069{count}")
     return "\n".join(lines) or "nothing noticed, nothing changed"
 
 

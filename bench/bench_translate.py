@@ -9,6 +9,9 @@ Prints
   (a) pipeline throughput ÷ raw client throughput (same requests, same server)      goal ≥ 0.95
   (b) first-attempt requests ÷ unique (unit, language) pairs                        goal 1.00
       and all requests (retries of truncated/problem answers included) ÷ pairs
+  (c) sizing from the measured rate: server-hours per --size-conversations conversations × --size-langs languages
+      (unique units per conversation of this input × languages ÷ pairs translated per second). Run it against
+      one replica of your production server (--server URL --langs <a few of yours>) to size a job.
 
     .venv/bin/python bench/bench_translate.py [--langs zh,hi,ar] [--concurrency 64] [--server URL]
 """
@@ -78,6 +81,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--input", type=Path, default=SOURCE)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--size-conversations", type=int, default=100_000)
+    parser.add_argument("--size-langs", type=int, default=9)
     args = parser.parse_args()
     record = None
     url = args.server
@@ -89,7 +94,7 @@ def main() -> None:
         langs = [l for l in parse_languages(args.langs) if l != "en"]
         with tempfile.TemporaryDirectory() as tmp:
             ws = Path(tmp)
-            ingest([args.input], ws)
+            ingested = ingest([args.input], ws)
             warm_s, pairs, warm = asyncio.run(pipeline_pass(url, ws, ws, langs, config, args.concurrency, "warm"))
             raw_s = pipe_s = float("inf")
             for r in range(args.rounds):
@@ -104,6 +109,12 @@ def main() -> None:
         print(f"(a) throughput pipeline / raw client: {(n / pipe_s) / (len(warm.sent) / raw_s):.3f}  (goal >= 0.95)")
         print(f"(b) first-attempt requests / unique pairs: {first_attempts / pairs:.3f}  (goal 1.00)")
         print(f"    all requests (retries included) / unique pairs: {n / pairs:.3f}")
+        units_per_conv = ingested.unique_units / ingested.valid
+        pairs_per_s = pairs / pipe_s
+        hours = args.size_conversations * units_per_conv * args.size_langs / pairs_per_s / 3600
+        print(f"(c) {pairs_per_s:.2f} unique pairs/s; {units_per_conv:.2f} unique units per conversation "
+              f"(dedup {ingested.dedup_ratio:.2f}); at this rate {args.size_conversations:,} conversations x "
+              f"{args.size_langs} languages take {hours:,.1f} server-hours on one replica")
     finally:
         if record:
             services.stop("vllm", record.port)

@@ -291,3 +291,22 @@ def test_urdu_page_is_right_to_left_with_the_translation_prefilled(ws, labelstud
     row = corrections.history(ws).filter(pl.col("task_id") == task.id).row(0, named=True)
     assert row["corrected_text"] == BROWSER_FIX and row["edited"] and row["categories"] == ["omission"]
     assert row["reviewer"] == os.environ["LABEL_STUDIO_USERNAME"]
+
+
+def test_notes_list_each_fix_once_with_a_count():
+    from annotation.review import _notes
+
+    fixes = [
+        {"rule": "ur.letters", "before": "ي", "after": "ی"},
+        {"rule": "ur.letters", "before": "ك", "after": "ک"},
+        {"rule": "ur.letters", "before": "ي", "after": "ی"},
+        {"rule": "ur.letters", "before": "ي", "after": "ی"},
+    ]
+    lines = _notes(["length ratio 3.1 above 2.5"], json.dumps(fixes), ["truncated"]).splitlines()
+    assert lines == [
+        "quality check: length ratio 3.1 above 2.5",
+        "machine flag: truncated",
+        "fixed automatically (ur.letters): \u2068ي\u2069 became \u2068ی\u2069 (3 times)",
+        "fixed automatically (ur.letters): \u2068ك\u2069 became \u2068ک\u2069",
+    ]
+    assert _notes([], "[]", []) == "nothing noticed, nothing changed"
