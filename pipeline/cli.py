@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -11,14 +12,31 @@ from pathlib import Path
 from pipeline.validate import DEFAULT_MAX_TURN_CHARS
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, kind: type, low: float, high: float | None = None) -> int | float:
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+    if value != value or value < low or (high is not None and value > high):  # value != value: NaN
+        bounds = f"between {low} and {high}" if high is not None else f"of at least {low}"
+        raise argparse.ArgumentTypeError(f"expected a number {bounds}, got {text}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, 1)
+
+
+def _count(text: str) -> int:
+    return _number(text, int, 0)
+
+
+def _seconds(text: str) -> float:
+    return _number(text, float, 0.0)
+
+
+def _share(text: str) -> float:
+    return _number(text, float, 0.0, 1.0)
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -33,15 +51,50 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raised_by_the_project(exc: BaseException) -> bool:
+    """An error this project raised on purpose, with a message for the user: one of its own error types, or a
+    ValueError / FileNotFoundError / RuntimeError raised in its own code (not inside a library)."""
+    from annotation.client import ReviewServerUnavailable
+    from pipeline.backends import BackendUnavailable
+
+    if isinstance(exc, (BackendUnavailable, ReviewServerUnavailable)):
+        return True
+    if not isinstance(exc, (ValueError, FileNotFoundError, RuntimeError)) or exc.__traceback__ is None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    return where.is_relative_to(PROJECT_ROOT) and not {".venv", "site-packages"} & set(where.parts)
+
+
+class _NoTracebackForExpectedErrors(logging.Filter):
+    """Prefect logs a failed flow or task run with its traceback. For an error the command then reports in one
+    line (a server down, a value refused), the traceback only buries that line; bugs keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and _raised_by_the_project(record.exc_info[1]):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def prefect_defaults() -> None:
     """Quiet, local, private Prefect unless the user configured otherwise (a server via PREFECT_API_URL)."""
     from pipeline.services import home
 
     os.environ.setdefault("PREFECT_HOME", str(home() / "prefect"))
+    # Prefect makes only the last directory of its home; without the parents its server never starts
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForExpectedErrors())
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
@@ -394,11 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_positive_int, default=64, help="requests in flight")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="results per memory commit")
     p.add_argument("--limit", type=_positive_int, default=None, help="read at most N records")
-    p.add_argument("--retry-seconds", type=float, default=180.0, help="how long to retry an unreachable server")
+    p.add_argument("--retry-seconds", type=_seconds, default=180.0, help="how long to retry an unreachable server")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--review-budget", type=int, default=1000, help="sampled conversations per language for review")
+    p.add_argument("--review-budget", type=_count, default=1000, help="sampled conversations per language for review")
     p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
-    p.add_argument("--bt-rate", type=float, default=0.05, help="share of turns back-translated for chrF (0: none)")
+    p.add_argument("--bt-rate", type=_share, default=0.05, help="share of turns back-translated for chrF (0: none)")
     p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)")
     p.set_defaults(func=_cmd_translate)
 
@@ -431,9 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", default=vllm_url, help="vLLM server URL (--enable-lora)")
     p.add_argument("--min-corrections", type=_positive_int, default=1, help="corrections since the last fine-tune needed to go on")
     p.add_argument("--project-prefix", default="llava-polyglot", help="Label Studio project titles: PREFIX · Language (code)")
-    p.add_argument("--overlap", type=float, default=0.1, help="share of tasks that get a second reviewer")
-    p.add_argument("--review-budget", type=int, default=1000, help="sampled conversations per language for review")
-    p.add_argument("--bt-rate", type=float, default=0.05, help="share of turns back-translated for chrF")
+    p.add_argument("--overlap", type=_share, default=0.1, help="share of tasks that get a second reviewer")
+    p.add_argument("--review-budget", type=_count, default=1000, help="sampled conversations per language for review")
+    p.add_argument("--bt-rate", type=_share, default=0.05, help="share of turns back-translated for chrF")
     p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds")
     finetune_options(p)
     p.set_defaults(func=_cmd_cycle)
@@ -455,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("a")
     q.add_argument("b")
     q.add_argument("--workspace", type=Path, default=None)
-    q.add_argument("--examples", type=int, default=3, help="changed conversations to show per language")
+    q.add_argument("--examples", type=_count, default=3, help="changed conversations to show per language")
     q.add_argument("--json", type=Path, default=None, help="also write the whole diff here")
     q.set_defaults(func=_cmd_release)
 
@@ -499,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = review.add_parser("push", help="send the routing queue as tasks (idempotent)")
     q.add_argument("--workspace", required=True, type=Path)
     q.add_argument("--langs", default="all", help="'all' or a comma list")
-    q.add_argument("--overlap", type=float, default=0.1, help="share of tasks that get a second reviewer (0 to 1)")
+    q.add_argument("--overlap", type=_share, default=0.1, help="share of tasks that get a second reviewer (0 to 1)")
     q.add_argument("--project-prefix", default="llava-polyglot", help="project titles: PREFIX · Language (code)")
     q.set_defaults(func=_cmd_review)
     q = review.add_parser("pull", help="fetch new and edited annotations into the corrections table")

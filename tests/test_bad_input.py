@@ -11,6 +11,8 @@ import pytest
 
 from pipeline.ingest import ingest
 
+from .conftest import polyglot
+
 
 def good(i: int, **extra) -> dict:
     return {
@@ -152,3 +154,33 @@ def test_bad_settings_are_refused(tmp_path):
         ingest([path], tmp_path / "ws", shard_size=0)
     with pytest.raises(FileNotFoundError, match="missing.json"):
         ingest([tmp_path / "missing.json"], tmp_path / "ws")
+
+
+
+SERVER = ("--server", "http://127.0.0.1:9")  # nothing listens there: the value must be refused before any request
+
+
+@pytest.mark.parametrize(
+    "args, option, why",
+    [
+        (("translate", "--bt-rate", "2", *SERVER), "--bt-rate", "between 0.0 and 1.0"),
+        (("translate", "--review-budget", "-1", *SERVER), "--review-budget", "at least 0"),
+        (("translate", "--retry-seconds", "nan", *SERVER), "--retry-seconds", "at least 0.0"),
+        (("translate", "--concurrency", "0", *SERVER), "--concurrency", "at least 1"),
+        (("cycle", "--overlap", "3", *SERVER), "--overlap", "between 0.0 and 1.0"),
+        (("review", "push", "--overlap", "-0.1"), "--overlap", "between 0.0 and 1.0"),
+    ],
+)
+def test_bad_option_values_are_refused_before_anything_starts(tmp_path, args, option, why):
+    proc = polyglot(*args, "--workspace", str(tmp_path / "ws"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert option in proc.stderr and why in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "ws").exists()
+
+
+def test_a_flow_command_in_a_fresh_home_starts_prefect_and_names_what_is_missing(tmp_path):
+    home = tmp_path / "new" / "home"  # neither exists yet: Prefect's ephemeral server needs its home's parents
+    proc = polyglot("publish", "--workspace", str(tmp_path / "ws"), env={"POLYGLOT_HOME": str(home)}, timeout=110)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "no translations" in proc.stderr and "run 'polyglot translate' first" in proc.stderr
+    assert "Traceback" not in proc.stderr and (home / "prefect").is_dir()

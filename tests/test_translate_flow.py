@@ -217,3 +217,4 @@ def test_unreachable_server_stops_with_a_clear_message(tmp_path):
     )
     assert proc.returncode == 3
     assert "http://127.0.0.1:9" in proc.stderr and "rerun" in proc.stderr
+    assert "Traceback" not in proc.stderr  # the one line above says it all
