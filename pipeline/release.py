@@ -215,7 +215,10 @@ Produced by llava-polyglot; published {manifest['created_at']}.
 from datasets import load_dataset
 hi = load_dataset("path/to/{manifest['version']}", "hi", split="train")
 
-from pipeline.release import load      # checks every sha256 first
+import polars as pl
+frame = pl.scan_parquet("path/to/{manifest['version']}/data/hi/*.parquet")
+
+from pipeline.release import load      # llava-polyglot installed: checks every sha256 first
 frame = load("path/to/{manifest['version']}", "hi")   # polars LazyFrame
 ```
 

@@ -62,6 +62,17 @@ def test_datasets_loads_every_language_config(ws, tmp_path):
     assert lazy.select(pl.len()).collect().item() == 12
 
 
+def test_the_cards_load_it_snippet_runs_as_written(ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    card = (ws / "releases" / "v1" / "README.md").read_text()
+    snippet = card.split("## Load it", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "path/to/v1" in snippet
+    namespace: dict = {}
+    exec(snippet.replace("path/to/v1", str(ws / "releases" / "v1")), namespace)  # our own card, not model output
+    assert namespace["hi"].num_rows == 12 and set(namespace["hi"]["lang"]) == {"hi"}
+    assert namespace["frame"].select(pl.len()).collect().item() == 12
+
+
 def test_second_release_after_corrections_diffs_exactly_the_corrected_rows(ws):
     shards = pl.read_parquet(ws / "translations" / "hi" / "*.parquet").sort("id")
     keys = shards["conv_key"].to_list()[:2]
