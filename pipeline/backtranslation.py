@@ -40,7 +40,7 @@ def make_backtranslator(
     bt_lang = f"bt-{lang}"
 
     def run(texts: list[str]) -> list[str]:
-        done = memory.load(bt_lang, version)
+        done = memory.load(bt_lang, version, {unit_hash(t) for t in texts})
         missing = sorted({t for t in texts if unit_hash(t) not in done})
         if missing:
             new = asyncio.run(_ask(server, config, missing, concurrency))

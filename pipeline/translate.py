@@ -156,7 +156,7 @@ def plan(
         if lang == "en":
             continue
         version = translators[lang].version(lang)
-        done = memory.load(lang, version)
+        done = memory.unit_hashes(lang, version)
         human_only = human_only_units(ingest_dir, (human or {}).get(lang, set()))
         counts.cached = sum(1 for h, _, _ in units if h in done)
         counts.human_only = sum(1 for h, _, _ in units if h in human_only and h not in done)
@@ -373,10 +373,12 @@ def assemble_language(
     else:
         human = overrides(workspace, lang)
         version = config.version(lang)
-        entries = memory.load(lang, version)
         desc = json.dumps(config.description(lang), sort_keys=True)
     paths = []
     for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
+        if lang != "en":  # only the shard's units: memory follows the shard, not the whole translation memory
+            shard_units = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").unique()
+            entries = memory.load(lang, version, shard_units.to_pylist())
         path = translations_path(workspace, lang, shard)
         assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed, qe_config, human)
         paths.append(path)
