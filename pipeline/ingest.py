@@ -106,7 +106,8 @@ class IngestSummary:
             f"  valid           {self.valid}",
             f"  quarantined     {self.quarantined}",
         ]
-        lines += [f"    {reason:<22}{n}" for reason, n in sorted(self.quarantined_by_reason.items())]
+        width = max([22, *(len(reason) + 2 for reason in self.quarantined_by_reason)])
+        lines += [f"    {reason:<{width}}{n:>6}" for reason, n in sorted(self.quarantined_by_reason.items())]
         lines += [
             f"turns             {self.turns}",
             f"units             {self.units}",

@@ -6,10 +6,10 @@ stream), so a quarantined record or a broken file can be named precisely.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 CHUNK_CHARS = 1 << 20
 MAX_RECORD_BYTES = 256 << 20
 _WS = " \t\r\n"
+GZIP_CUT = "the gzip file ends before its end-of-stream marker (an interrupted download or copy?)"
 
 
 @dataclass(slots=True)
@@ -36,19 +37,72 @@ class FileFormatError(Exception):
 
     def __init__(self, path: str, index: int, byte_offset: int, message: str, raw: bytes = b""):
         self.path, self.index, self.byte_offset, self.raw = path, index, byte_offset, raw
+        if message == GZIP_CUT:
+            super().__init__(
+                f"{path}: cut short at record {index} (byte offset {byte_offset} of the decompressed data): {message}. "
+                f"The {index} record(s) before it were kept; copy the file again and rerun."
+            )
+            return
         super().__init__(
             f"{path}: not valid JSON at record {index} (byte offset {byte_offset}): {message}. "
             f"The {index} record(s) before it were kept; fix or truncate the file at that offset and rerun."
         )
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    raw = open(path, "rb")
-    magic = raw.read(2)
-    raw.seek(0)
+class _GzipStream(io.RawIOBase):
+    """The decompressed bytes of a gzip file (of several members too), up to a cut if there is one.
+
+    ``gzip.GzipFile`` raises ``EOFError`` at a cut, and a buffered read that meets it drops the bytes it had
+    already gathered. This stream hands out every byte that can be decompressed, then ends like a file does
+    and sets ``truncated``: the record reader then says where the file was cut, as it does for a cut JSON file.
+    """
+
+    def __init__(self, path: Path):
+        self._raw = open(path, "rb")
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._in_member = False  # inside a gzip member whose end marker has not been seen yet
+        self.truncated = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            data = self._inflate.unconsumed_tail or self._inflate.unused_data or self._raw.read(1 << 16)
+            if not data:
+                self.truncated = self._in_member
+                return 0
+            if self._inflate.eof:  # the next member of a multi-member file (or padding after the last)
+                if not data.strip(b"\x00"):
+                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    continue
+                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._in_member = True
+            try:
+                self._pending = self._inflate.decompress(data, 1 << 20)
+            except zlib.error as exc:
+                raise OSError(f"damaged gzip data: {exc}") from None
+            if self._inflate.eof:
+                self._in_member = False
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_binary(path: Path) -> tuple[io.BufferedIOBase, Callable[[], bool]]:
+    """The file's bytes (decompressed if gzip) and a function telling, once read, whether it was cut short."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    return raw  # type: ignore[return-value]
+        gz = _GzipStream(path)
+        return io.BufferedReader(gz, buffer_size=1 << 16), lambda: gz.truncated
+    return open(path, "rb"), lambda: False
 
 
 def iter_records(path: str | Path) -> Iterator[RawRecord]:
@@ -56,19 +110,21 @@ def iter_records(path: str | Path) -> Iterator[RawRecord]:
 
     The format is told from the first byte ("[" → array) and, for "{", from whether the first line is a
     whole JSON value (JSONL: a bad line is quarantined and reading goes on) or not (pretty-printed values:
-    a syntax error stops the file).
+    a syntax error stops the file). A gzip file cut short ends like a cut JSON file: every record before the
+    cut, then :class:`FileFormatError` naming the record and byte offset of the cut.
     """
     path = Path(path)
-    with _open_binary(path) as stream:
-        first_line = stream.readline()
-        stream.seek(0)
-        head = first_line.lstrip(b" \t\r\n\xef\xbb\xbf")
+    probe, _ = _open_binary(path)
+    with probe:
+        head = probe.readline().lstrip(b" \t\r\n\xef\xbb\xbf")
+    stream, truncated = _open_binary(path)
+    with stream:
         if head.startswith(b"["):
-            yield from _iter_json_values(path, stream, array=True)
+            yield from _iter_json_values(path, stream, truncated, array=True)
         elif head.startswith(b"{") and not _is_json(head):
-            yield from _iter_json_values(path, stream, array=False)
+            yield from _iter_json_values(path, stream, truncated, array=False)
         else:
-            yield from _iter_jsonl(path, stream)
+            yield from _iter_jsonl(path, stream, truncated)
 
 
 def _is_json(line: bytes) -> bool:
@@ -79,12 +135,14 @@ def _is_json(line: bytes) -> bool:
     return True
 
 
-def _iter_jsonl(path: Path, stream: io.BufferedIOBase) -> Iterator[RawRecord]:
+def _iter_jsonl(path: Path, stream: io.BufferedIOBase, truncated: Callable[[], bool]) -> Iterator[RawRecord]:
     index = 0
     offset = 0
     for line in stream:
         start = offset
         offset += len(line)
+        if not line.endswith(b"\n") and truncated():  # the line the cut went through
+            raise FileFormatError(str(path), index, start, GZIP_CUT, line)
         if not line.strip():
             continue
         if index == 0 and line.startswith(b"\xef\xbb\xbf"):
@@ -99,6 +157,8 @@ def _iter_jsonl(path: Path, stream: io.BufferedIOBase) -> Iterator[RawRecord]:
             except json.JSONDecodeError as exc:
                 yield RawRecord(index, start, error="invalid_json", detail=f"{exc.msg} at column {exc.colno}", raw=line)
         index += 1
+    if truncated():  # cut right after a line break
+        raise FileFormatError(str(path), index, offset, GZIP_CUT)
 
 
 class _ByteCounter:
@@ -119,7 +179,7 @@ class _ByteCounter:
         self.pos -= dropped
 
 
-def _iter_json_values(path: Path, stream: io.BufferedIOBase, array: bool) -> Iterator[RawRecord]:
+def _iter_json_values(path: Path, stream: io.BufferedIOBase, truncated: Callable[[], bool], array: bool) -> Iterator[RawRecord]:
     # Undecodable bytes become lone surrogates: the record that holds them is quarantined, not the file.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     decoder = json.JSONDecoder()
@@ -156,6 +216,8 @@ def _iter_json_values(path: Path, stream: io.BufferedIOBase, array: bool) -> Ite
                 return False
 
     def fail(message: str) -> FileFormatError:
+        if truncated():
+            message = GZIP_CUT
         return FileFormatError(str(path), index, counter.at(buf, pos), message, buf[pos : pos + 4096].encode("utf-8", "surrogateescape"))
 
     if array:
@@ -170,7 +232,7 @@ def _iter_json_values(path: Path, stream: io.BufferedIOBase, array: bool) -> Ite
             return
     while True:
         if not skip_ws():
-            if array:
+            if array or truncated():
                 raise fail("file ends inside the array (truncated?)")
             return
         start = pos

@@ -184,3 +184,42 @@ def test_a_flow_command_in_a_fresh_home_starts_prefect_and_names_what_is_missing
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "no translations" in proc.stderr and "run 'polyglot translate' first" in proc.stderr
     assert "Traceback" not in proc.stderr and (home / "prefect").is_dir()
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "json"])
+def test_a_cut_gzip_file_keeps_the_records_before_the_cut_and_names_the_offset(tmp_path, layout):
+    records = [good(i, note="filler " * (40 + i)) for i in range(400)]
+    text = "".join(json.dumps(r) + "\n" for r in records) if layout == "jsonl" else json.dumps(records)
+    packed = gzip.compress(text.encode())
+    path = tmp_path / f"cut.{layout}.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    proc = polyglot("ingest", str(path), "--workspace", str(tmp_path / "ws"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "EOFError" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cut.%s.gz" % layout in errors[0] and "gzip file ends before" in errors[0], proc.stderr
+    summary = json.loads((tmp_path / "ws" / "ingest" / "summary.json").read_text())
+    kept = summary["valid"]
+    assert 100 < kept < 400 and summary["records_read"] == kept + summary["quarantined"] == kept + 1
+    # the offset named is where the first record not kept starts in the decompressed text
+    offset = int(errors[0].split("byte offset ")[1].split(" ")[0])
+    assert text.encode()[offset:].lstrip(b", \n").startswith(json.dumps(records[kept])[:40].encode())
+    convs = pl.read_parquet(tmp_path / "ws" / "ingest" / "shards" / "*" / "conversations.parquet")
+    assert sorted(convs["id"].to_list(), key=lambda x: int(x.split("-")[1])) == [f"good-{i}" for i in range(kept)]
+
+
+def test_a_whole_multi_member_gzip_file_reads_to_its_end(tmp_path):
+    lines = [json.dumps(good(i)) + "\n" for i in range(30)]
+    path = tmp_path / "joined.jsonl.gz"
+    path.write_bytes(gzip.compress("".join(lines[:10]).encode()) + gzip.compress("".join(lines[10:]).encode()))
+    summary = ingest([path], tmp_path / "ws")
+    assert summary.valid == 30 and not summary.files_stopped
+
+
+def test_ingest_summary_keeps_long_reason_names_apart_from_their_counts(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps({"id": "a", "conversations": "not a list"}) + "\n" + json.dumps(good(1)) + "\n")
+    proc = polyglot("ingest", str(path), "--workspace", str(tmp_path / "ws"))
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if "conversations_not_list" in line)
+    assert line.split() == ["conversations_not_list", "1"], line
