@@ -15,7 +15,7 @@ import importlib
 from functools import cache
 from pathlib import Path
 
-from language_rules.base import Change, FixResult, Rule
+from language_rules.base import Change, FixResult, Rule, persona_left_alone
 
 LANGUAGE_CODES = ("en", "zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja")
 MAX_PASSES = 4
@@ -44,9 +44,14 @@ def apply(text: str, lang: str, role: str = "gpt") -> FixResult:
         text = _run(steps, text, changes)
         if len(changes) == before:
             break
-    checks = list(getattr(module, "CHECKS", [])) + (list(module.FLAGS) if role == "gpt" else [])
+    checks = list(getattr(module, "CHECKS", [])) + ([*module.FLAGS, _persona_check(lang)] if role == "gpt" else [])
     flags = [flag for check in checks for flag in check(text)]
     return FixResult(text, changes, flags)
+
+
+@cache
+def _persona_check(lang: str):
+    return persona_left_alone(list(_module(lang).GENDER))
 
 
 def conventions(lang: str) -> str:

@@ -21,5 +21,6 @@ RULES = [
     unify_digits("ar.digits_consistent", "arabic_indic", "western", SOURCE),
 ]
 _PAIRS = [GenderPair(f"أنا {m}", f"أنا {f}") for m, f in [("متأكد", "متأكدة"), ("سعيد", "سعيدة"), ("مستعد", "مستعدة"), ("قادر", "قادرة"), ("آسف", "آسفة")]]
-GENDER = gender_rules("ar", _PAIRS, "persona policy: masculine first person")
+_SPEECH = r"(?<!\w)(?:قال|قالت|يقول|تقول|أضاف|أضافت|صرح|صرحت|أوضح|أوضحت|كتب|كتبت)(?!\w)"
+GENDER = gender_rules("ar", _PAIRS, "persona policy: masculine first person", speech_words=_SPEECH)
 FLAGS = [flag_patterns([(r"(?<!\w)أنتِ(?!\w)", "gender: user addressed in the feminine (policy: masculine singular)")])]

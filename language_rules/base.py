@@ -52,12 +52,14 @@ Replacement = str | Callable[["regex.Match[str]"], str]
 
 @dataclass(frozen=True)
 class Rule:
-    """``pattern`` → ``replacement`` outside protected spans; ``id`` names it in change lists."""
+    """``pattern`` → ``replacement`` outside protected spans (and outside ``also_skip``'s ranges, when given);
+    ``id`` names it in change lists."""
 
     id: str
     pattern: regex.Pattern
     replacement: Replacement
     source: str = ""  # the norm it follows
+    also_skip: Callable[[str], list[tuple[int, int]]] | None = None
 
     def apply(self, text: str, changes: list[Change]) -> str:
         protected = None
@@ -65,7 +67,7 @@ class Rule:
         last = 0
         for m in self.pattern.finditer(text):
             if protected is None:
-                protected = protected_ranges(text)
+                protected = protected_ranges(text) + (self.also_skip(text) if self.also_skip else [])
             if _overlaps(m.start(), m.end(), protected):
                 continue
             new = self.replacement(m) if callable(self.replacement) else m.expand(self.replacement)
@@ -81,8 +83,8 @@ class Rule:
         return "".join(out)
 
 
-def rule(id: str, pattern: str, replacement: Replacement, source: str = "", flags: int = 0) -> Rule:
-    return Rule(id, regex.compile(pattern, flags | regex.V1 | regex.MULTILINE), replacement, source)
+def rule(id: str, pattern: str, replacement: Replacement, source: str = "", flags: int = 0, also_skip=None) -> Rule:
+    return Rule(id, regex.compile(pattern, flags | regex.V1 | regex.MULTILINE), replacement, source, also_skip)
 
 
 def translate_chars(table: dict[str, str]) -> Callable[["regex.Match[str]"], str]:
@@ -126,14 +128,77 @@ class GenderPair:
     other: str  # the same form in the other gender
 
 
-def gender_rules(lang: str, pairs: list[GenderPair], source: str) -> list[Rule]:
-    """Rewrite certain first-person forms to the persona policy (whole words only; a capital kept)."""
+# Quotation marks: opening → closing. “ closes „ (German, Russian) and opens in English; ’ is an apostrophe
+# unless a ‘ opened it; a straight " opens and closes.
+QUOTE_PAIRS = {"“": "”", "„": "“", "«": "»", "‹": "›", "「": "」", "『": "』", "‘": "’", "‚": "‘", '"': '"'}
+_CLOSERS = {"”", "»", "›", "」", "』", "“"}
+_SENTENCE = regex.compile(r"[^.!?।۔؟。！？\n]*(?:[.!?।۔؟。！？]+|\n|$)")
+
+
+def quoted_ranges(text: str) -> list[tuple[int, int]]:
+    """Spans inside quotation marks, line by line. A quote still open at the end of a line runs to its end; a
+    closing mark with none open means the line began inside a quote (a quotation continued from before)."""
+    ranges: list[tuple[int, int]] = []
+    line_start = 0
+    for line in text.split("\n"):
+        stack: list[tuple[str, int]] = []
+        for i, ch in enumerate(line):
+            if stack and ch == QUOTE_PAIRS[stack[-1][0]]:
+                opener, at = stack.pop()
+                if not stack:
+                    ranges.append((line_start + at, line_start + i + 1))
+            elif ch in QUOTE_PAIRS:
+                stack.append((ch, i))
+            elif ch in _CLOSERS and not stack:
+                ranges.append((line_start, line_start + i + 1))
+        if stack:
+            ranges.append((line_start + stack[0][1], line_start + len(line)))
+        line_start += len(line) + 1
+    return ranges
+
+
+def speech_ranges(text: str, speech_words: regex.Pattern | None) -> list[tuple[int, int]]:
+    """Where someone other than the assistant may be speaking: quotations, lines of dialogue opened by a dash,
+    and sentences that report speech (``speech_words``: the language's verbs of saying)."""
+    ranges = quoted_ranges(text)
+    for m in _SENTENCE.finditer(text):
+        sentence = m.group(0)
+        if not sentence.strip():
+            continue
+        if regex.match(r"\s*[—–―]\s", sentence) or (speech_words is not None and speech_words.search(sentence)):
+            ranges.append(m.span())
+    return ranges
+
+
+def gender_rules(lang: str, pairs: list[GenderPair], source: str, speech_words: str | None = None) -> list[Rule]:
+    """Rewrite certain first-person forms to the persona policy (whole words only; a capital kept) — but never
+    inside quoted or reported speech, where the words are someone else's (:func:`persona_left_alone` flags them)."""
+    words = regex.compile(speech_words, regex.V1 | regex.IGNORECASE) if speech_words else None
+    skip = lambda text: speech_ranges(text, words)  # noqa: E731
     variants = []
     for p in pairs:
         variants.append(p)
         if p.other[0].upper() != p.other[0]:
             variants.append(GenderPair(p.policy[0].upper() + p.policy[1:], p.other[0].upper() + p.other[1:]))
-    return [rule(f"{lang}.gender.persona", rf"(?<!\w){regex.escape(p.other)}(?!\w)", p.policy, source) for p in variants]
+    return [rule(f"{lang}.gender.persona", rf"(?<!\w){regex.escape(p.other)}(?!\w)", p.policy, source, also_skip=skip) for p in variants]
+
+
+def persona_left_alone(gender: list[Rule]) -> Callable[[str], list[str]]:
+    """A check: the persona forms the gender rules did not rewrite because they stand in quoted or reported speech."""
+
+    def check(text: str) -> list[str]:
+        if not gender:
+            return []
+        protected = protected_ranges(text)
+        speech = gender[0].also_skip(text) if gender[0].also_skip else []
+        found = []
+        for r in gender:
+            for m in r.pattern.finditer(text):
+                if not _overlaps(m.start(), m.end(), protected) and _overlaps(m.start(), m.end(), speech):
+                    found.append(m.group(0))
+        return [f"gender: {form!r} in quoted or reported speech, left as written (check who speaks)" for form in dict.fromkeys(found)]
+
+    return check
 
 
 def flag_patterns(patterns: list[tuple[str, str]]) -> Callable[[str], list[str]]:

@@ -1,7 +1,8 @@
 """Hindi conventions (Devanagari; Central Hindi Directorate standard orthography).
 
-- Sentences end with the danda । — a ``|`` or a Latin ``I`` used in its place is replaced, and no space
-  stands before ।. (A ``.`` is left alone: professional Hindi uses it in abbreviations and numbers.)
+- Sentences end with the danda । — a ``|``, a Latin ``I`` or a full stop ``.`` used in its place is replaced,
+  and no space stands before ।. Abbreviations keep their dots (डॉ., एस.: one or two letters that are not a
+  common short word such as है, or a dotted chain), and so do numbers.
 - The nukta stands right after its consonant, once (a nukta after a vowel sign is moved back); the
   precomposed and the letter + nukta forms of क़ are canonically equivalent and both kept. ZWJ/ZWNJ only
   next to a virama.
@@ -15,13 +16,16 @@
 from language_rules.base import GenderPair, flag_patterns, gender_rules
 from language_rules.indic import indic_rules
 
-RULES = indic_rules("hi", "Devanagari", "\u094d", "\u093c", "\u093e-\u094c", "devanagari")
+# Short words that end sentences (a ``.`` after them is a full stop, not an abbreviation's dot).
+_SHORT = {"है", "हैं", "था", "थे", "थी", "हो", "हूँ", "हूं", "गया", "गई", "गए", "ही", "भी", "नहीं", "रहा", "रही", "रहे", "दें", "करें"}
+RULES = indic_rules("hi", "Devanagari", "\u094d", "\u093c", "\u093e-\u094c", "devanagari", "\u0903", _SHORT)
 _PAIRS = [
     GenderPair(f"{m} {aux}", f"{f} {aux}")
     for m, f in [("सकता", "सकती"), ("रहा", "रही"), ("चुका", "चुकी"), ("गया", "गई"), ("करता", "करती"), ("देता", "देती"), ("पाता", "पाती"), ("चाहता", "चाहती")]
     for aux in ("हूँ", "हूं")
 ] + [GenderPair(m, f) for m, f in [("सकूँगा", "सकूँगी"), ("करूँगा", "करूँगी"), ("दूँगा", "दूँगी"), ("बताऊँगा", "बताऊँगी")]]
-GENDER = gender_rules("hi", _PAIRS, "persona policy: masculine first person")
+_SPEECH = r"(?<!\w)(?:कहा|कहती|कहते|कहता|कहना|बताया|बताती|बोली|बोला|बोले|लिखा)(?!\w)"
+GENDER = gender_rules("hi", _PAIRS, "persona policy: masculine first person", speech_words=_SPEECH)
 FLAGS = [
     flag_patterns(
         [

@@ -20,7 +20,8 @@ _PAIRS = [
     for m, f in [("был", "была"), ("сделал", "сделала"), ("увидел", "увидела"), ("заметил", "заметила"), ("рад", "рада"),
                  ("уверен", "уверена"), ("готов", "готова"), ("должен", "должна"), ("смог", "смогла"), ("описал", "описала")]
 ]
-GENDER = gender_rules("ru", _PAIRS, "persona policy: masculine first person")
+_SPEECH = r"(?<!\w)(?:сказал\w*|заявил\w*|говорит|говорил\w*|рассказал\w*|отметил\w*|пояснил\w*|написал\w*|добавил\w*|призналась|признался|по словам)(?!\w)"
+GENDER = gender_rules("ru", _PAIRS, "persona policy: masculine first person", speech_words=_SPEECH)
 FLAGS = [
     flag_patterns(
         [

@@ -26,7 +26,8 @@ _PAIRS = [
     for m, f in [("سکتا", "سکتی"), ("رہا", "رہی"), ("چکا", "چکی"), ("گیا", "گئی"), ("کرتا", "کرتی"), ("دیتا", "دیتی"), ("چاہتا", "چاہتی")]
     for aux in ("ہوں",)
 ] + [GenderPair(m, f) for m, f in [("سکوں گا", "سکوں گی"), ("کروں گا", "کروں گی"), ("دوں گا", "دوں گی"), ("بتاؤں گا", "بتاؤں گی")]]
-GENDER = gender_rules("ur", _PAIRS, "persona policy: masculine first person")
+_SPEECH = r"(?<!\w)(?:کہا|کہتی|کہتے|کہتا|کہنا|بتایا|بتاتی|بولی|بولا|بولے|لکھا)(?!\w)"
+GENDER = gender_rules("ur", _PAIRS, "persona policy: masculine first person", speech_words=_SPEECH)
 FLAGS = [
     flag_patterns(
         [

@@ -62,6 +62,12 @@ GOLDEN = [
     ("ur", "gpt", "ہاں ، یہ", "ہاں، یہ", ["ur.no_space_before_punct"]),
     ("ru", "gpt", "Он сказал “привет”.", "Он сказал «привет».", ["ru.quotes"]),
     ("ru", "gpt", "«Он сказал „привет“»", "«Он сказал „привет“»", []),
+    ("bn", "gpt", "এটি একটি বিড়াল.", "এটি একটি বিড়াল।", ["bn.danda_full_stop"]),
+    ("bn", "gpt", "এটি একটি বিড়াল. এটি সাদা.\r", "এটি একটি বিড়াল। এটি সাদা।\r", ["bn.danda_full_stop", "bn.danda_full_stop"]),
+    ("bn", "gpt", "রেভ. ডেভিড জনসন এবং ইউ.এন. সুরক্ষা", "রেভ. ডেভিড জনসন এবং ইউ.এন. সুরক্ষা", []),
+    ("bn", "gpt", "ডাঃ. ফোর্ড, দাম 3.5 টাকা", "ডাঃ. ফোর্ড, দাম 3.5 টাকা", []),
+    ("hi", "gpt", "यह एक कुत्ता है. डॉ. शर्मा यहाँ हैं.", "यह एक कुत्ता है। डॉ. शर्मा यहाँ हैं।", ["hi.danda_full_stop", "hi.danda_full_stop"]),
+    ("hi", "gpt", "मि. स्मिथ ने 3.5 किलो लिया", "मि. स्मिथ ने 3.5 किलो लिया", []),
     ("en", "gpt", "A dog  runs.  ", "A dog runs.", ["en.collapse_spaces", "en.trailing_space"]),
     ("en", "gpt", '"a" “b” "c"', '"a" "b" "c"', ["en.quotes_consistent", "en.quotes_consistent"]),
 ]
@@ -94,6 +100,36 @@ def test_uncertain_cases_are_flagged_not_guessed(lang, text, flag):
     result = apply(text, lang, "gpt")
     assert any(f.startswith(flag) for f in result.flags), result.flags
     assert result.text == text
+
+
+@pytest.mark.parametrize(
+    "lang,text",
+    [
+        ("hi", '"6 नवंबर के बाद, मैं इस पर गंभीरता से विचार करूँगी।"'),
+        ("hi", "उन्होंने कहा कि मैं इस पर विचार करूँगी।"),
+        ("hi", "बोर्ड पर लिखा है: “मैं मदद कर सकती हूँ”"),
+        ("ur", 'انہوں نے کہا: "میں یہ کروں گی"'),
+        ("ur", "«میں کر سکتی ہوں»"),
+        ("ru", "«Я сделала всё, что могла», — сказала она."),
+        ("ru", "— Я уверена, — ответила она."),
+        ("ru", "Она сказала, что я сделала ошибку."),
+        ("es", 'El cartel dice "Estoy lista".'),
+        ("fr", "Elle a dit : « je suis désolée »."),
+        ("ar", "قالت: أنا متأكدة من ذلك"),
+    ],
+)
+def test_persona_rules_flag_quoted_or_reported_speech_and_never_rewrite_it(lang, text):
+    """The persona policy is about the assistant speaking of itself: a quoted sign, caption or person keeps
+    their own words."""
+    result = apply(text, lang, "gpt")
+    assert not [c for c in result.changes if c.rule.endswith("gender.persona")], result.changes
+    assert any("quoted or reported speech" in f for f in result.flags), result.flags
+
+
+def test_persona_rule_still_rewrites_the_assistant_outside_quotes():
+    result = apply('मैं मदद कर सकती हूँ। बोर्ड पर "मैं कर सकती हूँ" लिखा है।', "hi", "gpt")
+    assert result.text == 'मैं मदद कर सकता हूँ। बोर्ड पर "मैं कर सकती हूँ" लिखा है।'
+    assert any("quoted or reported speech" in f for f in result.flags)
 
 
 PROTECTED = ["<image>", "[0.37, 0.584, 0.504, 0.709]", "`x , y ?`", "https://example.org/a?b=1", "a@b.org", "(1, 2)"]
