@@ -6,15 +6,18 @@ letters in the expected script (Unicode script classes via ``regex``) settles wh
 cannot (romanised Hindi, Devanagari where Urdu is expected, Chinese without kana where Japanese is
 expected, Urdu letters where Arabic is expected).
 
-Status: ``rejected`` (unusable: empty, refusal, wrong language or script, broken placeholders, truncated,
-untranslated), ``needs_review`` (doubtful: length outside the language's band, repetition, uncertain
-language, a flag from the language rules), ``accepted`` otherwise.
+Status: ``rejected`` (unusable: empty, refusal, wrong language or script — a confident detection, letters of another
+writing system, Persian or Arabic function words where Urdu is expected —, broken placeholders, truncated,
+untranslated), ``needs_review`` (doubtful: length outside the language's band, repetition, an unsure or
+disputed language detection, a flag from the language rules), ``accepted`` otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -42,7 +45,6 @@ _URDU_ONLY = regex.compile("[ٹڈڑںےۓھہۂ]")
 # Traditional characters whose Simplified forms differ (a few of the commonest): many of them in a "Chinese"
 # text means Traditional where Simplified is expected.
 _TRADITIONAL = regex.compile("[這們個來說時為會國學與對們經發見長門開關車東書現電話頭買賣讓進過還邊點間題體義]")
-_REPEAT = regex.compile(r"(.{2,30}?)(?:\s*\1){3,}", regex.S)
 DEFAULT_BANDS_FILE = "length_bands.json"
 
 
@@ -55,6 +57,8 @@ class Thresholds:
     short_text: int = 40  # characters below which langdetect is asked too
     min_length_chars: int = 20  # source characters below which the length ratio is not judged
     repetition_min_chars: int = 40
+    min_wrong_language_prob: float = 0.5  # a wrong-language rejection needs fastText at least this sure
+    max_foreign_script_words: int = 2  # runs of another script (not Latin) that reject; fewer: review
 
 
 @dataclass
@@ -129,12 +133,31 @@ def identify(text: str) -> tuple[str, float]:
     return labels[0].removeprefix("__label__"), float(probs[0])
 
 
-def _langdetect(text: str) -> str | None:
-    from langdetect import DetectorFactory, LangDetectException, detect
+_LANGDETECT_LOCK = threading.Lock()
 
-    DetectorFactory.seed = 0
+
+@cache
+def _langdetect_factory():
+    """langdetect's profiles, loaded once. Its own ``detect()`` publishes a half-loaded factory while it loads
+    the profiles, so shard tasks starting in parallel threads got no answer or a wrong one (seen: 'pl' for
+    Spanish), and a rerun could then differ from the first run."""
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    with _LANGDETECT_LOCK:
+        factory = DetectorFactory()
+        factory.load_profile(PROFILES_DIRECTORY)
+        factory.set_seed(0)
+        return factory
+
+
+def _langdetect(text: str) -> str | None:
+    from langdetect import LangDetectException
+
+    factory = _langdetect_factory()
     try:
-        code = detect(text)
+        detector = factory.create()
+        detector.append(text)
+        code = detector.detect()
     except LangDetectException:
         return None
     return {"zh-cn": "zh", "zh-tw": "zh"}.get(code, code)
@@ -152,24 +175,81 @@ _TOKEN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]|[\p{L}\p{M}--\p{Han}\
 
 def script_share(text: str, lang: str) -> tuple[float, int]:
     """(share of tokens in ``lang``'s scripts, number of tokens)."""
-    tokens = _TOKEN.findall(text)
+    tokens = len(_TOKEN.findall(text))
     if not tokens:
         return 1.0, 0
-    own = sum(1 for t in tokens if any(_SCRIPT_RE[s].match(t) for s in SCRIPTS[lang]))
-    return own / len(tokens), len(tokens)
+    return len(_own_tokens(lang).findall(text)) / tokens, tokens
 
 
-def check_language(text: str, lang: str, th: Thresholds | None = None) -> tuple[list[str], str | None, float | None, float]:
-    """(reasons the text is not in ``lang``, detected label, probability, script share)."""
+@cache
+def _own_tokens(lang: str) -> regex.Pattern:
+    """The tokens of :data:`_TOKEN` whose first letter is in one of ``lang``'s scripts (one pass in C)."""
+    own = "".join(rf"\p{{{s}}}" for s in SCRIPTS[lang])
+    return regex.compile(rf"(?=[{own}])(?:{_TOKEN.pattern})", regex.V1)
+
+
+# Other writing systems whose letters have no place in a translation into a language (Latin has: names,
+# brands and units appear in every language).
+_FOREIGN_SCRIPTS = ("Han", "Hiragana", "Katakana", "Hangul", "Devanagari", "Bengali", "Cyrillic", "Arabic", "Thai", "Hebrew")
+_FOREIGN_RE = {s: regex.compile(rf"\p{{{s}}}", regex.V1) for s in _FOREIGN_SCRIPTS}
+# Function words that tell Urdu from Persian and Arabic in the same script. Letters alone cannot: once the
+# Urdu rules have run, Persian and Arabic text carries Urdu letters too. Words are compared in one canonical
+# spelling (ہ ه → ه, ی ي ى → ي, ک ك → ك); words two of the languages share in it (ہم/هم, ہی/هي, ہو/هو,
+# کہ/که) are left out.
+_CANONICAL = str.maketrans({"ہ": "ه", "ۃ": "ة", "ی": "ي", "ى": "ي", "ک": "ك"})
+_FUNCTION_WORDS = {
+    code: regex.compile(rf"(?<!\w)(?:{'|'.join(words.split())})(?!\w)", regex.V1)
+    for code, words in {
+        "ur": "هے هيں كے كي كا ميں اور سے كو نے يه تھا تھے گيا پر بھي جو",
+        "fa": "است را با از براي مي هاي بود آن شد يك نيز كرد شده باشد هستند",
+        "ar": "في من علي إلي التي الذي هذا هذه أن عن مع كان ذلك قد",
+    }.items()
+}
+
+
+@cache
+def _any_foreign(lang: str) -> regex.Pattern:
+    return regex.compile("[" + "".join(rf"\p{{{s}}}" for s in _FOREIGN_SCRIPTS if s not in SCRIPTS[lang]) + "]", regex.V1)
+
+
+def foreign_script_tokens(body: str, lang: str) -> dict[str, int]:
+    """Tokens (a word; a Han or kana character) of other writing systems (not Latin) inside a text in ``lang``:
+    Chinese inside an Arabic answer, Devanagari inside Urdu."""
+    own = set(SCRIPTS[lang])
+    if not _any_foreign(lang).search(body):  # the common case, in one pass
+        return {}
+    found: dict[str, int] = {}
+    for token in _TOKEN.findall(body):
+        script = next((s for s, r in _FOREIGN_RE.items() if r.match(token)), None)
+        if script and script not in own:
+            found[script] = found.get(script, 0) + 1
+    return found
+
+
+def check_language(text: str, lang: str, th: Thresholds | None = None) -> tuple[list[str], list[str], str | None, float | None, float]:
+    """(reasons the text is not in ``lang``, reasons to doubt it, detected label, probability, script share).
+
+    A wrong-language rejection needs a confident detection: fastText's label with at least
+    ``min_wrong_language_prob`` (or the same label from ``langdetect``), which ``langdetect`` does not
+    contradict. An unsure or disputed one is a reason for review.
+    """
     th = th or Thresholds()
     body = judgeable_text(text)
     share, letters = script_share(body, lang)
     if letters < th.min_letters:
-        return [], None, None, share
+        return [], [], None, None, share
     label, prob = identify(body)
     reasons: list[str] = []
+    doubts: list[str] = []
     if share < th.min_script_share:
-        return [f"wrong script: {share:.0%} of letters in {'/'.join(SCRIPTS[lang])} (detected {label})"], label, prob, share
+        return [f"wrong script: {share:.0%} of letters in {'/'.join(SCRIPTS[lang])} (detected {label})"], [], label, prob, share
+    foreign = foreign_script_tokens(body, lang)
+    if foreign:
+        words = ", ".join(f"{n} {script}" for script, n in foreign.items())
+        if sum(foreign.values()) >= th.max_foreign_script_words:
+            reasons.append(f"mixed script: {words} inside {lang} text")
+        else:
+            doubts.append(f"mixed script: {words} inside {lang} text")
     kana = len(_KANA.findall(body)) / max(1, len(_LETTER.findall(body)))
     if lang == "zh":
         if kana > 0.05:
@@ -181,16 +261,29 @@ def check_language(text: str, lang: str, th: Thresholds | None = None) -> tuple[
         if kana == 0 and (han >= 8 or label != "ja"):
             reasons.append(f"wrong language: no kana, detected {label} (Chinese?)")
     elif lang == "ur":
-        if label not in ACCEPTED_LABELS["ur"] and not _URDU_ONLY.search(body):
+        canonical = body.translate(_CANONICAL)
+        counts = {code: len(r.findall(canonical)) for code, r in _FUNCTION_WORDS.items()}
+        rival = max(("fa", "ar"), key=lambda code: counts[code])
+        if counts[rival] >= 2 and counts[rival] > counts["ur"]:
+            name = {"fa": "Persian", "ar": "Arabic"}[rival]
+            reasons.append(f"wrong language: {name} function words ({counts[rival]} against {counts['ur']} Urdu), detected {label}")
+        elif label not in ACCEPTED_LABELS["ur"] and not _URDU_ONLY.search(body):
             reasons.append(f"wrong language: no Urdu letters, detected {label}")
+        elif label not in ACCEPTED_LABELS["ur"] and counts["ur"] == 0 and letters >= 6:
+            reasons.append(f"wrong language: not one Urdu function word in {letters} words, detected {label}")
     elif lang == "ar":
         if len(_URDU_ONLY.findall(body)) >= 2:
             reasons.append(f"wrong language: Urdu letters in Arabic text (detected {label})")
     elif label not in ACCEPTED_LABELS[lang]:
-        second = _langdetect(body) if len(body.strip()) < th.short_text else None
-        if second not in ACCEPTED_LABELS[lang]:
+        second = _langdetect(body)
+        if second in ACCEPTED_LABELS[lang]:
+            if len(body.strip()) >= th.short_text:  # the two detectors disagree: a person decides
+                doubts.append(f"uncertain language: fastText {label} ({prob:.2f}), langdetect {second}")
+        elif prob >= th.min_wrong_language_prob or second == label:  # sure, or both detectors name it
             reasons.append(f"wrong language: detected {label} ({prob:.2f})")
-    return reasons, label, prob, share
+        else:
+            doubts.append(f"uncertain language: detected {label} ({prob:.2f})")
+    return reasons, doubts, label, prob, share
 
 
 @cache
@@ -214,10 +307,30 @@ def derive_length_bands(ntrex_dir: Path, widen: float = 0.15, tail: float = 0.00
     return bands
 
 
-def is_repetitive(text: str, th: Thresholds) -> bool:
+def _has_run(tokens: list[str], repeats: int = 4, longest: int = 8) -> bool:
+    """Whether some sequence of 1 to ``longest`` tokens occurs ``repeats`` times in a row (a model's loop)."""
+    if len(tokens) < repeats or max(Counter(tokens).values()) < repeats:
+        return False
+    for k in range(1, longest + 1):
+        run, need = 0, k * (repeats - 1)
+        for i in range(k, len(tokens)):
+            if tokens[i] == tokens[i - k]:
+                run += 1
+                if run >= need:
+                    return True
+            else:
+                run = 0
+    return False
+
+
+def is_repetitive(text: str, th: Thresholds, lang: str | None = None) -> bool:
+    """A loop: a word (a character in Chinese and Japanese) or a group of up to eight repeated four times in a
+    row, or text that compresses to a fifth of its size. Linear in the text (a backreference regex was ~2 ms a
+    turn, too slow for every turn of a large run)."""
     if len(text) < th.repetition_min_chars:
         return False
-    if _REPEAT.search(text):
+    tokens = [c for c in text if not c.isspace()] if lang in ("zh", "ja") else text.split()
+    if _has_run(tokens):
         return True
     raw = text.encode("utf-8")
     return len(zlib.compress(raw)) < 0.2 * len(raw)
@@ -254,14 +367,15 @@ def assess(
         if src_spans != tgt_spans:
             rejected.append("protected spans differ from the source (image, code, URL, boxes)")
     if stripped:
-        reasons, qe.lang_detected, qe.lang_prob, qe.script_share = check_language(target, lang, th)
+        reasons, doubts, qe.lang_detected, qe.lang_prob, qe.script_share = check_language(target, lang, th)
         rejected.extend(reasons)
+        review.extend(doubts)
         if len(source) >= th.min_length_chars:
             qe.length_ratio = round(len(target) / len(source), 4)
             low, high = (bands if bands is not None else length_bands()).get(lang, [0.0, float("inf")])
             if not low <= qe.length_ratio <= high:
                 review.append(f"length ratio {qe.length_ratio:.2f} outside [{low}, {high}]")
-        if is_repetitive(target, th):
+        if is_repetitive(target, th, lang):
             review.append("repetition")
     qe.reasons = rejected + review
     qe.status = "rejected" if rejected else "needs_review" if review else "accepted"
