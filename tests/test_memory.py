@@ -38,3 +38,41 @@ def test_a_file_from_before_the_token_columns_still_loads(tmp_path):
     loaded = memory.load("hi", "tv-1", {"u1"})["u1"]
     assert loaded.text == "पुराना" and loaded.prompt_tokens is None
     assert memory.load("hi", "tv-1")["u1"].text == "पुराना"
+
+
+def test_compaction_merges_parts_into_sorted_segments_and_readers_see_each_entry_once(tmp_path, monkeypatch):
+    import pipeline.memory as memory_module
+
+    monkeypatch.setattr(memory_module, "SEGMENT_ROW_GROUP", 8)  # several row groups in a small segment
+    a, b = TranslationMemory(tmp_path, "worker-a"), TranslationMemory(tmp_path, "worker-b")
+    for start in range(0, 60, 6):
+        a.commit([entry(f"u{i:03d}", text=f"t{i}") for i in range(start, start + 6)])
+    b.commit([entry("u003", "flagged"), entry("u900", "flagged")])
+    before = a.load("hi", "tv-1")
+    assert len(a.files("hi", "tv-1")) == 11
+    report = a.compact("hi", "tv-1")
+    assert report == {"files_before": 11, "files_after": 1, "entries": 61}
+    files = a.files("hi", "tv-1")
+    assert [p.name.split("-")[0] for p in files] == ["segment"] and not a.parts("hi", "tv-1")
+    keys = pq.read_table(files[0], columns=["unit_hash"]).column("unit_hash").to_pylist()
+    assert keys == sorted(keys) and len(keys) == len(set(keys)) == 61
+    assert pq.ParquetFile(files[0]).metadata.num_row_groups == 8
+    assert a.load("hi", "tv-1") == before and before["u003"].status == "ok"
+    assert a.load("hi", "tv-1", ["u007", "u900", "nope"]) == {k: before[k] for k in ("u007", "u900")}
+    assert a.unit_hashes("hi", "tv-1") == set(before)
+    # a writer that commits after the compaction: its part is read beside the segment, and merged next time
+    b.commit([entry("u950", text="new")])
+    assert set(a.load("hi", "tv-1")) == set(before) | {"u950"}
+    # a compaction that crashed after writing its segment but before switching the layout: the old set stays in
+    # force (nothing counted twice), and the next compaction removes the stray file
+    d = tmp_path / "lang=hi" / "version=tv-1"
+    stray = d / "segment-000009-0000-deadbeef.parquet"
+    stray.write_bytes(files[0].read_bytes())
+    assert len(a.load("hi", "tv-1")) == 62 and stray not in a.files("hi", "tv-1")
+    again = a.compact("hi", "tv-1", min_files=1)  # the new part becomes a second segment; the first is kept
+    assert again == {"files_before": 2, "files_after": 2, "entries": 1} and not stray.exists()
+    assert not list(d.glob("part-*")) and len(a.load("hi", "tv-1")) == 62
+    assert a.compact("hi", "tv-1")["entries"] is None  # no part file: nothing to merge
+    b.commit([entry("u951", text="newer")])
+    full = a.compact("hi", "tv-1", min_files=1, max_segments=2)  # a third segment would be too many: one full merge
+    assert full == {"files_before": 3, "files_after": 1, "entries": 63} and len(a.load("hi", "tv-1")) == 63
