@@ -8,7 +8,13 @@ translations of the input: it exercises the plumbing (server, client, checks, fl
 
 Needs torch, transformers and tokenizers (the vLLM environment has them):
 
-    python -m pipeline.tiny_model OUT_DIR
+    python -m pipeline.tiny_model OUT_DIR [--steps N]
+    python -m pipeline.tiny_model --ship        # rebuild the copies that ship in pipeline/data/tiny_models
+
+Both models ship built (a few MB each) so that a fresh machine does not spend minutes training them. Each
+carries the hash of its recipe — this file, the corpus, the prompt templates and its arguments — in
+``POLYGLOT_TINY_MODEL``; :func:`pipeline.services.ensure_tiny_model` uses the shipped copy only while the
+recipe is unchanged, and builds anew otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import json
 from pathlib import Path
 
 CORPUS = Path(__file__).with_name("data") / "multilingual_corpus.json"
+SHIPPED = Path(__file__).with_name("data") / "tiny_models"
+MARKER = "POLYGLOT_TINY_MODEL"
+# name → training steps (``tiny-random``: random weights, no training)
+SHIPPED_MODELS = {"tiny": 300, "tiny-random": 0}
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -25,6 +35,26 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+def recipe_hash(steps: int) -> str:
+    """What decides the model's weights: this builder, its corpus, the prompt templates it trains on, its steps."""
+    import hashlib
+
+    h = hashlib.sha256()
+    prompts = sorted((Path(__file__).with_name("prompts")).glob("*.txt"))
+    for path in [Path(__file__), CORPUS, *prompts]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(f"steps={steps}".encode())
+    return h.hexdigest()[:16]
+
+
+def built_recipe(model_dir: Path) -> str | None:
+    """The recipe hash a built model records (None: not built, or built before recipes were recorded)."""
+    try:
+        return json.loads((Path(model_dir) / MARKER).read_text()).get("recipe")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def training_pairs() -> list[tuple[list[dict], str]]:
@@ -69,7 +99,7 @@ def _train_to_answer_and_stop(model, tokenizer, steps: int, seed: int) -> float:
     return loss_value
 
 
-def build(out_dir: Path, vocab_size: int = 3000, seed: int = 0, steps: int = 300) -> Path:
+def build(out_dir: Path, vocab_size: int = 3000, seed: int = 0, steps: int = 300, recipe: str | None = None) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -123,18 +153,26 @@ def build(out_dir: Path, vocab_size: int = 3000, seed: int = 0, steps: int = 300
     (out_dir / "generation_config.json").write_text(
         json.dumps({"eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id, "do_sample": False}) + "\n"
     )
-    (out_dir / "POLYGLOT_TINY_MODEL").write_text("random-weight test model built by pipeline.tiny_model\n")
+    (out_dir / MARKER).write_text(json.dumps({"built_by": "pipeline.tiny_model", "recipe": recipe, "steps": steps}) + "\n")
     return out_dir
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--vocab-size", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("out_dir", type=Path, nargs="?")
     parser.add_argument("--steps", type=int, default=300, help="training steps (0: random weights only)")
-    args = parser.parse_args()
-    print(build(args.out_dir, args.vocab_size, args.seed, args.steps))
+    parser.add_argument("--ship", action="store_true", help=f"rebuild every shipped model in {SHIPPED}")
+    args = parser.parse_args(argv)
+    if args.ship:
+        import shutil
+
+        for name, steps in SHIPPED_MODELS.items():
+            shutil.rmtree(SHIPPED / name, ignore_errors=True)
+            print(build(SHIPPED / name, steps=steps, recipe=recipe_hash(steps)))
+        return
+    if args.out_dir is None:
+        parser.error("give OUT_DIR or --ship")
+    print(build(args.out_dir, steps=args.steps, recipe=recipe_hash(args.steps)))
 
 
 if __name__ == "__main__":

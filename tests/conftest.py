@@ -56,11 +56,53 @@ def server_requests(url: str) -> float:
 
 
 def polyglot(*args: str, env: dict | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
-    """Run the ``polyglot`` command line from the repository root, as a user would."""
+    """Run the ``polyglot`` command line from the repository root, as a user would (``env`` values of None
+    remove the variable)."""
+    merged = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={k: v for k, v in merged.items() if v is not None},
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(tmp_path_factory):
+    """One real Prefect server for the whole session: every flow command of the tests talks to it, as a
+    deployment's commands would, instead of starting its own temporary server (15-40 s each on 2 cores)."""
+    import time
+    import urllib.request
+
+    from pipeline import services
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = services.free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2)
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, (home / "server.log").read_text()[-3000:]
+            time.sleep(1)
+    previous = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+    os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=str(home))
+    try:
+        yield url
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        services.stop_pid(proc.pid, grace=10)
+        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -180,7 +180,9 @@ def test_bad_option_values_are_refused_before_anything_starts(tmp_path, args, op
 
 def test_a_flow_command_in_a_fresh_home_starts_prefect_and_names_what_is_missing(tmp_path):
     home = tmp_path / "new" / "home"  # neither exists yet: Prefect's ephemeral server needs its home's parents
-    proc = polyglot("publish", "--workspace", str(tmp_path / "ws"), env={"POLYGLOT_HOME": str(home)}, timeout=110)
+    # no Prefect server configured: the command starts its own temporary one
+    proc = polyglot("publish", "--workspace", str(tmp_path / "ws"), env={"POLYGLOT_HOME": str(home), "PREFECT_API_URL": None,
+                                                                         "PREFECT_HOME": None}, timeout=110)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "no translations" in proc.stderr and "run 'polyglot translate' first" in proc.stderr
     assert "Traceback" not in proc.stderr and (home / "prefect").is_dir()
