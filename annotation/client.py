@@ -11,6 +11,7 @@ import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
+from annotation.assets import Served, font_css
 from annotation.labeling import label_config, project_title
 from pipeline.corrections import review_dir
 from pipeline.services import LabelStudioLogin, labelstudio_login
@@ -67,13 +68,17 @@ def known_projects(workspace: Path) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
 
 
-def ensure_project(client: LabelStudio, workspace: Path, lang: str, prefix: str, overlap: float) -> int:
-    """The language's project: the one recorded, else one with its title, else a new one. Settings kept current."""
+def ensure_project(
+    client: LabelStudio, workspace: Path, lang: str, prefix: str, overlap: float, served: Served | None = None, images: bool = False
+) -> int:
+    """The language's project: the one recorded, else one with its title, else a new one. Settings kept current.
+    With a served folder the project serves its fonts (and, with ``images``, the linked image folder) through
+    local-files storages."""
     if not 0.0 <= overlap <= 1.0:
         raise ValueError(f"overlap must be a share between 0 and 1, got {overlap}")
     title = project_title(prefix, lang)
     settings = dict(
-        label_config=label_config(lang),
+        label_config=label_config(lang, font_css(served, lang)),
         maximum_annotations=2 if overlap > 0 else 1,
         overlap_cohort_percentage=round(overlap * 100),
         show_collab_predictions=True,
@@ -96,6 +101,13 @@ def ensure_project(client: LabelStudio, workspace: Path, lang: str, prefix: str,
         project_id = client.projects.create(title=title, description=f"Review of {lang} translations", **settings).id
     else:
         client.projects.update(id=project_id, **settings)
+    if served is not None:
+        wanted = [f"{served.on_server}/fonts"] + ([f"{served.on_server}/images"] if images else [])
+        have = {st.path.rstrip("/") for st in client.import_storage.local.list(project=project_id)}
+        for folder in wanted:
+            if folder not in have:  # Label Studio serves a file only under a storage of the task's project
+                client.import_storage.local.create(project=project_id, path=folder, title=f"polyglot {folder.rsplit('/', 1)[-1]}",
+                                                   use_blob_urls=False, recursive_scan=True)
     recorded[lang] = project_id
     path = _projects_file(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)

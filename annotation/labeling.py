@@ -1,16 +1,18 @@
 """The labeling page of a language's review project (a Label Studio labeling config).
 
-What a reviewer sees, top to bottom: the earlier turns of the conversation (English, as context), the English
+What a reviewer sees, top to bottom: the image the conversation is about (zoomable; a note instead when there
+is none or it is missing), the earlier turns of the conversation (English, as context), the English
 turn to check, the machine translation pre-filled in an editable box (a prediction carrying the translator
 version), what quality estimation noticed and what the automatic fixers changed, error categories and a 1–5
-rating. Arabic and Urdu boxes are right-to-left; Urdu asks for a Nastaliq font (the reviewer's system font
-is used when it has one, else the next in the list).
+rating. Arabic and Urdu boxes are right-to-left. Scripts that need a font most computers lack (Nastaliq,
+Naskh, Devanagari, Bengali, Chinese, Japanese) get one served by Label Studio itself (see ``annotation.assets``).
 """
 
 from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
+from annotation.assets import served_family
 from pipeline.languages import LANGUAGES
 
 CATEGORIES = (
@@ -42,23 +44,36 @@ def project_title(prefix: str, lang: str) -> str:
     return f"{prefix} · {LANGUAGES[lang].name} ({lang})"
 
 
-def label_config(lang: str) -> str:
+def label_config(lang: str, font_faces: str = "") -> str:
+    """The labeling config of ``lang``'s project; ``font_faces``: @font-face rules of the served font
+    (:func:`annotation.assets.font_css`), put first in the font list so the page never depends on what fonts
+    the reviewer's computer has."""
     language = LANGUAGES[lang]
     direction = "rtl" if language.rtl else "ltr"
     font = FONTS.get(lang, "inherit")
+    if font_faces and served_family(lang):
+        font = f"'{served_family(lang)}', {font}"
     css = (
         # !important: Label Studio's own stylesheet sets the font on every element of the page
         f".pg-target, .pg-target * {{ direction: {direction}; text-align: {'right' if language.rtl else 'left'}; "
         f"font-family: {font} !important; font-size: 18px !important; line-height: {LINE_HEIGHT.get(lang, 1.6)} !important; "
         "unicode-bidi: plaintext; }\n"
         "    .pg-context { color: #555; font-size: 13px; white-space: pre-wrap; max-height: 14em; overflow-y: auto; }\n"
-        "    .pg-notes { color: #7a4b00; font-size: 13px; white-space: pre-wrap; }"
+        "    .pg-notes { color: #7a4b00; font-size: 13px; white-space: pre-wrap; }\n"
+        "    .pg-image-note { color: #555; font-size: 12px; }"
     )
+    if font_faces:
+        css = font_faces.strip().replace("\n", "\n    ") + "\n    " + css
     choices = "\n".join(f"      <Choice value={quoteattr(c)}/>" for c in CATEGORIES)
     return f"""<View>
   <Style>
     {css}
   </Style>
+  <Header value="The image this conversation is about (scroll or use the buttons to zoom)" size="6"/>
+  <Image name="image" value="$image" zoom="true" zoomControl="true" rotateControl="false" maxWidth="720px"/>
+  <View className="pg-image-note">
+    <Text name="image_note" value="$image_note"/>
+  </View>
   <Header value="Earlier turns of the conversation (English)" size="6"/>
   <View className="pg-context">
     <Text name="context" value="$context" granularity="word"/>

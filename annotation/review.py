@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from label_studio_sdk import LabelStudio
 
+from annotation.assets import ImageRoot, Served, link_images, no_image_root, served_folder
 from annotation.client import ensure_project, guarded, known_projects
 from annotation.labeling import CATEGORIES_CONTROL, RATING, TRANSLATION
 from pipeline import corrections
@@ -50,13 +51,15 @@ def _notes(reasons: list[str], fixes_json: str, flags: list[str]) -> str:
     return "\n".join(lines) or "nothing noticed, nothing changed"
 
 
-def build_tasks(workspace: Path, lang: str, conv_keys: list[str]) -> list[dict]:
+def build_tasks(
+    workspace: Path, lang: str, conv_keys: list[str], image_root: ImageRoot | None = None, served: Served | None = None
+) -> list[dict]:
     """Label Studio tasks (data + prediction) for every translated turn of ``conv_keys`` in ``lang`` that no
-    person decided yet."""
+    person decided yet, each with the conversation's image (or a note saying why there is none)."""
     if not conv_keys:
         return []
     wanted = list(conv_keys)
-    columns = ["conv_key", "id", "conversations", "translator_version", "turn_qe_reasons", "turn_flags", "fixes", "turn_human"]
+    columns = ["conv_key", "id", "image", "conversations", "translator_version", "turn_qe_reasons", "turn_flags", "fixes", "turn_human"]
     mt = translations(workspace, [lang], columns).filter(pl.col("conv_key").is_in(wanted))
     turn_files = [d / "turns.parquet" for d in shard_dirs(workspace / "ingest")]
     source = (
@@ -70,6 +73,7 @@ def build_tasks(workspace: Path, lang: str, conv_keys: list[str]) -> list[dict]:
     tasks = []
     for row in mt.sort("conv_key").iter_rows(named=True):
         turns = english[row["conv_key"]]
+        picture = image_root.task_fields(row["image"], served) if image_root else no_image_root(row["image"])
         for i, ((role, value, n_units), turn) in enumerate(zip(turns, row["conversations"])):
             if n_units == 0 or (row["turn_human"] and row["turn_human"][i]):
                 continue
@@ -79,7 +83,7 @@ def build_tasks(workspace: Path, lang: str, conv_keys: list[str]) -> list[dict]:
                 "task_key": key, "lang": lang, "conv_key": row["conv_key"], "conversation_id": row["id"],
                 "turn_index": i, "role": ROLE_NAMES.get(role, role), "english": value, "context": context,
                 "notes": _notes(row["turn_qe_reasons"][i], row["fixes"][i], row["turn_flags"][i]),
-                "machine_text": turn["value"], "translator_version": row["translator_version"],
+                "machine_text": turn["value"], "translator_version": row["translator_version"], **picture,
             }
             prediction = {
                 "model_version": row["translator_version"],
@@ -109,10 +113,17 @@ def _server_tasks(client: LabelStudio, project_id: int) -> dict[str, int]:
 
 
 def push(
-    client: LabelStudio, url: str, workspace: Path, langs: list[str], prefix: str = "llava-polyglot", overlap: float = 0.1
+    client: LabelStudio, url: str, workspace: Path, langs: list[str], prefix: str = "llava-polyglot", overlap: float = 0.1,
+    image_root: ImageRoot | None = None,
 ) -> dict[str, PushCounts]:
-    """Send the routing queue of ``langs``; keys already on the server are skipped. Writes ``review/pushed.parquet``."""
+    """Send the routing queue of ``langs``; keys already on the server are skipped. Writes ``review/pushed.parquet``.
+
+    Tasks show the conversation's image from ``image_root`` (a URL prefix, or a local folder Label Studio serves
+    from its served folder); the pages use the fonts served there."""
     workspace = Path(workspace)
+    served = served_folder()
+    if served is not None and image_root is not None and image_root.folder is not None:
+        link_images(served, image_root.folder)
     queue_path = corrections.review_dir(workspace) / "queue.parquet"
     if not queue_path.exists():
         raise FileNotFoundError(f"no review queue at {queue_path}: run 'polyglot translate' first (it routes conversations)")
@@ -124,10 +135,11 @@ def push(
             continue
         keys = queue.filter(pl.col("lang") == lang)["conv_key"].unique().to_list()
         counts = out[lang] = PushCounts(conversations=len(keys))
-        tasks = build_tasks(workspace, lang, keys)
+        tasks = build_tasks(workspace, lang, keys, image_root, served)
         counts.tasks = len(tasks)
         with guarded(url, f"pushing {lang}"):
-            project_id = counts.project_id = ensure_project(client, workspace, lang, prefix, overlap)
+            images = image_root is not None and image_root.folder is not None
+            project_id = counts.project_id = ensure_project(client, workspace, lang, prefix, overlap, served, images)
             on_server = _server_tasks(client, project_id)
             new = [t for t in tasks if t["data"]["task_key"] not in on_server]
             counts.already_there = len(tasks) - len(new)

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,11 +85,17 @@ def _counts(df: pl.DataFrame) -> dict:
     }
 
 
-def publish(workspace: Path, version: str | None = None, shard_rows: int = 10_000, langs: list[str] | None = None) -> PublishResult:
-    """Assemble release ``version`` (default: the next vN) from the workspace's translations and corrections."""
+def write_release(
+    workspace: Path,
+    version: str | None,
+    build: Callable[[Path, str | None], dict],
+    card: Callable[[dict], str],
+) -> PublishResult:
+    """Write release ``version`` (default: the next vN) of ``workspace`` atomically: ``build(tmp, parent)`` writes
+    the files into a temporary folder and returns the manifest's fields (``files`` may give per-file details);
+    ``card(manifest)`` returns the README. Every file gets its size and sha256 in ``manifest.json``; the folder is
+    fsynced and renamed into place. An existing version is never overwritten."""
     workspace = Path(workspace)
-    if shard_rows < 1:
-        raise ReleaseError(f"shard size must be at least 1 row, got {shard_rows}")
     root = releases_dir(workspace)
     existing = versions(root)
     if version is None:
@@ -97,20 +104,52 @@ def publish(workspace: Path, version: str | None = None, shard_rows: int = 10_00
         raise ReleaseError(f"a version is 'v' and a number, like v3; got {version!r}")
     if (root / version).exists():
         raise ReleaseError(f"release {version} already exists at {root / version} and is never overwritten: publish a new version (e.g. omit --version)")
-    available = sorted(p.name for p in (workspace / "translations").iterdir() if p.is_dir()) if (workspace / "translations").exists() else []
-    langs = [l for l in (langs or available) if l in available]
-    if not langs:
-        raise ReleaseError(f"no translations in {workspace / 'translations'}: run 'polyglot translate' first")
     parent = next((v for v in reversed(existing) if int(v[1:]) < int(version[1:])), None)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{version}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        result = PublishResult(version, root / version, parent)
+        fields = build(tmp, parent)
+        files: dict[str, dict] = fields.pop("files", {})
+        manifest = {"version": version, "parent": parent, "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **fields}
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                files.setdefault(path.relative_to(tmp).as_posix(), {})
+        manifest["files"] = files
+        (tmp / "README.md").write_text(card(manifest), encoding="utf-8")
+        files["README.md"] = {}
+        for rel, info in files.items():
+            info.update(bytes=(tmp / rel).stat().st_size, sha256=sha256_file(tmp / rel))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _fsync_tree(tmp)
+        if (root / version).exists():
+            raise ReleaseError(f"release {version} appeared at {root / version} while this one was written; it is never overwritten")
+        os.rename(tmp, root / version)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return PublishResult(version, root / version, parent, manifest.get("counts", {}))
+
+
+def publish(workspace: Path, version: str | None = None, shard_rows: int = 10_000, langs: list[str] | None = None) -> PublishResult:
+    """Assemble release ``version`` (default: the next vN) from the workspace's translations and corrections."""
+    workspace = Path(workspace)
+    if shard_rows < 1:
+        raise ReleaseError(f"shard size must be at least 1 row, got {shard_rows}")
+    available = sorted(p.name for p in (workspace / "translations").iterdir() if p.is_dir()) if (workspace / "translations").exists() else []
+    langs = [l for l in (langs or available) if l in available]
+    if not langs:
+        raise ReleaseError(f"no translations in {workspace / 'translations'}: run 'polyglot translate' first")
+    root = releases_dir(workspace)
+    changes: dict = {}
+    notes: list[str] = []
+
+    def build(tmp: Path, parent: str | None) -> dict:
+        counts: dict[str, dict] = {}
         files: dict[str, dict] = {}
         for lang in sorted(langs, key=list(LANGUAGES).index):
             df = _release_frame(workspace, lang)
-            result.counts[lang] = _counts(df)
+            counts[lang] = _counts(df)
             n = max(1, -(-df.height // shard_rows))
             for i in range(n):
                 rel = f"data/{lang}/train-{i:05d}-of-{n:05d}.parquet"
@@ -123,24 +162,16 @@ def publish(workspace: Path, version: str | None = None, shard_rows: int = 10_00
             (tmp / "plots").mkdir(exist_ok=True)
             shutil.copyfile(png, tmp / "plots" / png.name)
             files[f"plots/{png.name}"] = {}
-        manifest = _manifest(workspace, version, parent, result.counts, shard_rows, langs)
-        result.notes = release_notes(manifest, diff(root / parent, tmp) if parent else None)
-        (tmp / "README.md").write_text(dataset_card(manifest, files, result.notes), encoding="utf-8")
-        files["README.md"] = {}
-        for rel, info in files.items():
-            info.update(bytes=(tmp / rel).stat().st_size, sha256=sha256_file(tmp / rel))
-        manifest["files"] = files
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _fsync_tree(tmp)
-        if (root / version).exists():
-            raise ReleaseError(f"release {version} appeared at {root / version} while this one was written; it is never overwritten")
-        os.rename(tmp, root / version)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        changes["against_parent"] = diff(root / parent, tmp) if parent else None
+        return {**_manifest(workspace, counts, shard_rows, langs), "files": files}
+
+    def card(manifest: dict) -> str:
+        notes.append(release_notes(manifest, changes["against_parent"]))
+        return dataset_card(manifest, manifest["files"], notes[0])
+
+    result = write_release(workspace, version, build, card)
+    result.notes = notes[0]
     return result
-
-
 def _fsync_tree(path: Path) -> None:
     for p in sorted(path.rglob("*")):
         if p.is_file():
@@ -153,7 +184,7 @@ def _input_hashes(workspace: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def _manifest(workspace: Path, version: str, parent: str | None, counts: dict, shard_rows: int, langs: list[str]) -> dict:
+def _manifest(workspace: Path, counts: dict, shard_rows: int, langs: list[str]) -> dict:
     from language_rules import rules_version
 
     ingest_summary = workspace / "ingest" / "summary.json"
@@ -162,9 +193,6 @@ def _manifest(workspace: Path, version: str, parent: str | None, counts: dict, s
         tv = translations(workspace, [lang], ["translator_version"])["translator_version"].unique().sort().to_list()
         versions_by_lang[lang] = tv
     return {
-        "version": version,
-        "parent": parent,
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "inputs": _input_hashes(workspace),
         "ingest": json.loads(ingest_summary.read_text()) if ingest_summary.exists() else None,
         "counts": counts,

@@ -2,7 +2,7 @@
 
 Queue per language = every ``needs_review`` conversation + a seeded random sample of the ``accepted`` ones,
 stratified by source file (the LLaVA subsets), ``budget`` conversations at most — minus what humans
-reviewed already. ``rejected`` conversations are not sent to people: their machine text is unusable and
+reviewed already. For an evaluation set (budget ``all``) every conversation not yet reviewed is queued. ``rejected`` conversations are not sent to people: their machine text is unusable and
 they go back to translation. Same seed, same data: same queue; a conversation's place in the draw depends
 only on (seed, language, conversation key), so adding data does not reshuffle what was drawn.
 """
@@ -40,13 +40,19 @@ def reviewed(workspace: Path) -> pl.DataFrame:
     return pl.DataFrame(schema={"lang": pl.String, "conv_key": pl.String})
 
 
-def build_queue(workspace: Path, langs: list[str], budget: int = 1000, seed: int = 0) -> pl.DataFrame:
-    if budget < 0:
+def build_queue(workspace: Path, langs: list[str], budget: int | None = 1000, seed: int = 0) -> pl.DataFrame:
+    """The review queue; ``budget`` None: every conversation not reviewed yet, whatever its QE status (an
+    evaluation set, where every item must be checked by a person)."""
+    if budget is not None and budget < 0:
         raise ValueError(f"review budget must be 0 or more, got {budget}")
     columns = ["lang", "conv_key", "id", "source_file", "qe_status"]
     df = translations(workspace, [lang for lang in langs if lang != "en"], columns)
     df = df.join(reviewed(workspace), on=["lang", "conv_key"], how="anti")
     rows: list[dict] = []
+    if budget is None:
+        for r in df.sort("lang", "conv_key").iter_rows(named=True):
+            rows.append({"lang": r["lang"], "conv_key": r["conv_key"], "id": r["id"], "reason": "every item", "stratum": r["source_file"]})
+        return pl.DataFrame(rows, schema={c: pl.String for c in QUEUE_COLUMNS})
     for (lang,), group in df.group_by("lang", maintain_order=True):
         for r in group.filter(pl.col("qe_status") == "needs_review").sort("conv_key").iter_rows(named=True):
             rows.append({"lang": lang, "conv_key": r["conv_key"], "id": r["id"], "reason": "needs_review", "stratum": r["source_file"]})
