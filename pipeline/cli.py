@@ -39,6 +39,11 @@ def _share(text: str) -> float:
     return _number(text, float, 0.0, 1.0)
 
 
+def _budget(text: str) -> int | None:
+    """A review budget: a count, or 'all' (None: every conversation, for an evaluation set)."""
+    return None if text.strip().lower() == "all" else _number(text, int, 0)
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from pipeline.ingest import ingest
 
@@ -48,7 +53,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     print(f"tables written to {Path(args.workspace) / 'ingest'}")
     for line in summary.files_stopped:
         print(f"error: {line}", file=sys.stderr)
-    return 0
+    return 1 if summary.files_stopped else 0
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -128,11 +133,13 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             limit=args.limit,
             retry_seconds=args.retry_seconds,
+            request_timeout=args.request_timeout,
             progress=not args.no_progress,
             review_budget=args.review_budget,
             seed=args.seed,
             bt_rate=args.bt_rate,
             qe_config=str(args.qe_config) if args.qe_config else None,
+            partitions=args.partitions or args.dask_workers or 1,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
@@ -151,6 +158,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     )
     print(ingest_summary.render())
     print(summary.render(ingest_summary.valid, ingest_summary.quarantined))
+    for key, report in result.get("compacted", {}).items():
+        print(f"translation memory {key}: {report['files_before']} files compacted into {report['files_after']}")
     print(f"shards written to {Path(args.workspace).resolve() / 'translations'}/<lang>/")
     if "qe" in result:
         qe = result["qe"]
@@ -158,6 +167,29 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         for row in qe["summary"]:
             print(f"{row['lang']:<5}{row['accepted']:>10}{row['needs_review']:>8}{row['rejected']:>10}")
         print(f"review queue: {qe['queue']} conversations in {qe['queue_path']}; plots in {Path(qe['plots'][0]).parent}")
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from pipeline import benchmark
+
+    if args.action == "translate":
+        from pipeline.languages import parse_languages
+
+        parse_languages(args.langs)
+        data = benchmark.read_set(args.questions, args.answers, args.context)
+        args.inputs = [benchmark.save(args.workspace, data)]
+        print(f"evaluation set: {len(data.questions)} questions, {len(data.answers)} reference answers, {len(data.context)} captions")
+        return _cmd_translate(args)
+    from pipeline.languages import parse_languages
+
+    result = benchmark.publish(args.workspace, args.version, parse_languages(args.langs) if args.langs else None)
+    print(f"{'lang':<5}{'questions':>10}{'answers':>9}{'captions':>9}{'reviewed':>10}{'untranslated':>14}")
+    for lang, c in result.counts.items():
+        reviewed = "source" if c["reviewed_items"] is None else f"{c['reviewed_items']}/{c['items']}"
+        print(f"{lang:<5}{c['questions']:>10}{c['answers']:>9}{c['context']:>9}{reviewed:>10}{c.get('untranslated_items') or 0:>14}")
+    print(f"evaluation set {result.version} written to {result.path} (LLaVA-Bench layout per language; verify with: "
+          f"polyglot release verify {result.version} --workspace {args.workspace})")
     return 0
 
 
@@ -195,11 +227,16 @@ def _cmd_services(args: argparse.Namespace) -> int:
     from pipeline import services
 
     if args.action == "up" and args.service == "vllm":
-        rec = services.start_vllm(args.model, port=args.port or 8000, fallback_to_tiny=args.fallback_to_tiny)
+        import shlex
+
+        rec = services.start_vllm(
+            args.model, port=args.port or 8000, fallback_to_tiny=args.fallback_to_tiny, max_model_len=args.max_model_len,
+            dtype=args.dtype, extra_args=shlex.split(args.vllm_args or ""),
+        )
         print(f"vllm running: {rec.url} serving {rec.served_model} (pid {rec.pid}, log {rec.log})")
     elif args.action == "up":
         data_dir = args.workspace / "labelstudio" if args.workspace else None
-        rec = services.start_labelstudio(port=args.port or 8080, data_dir=data_dir)
+        rec = services.start_labelstudio(port=args.port or 8080, data_dir=data_dir, image_root=args.image_root)
         login = services.labelstudio_login()
         print(f"labelstudio running: {rec.url} (pid {rec.pid}, data {rec.model}, log {rec.log})")
         print(f"admin: {login.username}; password and API key: {login.source}")
@@ -213,6 +250,16 @@ def _cmd_services(args: argparse.Namespace) -> int:
             print("no services recorded")
         for rec, state in rows:
             print(f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from pipeline import models
+
+    folder = models.import_gguf(args.gguf, args.out, args.dtype, log=lambda m: print(m, file=sys.stderr, flush=True))
+    manifest = models.imported(folder)
+    print(f"{folder}\t{manifest['served_name']}\t{manifest['architecture']}\tgguf sha256 {manifest['gguf_sha256']}")
+    print(f"serve it with: polyglot services up vllm --model {folder}", file=sys.stderr)
     return 0
 
 
@@ -232,7 +279,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
         if args.action == "push":
             from flows.review import review_push_flow
 
-            result = review_push_flow(str(args.workspace), args.langs, args.project_prefix, args.overlap)
+            result = review_push_flow(str(args.workspace), args.langs, args.project_prefix, args.overlap, args.image_root)
             print(f"{'lang':<5}{'convs':>7}{'tasks':>7}{'new':>7}{'already':>9}  project")
             for lang, c in result.items():
                 print(f"{lang:<5}{c['conversations']:>7}{c['tasks']:>7}{c['created']:>7}{c['already_there']:>9}  {c['project_id']}")
@@ -401,6 +448,24 @@ def _cmd_export_llava(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tm(args: argparse.Namespace) -> int:
+    from pipeline.memory import TranslationMemory
+
+    root = Path(args.workspace) / "tm"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} does not exist: no translation memory in this workspace")
+    memory = TranslationMemory(root)
+    done = 0
+    for lang, version in memory.keys():
+        before = len(memory.files(lang, version))
+        report = memory.compact(lang, version, min_files=args.min_files)
+        if report["entries"] is not None:
+            done += 1
+            print(f"{lang:<7}{version:<22}{before:>7} files → {report['files_after']:>3}   {report['entries']} entries merged")
+    print(f"compacted {done} of {len(memory.keys())} (language, version) sets in {root}")
+    return 0
+
+
 def _cmd_fix(args: argparse.Namespace) -> int:
     import json
 
@@ -424,7 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polyglot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="read LLaVA files, cut turns into units, write Parquet tables")
+    p = sub.add_parser("ingest", help="read LLaVA files, cut turns into units, write Parquet tables",
+                       description="Exit status: 0 every file read to its end; 1 a file stopped early (cut or broken: "
+                       "the records before the break were kept, the message names the file and byte offset); 2 bad arguments.")
     p.add_argument("inputs", nargs="+", type=Path, help="LLaVA JSON/JSONL files, gzip or not")
     p.add_argument("--workspace", required=True, type=Path, help="directory for the tables")
     p.add_argument("--shard-size", type=_positive_int, default=10_000, help="conversations per shard")
@@ -434,26 +501,49 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not require English turns (check a translated file, e.g. a release's LLaVA export)")
     p.set_defaults(func=_cmd_ingest)
 
+    def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 1000) -> None:
+        p.add_argument("--workspace", required=True, type=Path)
+        p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
+        p.add_argument("--server", default=os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000"),
+                       help="vLLM server URL; several replicas comma-separated (requests go to the least busy one)")
+        p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)")
+        p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
+        p.add_argument("--dask-workers", type=_positive_int, default=None,
+                       help="run the translation partitions and shard tasks on a local Dask cluster of N processes")
+        p.add_argument("--dask-address", default=None, help="run the partitions and shard tasks on this Dask scheduler (tcp://host:8786)")
+        p.add_argument("--partitions", type=_positive_int, default=None,
+                       help="split the missing units into N tasks with their own clients (default: --dask-workers, else 1)")
+        p.add_argument("--concurrency", type=_positive_int, default=64, help="requests in flight (per partition)")
+        p.add_argument("--batch-size", type=_positive_int, default=64, help="results per memory commit")
+        p.add_argument("--limit", type=_positive_int, default=None, help="read at most N records")
+        p.add_argument("--retry-seconds", type=_seconds, default=180.0, help="how long to retry an unreachable server")
+        p.add_argument("--request-timeout", type=_seconds, default=1800.0,
+                       help="seconds one answer may take (a CPU server with a real model writes a long answer in minutes)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--review-budget", type=_budget, default=review_budget,
+                       help="sampled conversations per language for review; 'all': every conversation (an evaluation set)")
+        p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
+        p.add_argument("--bt-rate", type=_share, default=0.05, help="share of turns back-translated for chrF (0: none)")
+        p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)")
+
     p = sub.add_parser("translate", help="translate LLaVA files into languages through a vLLM server (Prefect flow)")
     p.add_argument("inputs", nargs="*", type=Path, help="LLaVA files; none: use what the workspace ingested before")
-    p.add_argument("--workspace", required=True, type=Path)
-    p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
-    p.add_argument("--server", default=os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000"),
-                   help="vLLM server URL; several replicas comma-separated (requests go to the least busy one)")
-    p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)")
-    p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
-    p.add_argument("--dask-workers", type=_positive_int, default=None, help="run the shard tasks on a local Dask cluster of N processes")
-    p.add_argument("--dask-address", default=None, help="run the shard tasks on this Dask scheduler (tcp://host:8786)")
-    p.add_argument("--concurrency", type=_positive_int, default=64, help="requests in flight")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="results per memory commit")
-    p.add_argument("--limit", type=_positive_int, default=None, help="read at most N records")
-    p.add_argument("--retry-seconds", type=_seconds, default=180.0, help="how long to retry an unreachable server")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--review-budget", type=_count, default=1000, help="sampled conversations per language for review")
-    p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
-    p.add_argument("--bt-rate", type=_share, default=0.05, help="share of turns back-translated for chrF (0: none)")
-    p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)")
+    translate_options(p)
     p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser("benchmark", help="evaluation sets (LLaVA-Bench layout): translate every item, review every item, release")
+    bench = p.add_subparsers(dest="action", required=True)
+    q = bench.add_parser("translate", help="translate an evaluation set; every translated item goes to the review queue")
+    q.add_argument("questions", type=Path, help="questions.jsonl (question_id, image, text, category)")
+    q.add_argument("--answers", type=Path, default=None, help="answers_gpt4.jsonl (question_id, text): the reference answers")
+    q.add_argument("--context", type=Path, default=None, help="context.jsonl (id, image, caption)")
+    translate_options(q, review_budget=None)
+    q.set_defaults(func=_cmd_benchmark)
+    q = bench.add_parser("publish", help="release the set per language in the LLaVA-Bench layout, with checksums and a card")
+    q.add_argument("--workspace", required=True, type=Path)
+    q.add_argument("--version", default=None, help="vN (default: the next number); an existing version is refused")
+    q.add_argument("--langs", default=None, help="default: every translated language")
+    q.set_defaults(func=_cmd_benchmark)
 
     def finetune_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--base-model", default=None, help="weights to train on (default: what the server loaded)")
@@ -522,6 +612,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="shuffle seed of the mixed file")
     p.set_defaults(func=_cmd_export_llava)
 
+    p = sub.add_parser("tm", help="the translation memory: compact its part files")
+    tm_sub = p.add_subparsers(dest="action", required=True)
+    q = tm_sub.add_parser("compact", help="merge the part files of every (language, version) into sorted segments")
+    q.add_argument("--workspace", required=True, type=Path)
+    q.add_argument("--min-files", type=_positive_int, default=1, help="leave sets with fewer part files as they are")
+    q.set_defaults(func=_cmd_tm)
+
     p = sub.add_parser("fix", help="apply a language's rules to lines on stdin, fixed lines on stdout")
     p.add_argument("--lang", required=True, help="language code, e.g. hi")
     p.add_argument("--role", default="gpt", choices=["gpt", "human"], help="speaker: persona rules apply to gpt")
@@ -541,11 +638,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("services", help="start, stop and list local servers")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("service", nargs="?", default="vllm", choices=["vllm", "labelstudio"])
-    p.add_argument("--model", default="tiny", help="model name or path ('tiny': build the test model)")
+    p.add_argument("--model", default="tiny",
+                   help="hub name, model folder, or a .gguf file (imported once, cached by sha256); 'tiny': the test model")
     p.add_argument("--port", type=_positive_int, default=None)
     p.add_argument("--fallback-to-tiny", action="store_true", help="serve the tiny model when the model hub is unreachable")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
+                   help="vllm: weights and compute type; auto: float32 on CPUs without AVX-512 BF16/AMX (said when chosen)")
+    p.add_argument("--max-model-len", type=_positive_int, default=4096, help="vllm: longest prompt + answer in tokens")
+    p.add_argument("--vllm-args", default=None, help="vllm: more 'vllm serve' options, one string, e.g. '--max-num-seqs 8'")
     p.add_argument("--workspace", type=Path, default=None, help="labelstudio: keep its data in WORKSPACE/labelstudio")
+    p.add_argument("--image-root", default=os.environ.get("POLYGLOT_IMAGE_ROOT"),
+                   help="labelstudio: a local folder of the conversations' images to serve to reviewers (or a URL prefix)")
     p.set_defaults(func=_cmd_services)
+
+    p = sub.add_parser("models", help="model files: import a GGUF file into a folder vLLM serves")
+    models_sub = p.add_subparsers(dest="action", required=True)
+    q = models_sub.add_parser("import", help="GGUF → Hugging Face folder (once per file: cached by its sha256)")
+    q.add_argument("gguf", type=Path, help="a .gguf model file")
+    q.add_argument("--out", type=Path, default=None, help="folder to write (default: POLYGLOT_HOME/models/gguf-SHA)")
+    q.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"], help="weights' type in the folder")
+    q.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("review", help="native-speaker review in Label Studio: push the queue, pull corrections")
     review = p.add_subparsers(dest="action", required=True)
@@ -554,6 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--langs", default="all", help="'all' or a comma list")
     q.add_argument("--overlap", type=_share, default=0.1, help="share of tasks that get a second reviewer (0 to 1)")
     q.add_argument("--project-prefix", default="llava-polyglot", help="project titles: PREFIX · Language (code)")
+    q.add_argument("--image-root", default=os.environ.get("POLYGLOT_IMAGE_ROOT"),
+                   help="the conversations' images: a URL prefix (https://…/train2017/) or a local folder Label Studio serves")
     q.set_defaults(func=_cmd_review)
     q = review.add_parser("pull", help="fetch new and edited annotations into the corrections table")
     q.add_argument("--workspace", required=True, type=Path)

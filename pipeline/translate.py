@@ -26,12 +26,12 @@ import pyarrow.parquet as pq
 
 import language_rules
 from pipeline.backends import Backend, RequestRejected
-from pipeline.backtranslation import chrf, make_backtranslator, sampled
+from pipeline.backtranslation import bt_key, chrf, make_backtranslator, sampled
 from pipeline import qe as quality
 from pipeline.corrections import Override, apply_to_table, overrides
 from pipeline.memory import Entry, TranslationMemory
 from pipeline.reassemble import iter_shard_turns, shard_dirs
-from pipeline.translator import TranslatorConfig, answer_problems
+from pipeline.translator import TranslatorConfig, answer_problems, clean_answer
 
 SOURCE_VERSION = "source"
 
@@ -114,9 +114,29 @@ class TranslateSummary:
         return "\n".join(lines)
 
 
-def load_unique_units(ingest_dir: Path) -> list[tuple[str, str, int]]:
-    table = pq.read_table(ingest_dir / "unique_units.parquet", columns=["unit_hash", "text", "n_placeholders"])
-    return list(zip(*(c.to_pylist() for c in table.columns)))
+@dataclass(frozen=True)
+class Partition:
+    """Part ``index`` of ``count`` of the unique units: a stable range of the unit hash, so that several workers
+    translating different partitions never request the same (unit, language) pair."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"partition index must be in [0, {self.count}), got {self.index}")
+
+    def holds(self, unit_hash: str) -> bool:
+        return self.count == 1 or int(unit_hash[:8], 16) * self.count >> 32 == self.index
+
+
+def load_unique_units(ingest_dir: Path, partition: Partition = Partition()) -> list[tuple[str, str, int]]:
+    """(unit hash, text, placeholders) of the unique units in ``partition``, read a batch at a time."""
+    out: list[tuple[str, str, int]] = []
+    with pq.ParquetFile(ingest_dir / "unique_units.parquet") as f:
+        for batch in f.iter_batches(batch_size=65_536, columns=["unit_hash", "text", "n_placeholders"]):
+            out.extend(row for row in zip(*(c.to_pylist() for c in batch.columns)) if partition.holds(row[0]))
+    return out
 
 
 Translators = dict[str, TranslatorConfig]  # language → its translator (adapter and few-shot may differ)
@@ -145,10 +165,12 @@ def plan(
     translators: Translators,
     summary: TranslateSummary,
     human: dict[str, set[tuple[str, int]]] | None = None,
+    partition: Partition = Partition(),
 ) -> list[Job]:
-    """The (unit, language) pairs the memory does not hold for the language's current translator version,
-    leaving out units that occur only in turns a person decided (``human``: lang → (conv_key, turn_index))."""
-    units = load_unique_units(ingest_dir)
+    """The (unit, language) pairs of ``partition`` the memory does not hold for the language's current translator
+    version, leaving out units that occur only in turns a person decided (``human``: lang → (conv_key,
+    turn_index))."""
+    units = load_unique_units(ingest_dir, partition)
     jobs: list[Job] = []
     for lang in langs:
         counts = summary.languages.setdefault(lang, LanguageCounts())
@@ -167,24 +189,39 @@ def plan(
     return jobs
 
 
+LOOP = "loop: the answer repeats itself until it is cut off"
+
+
 async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
-    """One unit through the backend, answer checked, retried as the config allows; the outcome as a memory entry."""
+    """One unit through the backend, answer checked, retried as the config allows; the outcome as a memory entry.
+
+    A cut-off answer is asked again with a doubled token budget — unless it was cut off because the model looped
+    (seen on real models: Hindi and Urdu answers repeating a word to the budget), where a larger budget only
+    buys a longer loop: that one is asked again once with a reminder instead. Token counts add up all attempts."""
     budget = config.budget(job.lang, job.text)
     problems: list[str] = []
-    attempts = length_retries = problem_retries = 0
+    attempts = length_retries = problem_retries = prompt_tokens = completion_tokens = 0
     while True:
         attempts += 1
         messages = config.messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
         try:
             answer = await backend.complete(messages, budget, config.sampling(), config.served_model)
         except RequestRejected as exc:
-            return Entry(job.unit_hash, job.lang, job.version, "flagged", None, "", [f"request_rejected: {exc}"], None, attempts)
-        problems = answer_problems(job.text, job.n_placeholders, answer.text, answer.finish_reason)
+            return Entry(job.unit_hash, job.lang, job.version, "flagged", None, "", [f"request_rejected: {exc}"], None, attempts,
+                         prompt_tokens, completion_tokens)
+        prompt_tokens += answer.prompt_tokens
+        completion_tokens += answer.completion_tokens
+        text, repairs = clean_answer(job.text, answer.text)
+        problems = answer_problems(job.text, job.n_placeholders, text, answer.finish_reason, job.lang)
         if not problems:
             return Entry(
-                job.unit_hash, job.lang, job.version, "ok", answer.text.strip(), answer.text, [],
-                answer.finish_reason, attempts, answer.prompt_tokens, answer.completion_tokens,
+                job.unit_hash, job.lang, job.version, "ok", text, answer.text, [],
+                answer.finish_reason, attempts, prompt_tokens, completion_tokens, repairs,
             )
+        if "truncated" in problems and quality.is_repetitive(text, quality.Thresholds(), job.lang) and not quality.is_repetitive(
+            job.text, quality.Thresholds(), "en"
+        ):
+            problems = [LOOP if p == "truncated" else p for p in problems]
         if "truncated" in problems and length_retries < config.length_retries and budget < config.max_tokens:
             length_retries += 1
             budget = min(config.max_tokens, budget * 2)
@@ -194,7 +231,7 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
             continue
         return Entry(
             job.unit_hash, job.lang, job.version, "flagged", None, answer.text, problems,
-            answer.finish_reason, attempts, answer.prompt_tokens, answer.completion_tokens,
+            answer.finish_reason, attempts, prompt_tokens, completion_tokens, repairs,
         )
 
 
@@ -273,7 +310,7 @@ def assemble_shard(
     translator_version: str,
     translator_json: str,
     counts: LanguageCounts,
-    backtranslate: Callable[[list[str]], list[str]] | None = None,
+    backtranslate: Callable[[list[tuple[str, str]]], list[str]] | None = None,
     bt_rate: float = 0.0,
     seed: int = 0,
     qe_config: quality.QEConfig | None = None,
@@ -334,7 +371,7 @@ def assemble_shard(
         ):
             out[name].append(value)
     if bt_jobs:
-        english = backtranslate([text for _, _, text, _ in bt_jobs])
+        english = backtranslate([(bt_key(out["conv_key"][row], turn, text), text) for row, turn, text, _ in bt_jobs])
         for (row, turn, _, source), back in zip(bt_jobs, english):
             out["turn_bt_chrf"][row][turn] = chrf(back, source)
     out_path.parent.mkdir(parents=True, exist_ok=True)

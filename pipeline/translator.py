@@ -22,6 +22,7 @@ REFUSAL_RE = re.compile(
     re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"[^\W\d_]{2,}")
+_HAN_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 @cache
@@ -43,6 +44,7 @@ class TranslatorConfig:
 
     model: str
     adapter: str | None = None
+    weights: str | None = None  # the weights behind ``model`` when known (``gguf-sha256:…`` for an imported GGUF)
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
@@ -112,8 +114,62 @@ def build_messages(
     return messages
 
 
-def answer_problems(source: str, n_placeholders: int, text: str, finish_reason: str | None) -> list[str]:
-    """What makes an answer unusable as a translation (empty list: usable)."""
+# What chat models put around a translation. Each pattern is removed only where the English unit does not
+# have the same thing itself (a unit that begins "Translation:" keeps its translated label).
+_LABEL = (
+    r"(?:(?:here(?:'s| is) (?:the |your |a |my )?)?(?:[\w-]+ )?translation(?: (?:in|into|to) [\w-]+)?(?: of the (?:text|sentence))?"
+    r"|translated(?: text)?|翻译|译文|翻訳|訳|traducción(?: al español)?|traduction(?: en français)?|перевод(?: на русский)?"
+    r"|अनुवाद|হিন্দি অনুবাদ|অনুবাদ|ترجمہ|ترجمة|ترجمه)"
+)
+_PREAMBLE_LINE = re.compile(rf"^\s*(?:(?:sure|certainly|of course|okay)[!,.]?\s*)?{_LABEL}\s*[:：]\s*$", re.IGNORECASE)
+_PREAMBLE_INLINE = re.compile(rf"^\s*{_LABEL}\s*[:：]\s*(?=\S)", re.IGNORECASE)
+_NOTE_LINE = re.compile(
+    r"^\s*(?:\(?\s*(?:note|notes|explanation|nota|remarque|примечание|注意|注|备注|説明|नोट|টীকা|نوٹ|ملاحظة)\s*[:：]|\(note\b)",
+    re.IGNORECASE,
+)
+_NOTE_TAIL = re.compile(r"\s*\((?:note|nota|remarque|примечание|注)\s*[:：][^()]*\)\s*$", re.IGNORECASE)
+_QUOTES = {'"': '"', "“": "”", "«": "»", "「": "」", "『": "』", "„": "“", "'": "'", "‘": "’"}
+_FENCE = re.compile(r"^\s*```[\w+-]*\n(.*?)\n?```\s*$", re.S)
+
+
+def clean_answer(source: str, text: str) -> tuple[str, list[str]]:
+    """The translation inside a chat answer, and what was removed to get it (``repairs``: "preamble: …",
+    "quotes: “…”", "fence", "note: …"). Only what is certain is removed: a wrapper the English unit does not
+    have. Anything else stays and is judged by :func:`answer_problems`."""
+    repairs: list[str] = []
+    out = text.strip()
+    src = source.strip()
+    if "```" not in src and (m := _FENCE.match(out)):
+        out = m.group(1).strip()
+        repairs.append("fence: ```")
+    lines = out.split("\n")
+    if "\n" not in src and len(lines) > 1:
+        kept = []
+        for i, line in enumerate(lines):
+            if i == 0 and _PREAMBLE_LINE.match(line):
+                repairs.append(f"preamble: {line.strip()}")
+            elif kept and _NOTE_LINE.match(line):  # a note closes the answer: it and what follows go
+                repairs.append(f"note: {' '.join(x.strip() for x in lines[i:] if x.strip())[:200]}")
+                break
+            elif line.strip() or kept:
+                kept.append(line)
+        out = "\n".join(kept).strip()
+    if (m := _PREAMBLE_INLINE.match(out)) and not _PREAMBLE_INLINE.match(src):
+        repairs.append(f"preamble: {m.group(0).strip()}")
+        out = out[m.end():].strip()
+    if (m := _NOTE_TAIL.search(out)) and not _NOTE_TAIL.search(src) and m.start() > 0:
+        repairs.append(f"note: {m.group(0).strip()[:200]}")
+        out = out[: m.start()].rstrip()
+    if len(out) >= 2 and out[0] in _QUOTES and out[-1] == _QUOTES[out[0]] and not (src[:1] in _QUOTES and src[-1:] == _QUOTES.get(src[:1])):
+        inner = out[1:-1]
+        if _QUOTES[out[0]] not in inner and out[0] not in inner and inner.strip():
+            repairs.append(f"quotes: {out[0]}…{out[-1]}")
+            out = inner.strip()
+    return out, repairs
+
+
+def answer_problems(source: str, n_placeholders: int, text: str, finish_reason: str | None, lang: str | None = None) -> list[str]:
+    """What makes an answer (cleaned by :func:`clean_answer`) unusable as a translation (empty list: usable)."""
     problems = []
     if finish_reason == "length":
         problems.append("truncated")
@@ -125,5 +181,10 @@ def answer_problems(source: str, n_placeholders: int, text: str, finish_reason: 
         problems.append("refusal")
     if stripped == source.strip() and len(_WORD_RE.findall(source)) >= 3:
         problems.append("untranslated")
+    extra = stripped.count("\n") - source.strip().count("\n")
+    if extra > 0:
+        problems.append(f"extra lines: {extra} more than the source (an explanation or a second version?)")
     problems.extend(placeholder_problems(stripped, n_placeholders))
+    if lang is not None and lang not in ("zh", "ja") and len(_HAN_RE.findall(stripped)) >= 2 and not _HAN_RE.search(source):
+        problems.append("wrong script: Chinese characters in the answer")  # the drift chat models of the Qwen family show
     return problems

@@ -66,16 +66,31 @@ def reference(servers, tmp_path_factory) -> Path:
     return ws
 
 
-def test_two_servers_and_a_dask_cluster_split_the_work_and_match_one_server(servers, reference, tmp_path):
+def memory(ws: Path) -> pl.DataFrame:
+    """Every entry of the translation memory (segments and part files in force)."""
+    from pipeline.memory import TranslationMemory
+
+    tm = TranslationMemory(ws / "tm")
+    return pl.concat([pl.read_parquet(p) for key in tm.keys() if not key[0].startswith("bt-") for p in tm.files(*key)])
+
+
+def test_two_dask_workers_and_two_servers_translate_each_pair_once_and_match_one_worker(servers, reference, tmp_path):
     before = [server_requests(s.url) for s in servers]
     both = ",".join(s.url for s in servers)
     proc = subprocess.run(translate(tmp_path, both, "--dask-workers", "2"), cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     served = [server_requests(s.url) - b for s, b in zip(servers, before)]
-    print(f"requests per server: {served}")
+    mine, theirs = memory(tmp_path), memory(reference)
+    pairs = mine.height
+    print(f"requests per server: {served}; unique pairs {pairs}; requests ÷ answers kept {sum(served) / mine['attempts'].sum():.2f}")
     # both carried load; by load, not round robin: on a 2-core machine the two servers compete for the same
     # cores and the faster one (fewer requests in flight) gets more
     assert all(n > 0 for n in served), served
+    # two partitions, two clients: every (unit, language) pair asked by exactly one of them
+    assert mine.select("unit_hash", "lang").n_unique() == pairs == theirs.height
+    assert sum(served) == mine["attempts"].sum(), "a request was sent that no answer in the memory accounts for"
+    assert mine.sort("lang", "unit_hash").select("unit_hash", "lang", "status", "text").equals(
+        theirs.sort("lang", "unit_hash").select("unit_hash", "lang", "status", "text"))
     for lang in LANGS.split(","):
         assert shards(tmp_path, lang).equals(shards(reference, lang)), lang
 

@@ -1,0 +1,98 @@
+"""An instant OpenAI-compatible chat server for LOAD TESTS ONLY. IT IS NOT A TRANSLATOR.
+
+It answers ``POST /v1/chat/completions`` at once with a deterministic pseudo-translation of the last user
+message: a professional sentence of the target language (told from the system prompt) picked by a hash of the
+message from ``--references`` (ntrex-dev: ``newstest2019-ref.{code}.txt``), followed by the message's
+placeholders ``⟦n⟧`` in order. It has nothing to do with the message's meaning; it only looks like an answer
+in the right language and script, so that the pipeline's checks, language rules and QE do the work they do on
+real answers while the server costs next to nothing. Every reply names the model ``loadtest-not-a-translator``
+and carries ``system_fingerprint: "loadtest: not a translator"``. ``GET /v1/models`` lists that model;
+``GET /metrics`` counts answered requests in vLLM's metric name, so tools that read a vLLM server's request
+count work here too.
+
+    .venv/bin/python bench/loadtest_server.py --port 8300
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+MODEL = "loadtest-not-a-translator"
+DEFAULT_REFERENCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ntrex-dev"
+_FILES = {"Chinese": "zho-CN", "Hindi": "hin", "Spanish": "spa", "French": "fra", "Arabic": "arb", "Bengali": "ben",
+          "Russian": "rus", "Urdu": "urd", "Japanese": "jpn"}
+_LANGUAGE = re.compile(r"into (?:Modern Standard |Simplified )?(\w+)")
+_PLACEHOLDER = re.compile(r"⟦\d+⟧")
+
+
+def load_references(folder: Path) -> dict[str, list[str]]:
+    return {name: [line for line in (folder / f"newstest2019-ref.{code}.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+            for name, code in _FILES.items()}
+
+
+def pseudo_translate(references: dict[str, list[str]], system: str, text: str) -> str:
+    m = _LANGUAGE.search(system)
+    lines = references.get(m.group(1) if m else "Spanish", references["Spanish"])
+    pick = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") % len(lines)
+    placeholders = _PLACEHOLDER.findall(text)
+    return lines[pick].strip() + ("" if not placeholders else " " + " ".join(placeholders))
+
+
+class LoadTestServer:
+    def __init__(self, references: dict[str, list[str]]) -> None:
+        self.references = references
+        self.answered = 0
+
+    async def chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        messages = body["messages"]
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        user = messages[-1]["content"].split("\n\nYour previous answer was not usable", 1)[0]
+        text = pseudo_translate(self.references, system, user)
+        self.answered += 1
+        return web.json_response({
+            "id": f"loadtest-{self.answered}", "object": "chat.completion", "model": MODEL,
+            "system_fingerprint": "loadtest: not a translator",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": len(user) // 4 + 150, "completion_tokens": len(text) // 3 + 1},
+        })
+
+    async def models(self, _request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": MODEL, "root": "load test: not a translator", "parent": None}]})
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        return web.Response(text=f'vllm:request_success_total{{finished_reason="stop",model_name="{MODEL}"}} {self.answered}\n')
+
+
+def app(references: Path = DEFAULT_REFERENCES) -> web.Application:
+    server = LoadTestServer(load_references(references))
+    application = web.Application(client_max_size=16 << 20)
+    application.add_routes([
+        web.post("/v1/chat/completions", server.chat), web.get("/v1/models", server.models), web.get("/metrics", server.metrics),
+    ])
+    return application
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8300)
+    parser.add_argument("--references", type=Path, default=DEFAULT_REFERENCES)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    web.run_app(app(args.references), host=args.host, port=args.port, access_log=None, print=lambda *_: None)
+
+
+if __name__ == "__main__":
+    main()
