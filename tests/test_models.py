@@ -1,0 +1,71 @@
+"""GGUF import: the checks a user meets before minutes of conversion, and what a failed import leaves (nothing).
+The import of a real model is measured by bench/real_model.sh, not here (no model file in the tests)."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from pipeline import models
+
+from .conftest import polyglot
+
+
+def gguf_file(path: Path, architecture: str = "nonesuch", name: str = "test model") -> Path:
+    """A well-formed GGUF v3 file with metadata and no tensors."""
+    def string(s: str) -> bytes:
+        return struct.pack("<Q", len(s.encode())) + s.encode()
+
+    kv = [("general.architecture", architecture), ("general.name", name)]
+    body = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv))
+    for key, value in kv:
+        body += string(key) + struct.pack("<I", 8) + string(value)
+    path.write_bytes(body)
+    return path
+
+
+def test_header_and_served_name(tmp_path):
+    path = gguf_file(tmp_path / "My Model.Q4_K_M.gguf", "qwen2", "Qwen2.5 Coder")
+    header = models.read_gguf_header(path)
+    assert (header.version, header.tensors, header.architecture, header.name) == (3, 0, "qwen2", "Qwen2.5 Coder")
+    assert models.served_name(path, "ab" * 32) == "my-model.q4_k_m-abababababab"
+    assert models.is_gguf(path) and not models.is_gguf(tmp_path / "missing.gguf")
+
+
+def test_a_file_that_is_not_gguf_is_named_in_one_line(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_text("<html>not found</html>")
+    proc = polyglot("models", "import", str(bad), env={"POLYGLOT_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "is not a GGUF file" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "home" / "models").exists()
+    damaged = tmp_path / "cut.gguf"
+    damaged.write_bytes(b"GGUF\x03\x00")
+    proc = polyglot("models", "import", str(damaged), env={"POLYGLOT_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 2 and "header is damaged" in proc.stderr
+
+
+def test_not_enough_disk_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    path = gguf_file(tmp_path / "m.gguf")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10, 10, 0))
+    with pytest.raises(RuntimeError, match="not enough disk space"):
+        models.import_gguf(path, tmp_path / "out", log=lambda _m: None)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_an_architecture_transformers_cannot_load_fails_in_one_line_and_leaves_nothing(tmp_path):
+    """Through the real converter (transformers + gguf in the vLLM environment)."""
+    from pipeline import services
+
+    services.ensure_converter_env()
+    path = gguf_file(tmp_path / "odd.gguf", "nonesuch")
+    out = tmp_path / "imported"
+    proc = polyglot("models", "import", str(path), "--out", str(out), timeout=900)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("polyglot models: error: cannot import odd.gguf:") and "nonesuch" in message, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".imported.tmp-*"))
