@@ -76,7 +76,7 @@ def memory_stats(ws: Path, lang: str, version: str) -> dict:
     }
 
 
-def score(rows: pl.DataFrame, refs: list[str]) -> dict:
+def score(rows: pl.DataFrame, refs: list[str], lang: str) -> dict:
     """chrF/BLEU of all and of accepted turns, status shares, and mean sentence chrF per status."""
     hyps, gold, statuses = [], [], []
     for row in rows.iter_rows(named=True):
@@ -85,19 +85,20 @@ def score(rows: pl.DataFrame, refs: list[str]) -> dict:
             hyps.append(turn["value"])
             gold.append(refs[k + t])
             statuses.append(status)
-    chrf, bleu = CHRF(), BLEU(effective_order=True)
+    chrf = CHRF()
+    # BLEU needs words: Chinese gets sacrebleu's zh tokenizer, Japanese characters (no MeCab here)
     sentence = [chrf.sentence_score(h, [g]).score for h, g in zip(hyps, gold)]
     out = {"turns": len(hyps)}
     out["chrf"] = round(chrf.corpus_score(hyps, [gold]).score, 2) if hyps else None
-    out["bleu"] = round(BLEU().corpus_score(hyps, [gold]).score, 2) if hyps else None
+    bleu = BLEU(tokenize={"zh": "zh", "ja": "char"}.get(lang, "13a"))
+    out["bleu"] = round(bleu.corpus_score(hyps, [gold]).score, 2) if hyps else None
     accepted = [i for i, s in enumerate(statuses) if s == "accepted"]
     out["chrf_accepted"] = round(chrf.corpus_score([hyps[i] for i in accepted], [[gold[i] for i in accepted]]).score, 2) if accepted else None
-    out["bleu_accepted"] = round(BLEU().corpus_score([hyps[i] for i in accepted], [[gold[i] for i in accepted]]).score, 2) if accepted else None
+    out["bleu_accepted"] = round(bleu.corpus_score([hyps[i] for i in accepted], [[gold[i] for i in accepted]]).score, 2) if accepted else None
     for status in ("accepted", "needs_review", "rejected"):
         picked = [sentence[i] for i, s in enumerate(statuses) if s == status]
         out[f"share_{status}"] = round(len(picked) / len(statuses), 3) if statuses else None
         out[f"mean_chrf_{status}"] = round(statistics.fmean(picked), 1) if picked else None
-    del bleu
     return out
 
 
@@ -138,7 +139,7 @@ def main() -> int:
     for lang in langs:
         rows = pl.read_parquet(args.workspace / "translations" / lang / "*.parquet")
         refs = (args.data / f"newstest2019-ref.{NTREX_FILES[lang]}.txt").read_text(encoding="utf-8").splitlines()
-        r = score(rows, refs)
+        r = score(rows, refs, lang)
         r.update(memory_stats(args.workspace, lang, rows["translator_version"][0]))
         total_tokens += r["completion_tokens"]
         results[lang] = r

@@ -63,5 +63,4 @@ if [ "$actual_size" != "$size" ] || [ "$actual_sha" != "$sha" ]; then
 fi
 echo "checked: $actual_size bytes, sha256 $actual_sha" >&2
 folder=$(.venv/bin/polyglot models import "$gguf" | cut -f1)
-echo "serve it with: .venv/bin/polyglot services up vllm --model $folder   (or the .gguf file itself)" >&2
 echo "$folder"

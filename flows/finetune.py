@@ -26,7 +26,8 @@ from pipeline.translator import TranslatorConfig
 def supervised_task(workspace: str, langs: list[str], settings: dict) -> dict:
     s = ft.FinetuneSettings(**settings)
     data = ft.supervised_examples(Path(workspace), langs)
-    train, held, dropped = ft.split(data.examples, s.held_out, s.seed)
+    keys = ft.held_out_keys(Path(workspace), s.held_out_ids) if s.held_out_ids else None
+    train, held, dropped = ft.split(data.examples, s.held_out, s.seed, keys)
     return {
         "train": [asdict(e) for e in train], "held_out": [asdict(e) for e in held], "held_out_dropped": dropped,
         "turns": data.turns, "skipped": data.skipped,

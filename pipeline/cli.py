@@ -347,6 +347,8 @@ def _finetune_settings(args: argparse.Namespace) -> dict:
         rank=args.rank, alpha=args.alpha, learning_rate=args.learning_rate, max_steps=args.max_steps, seed=args.seed,
         held_out=args.held_out, few_shot=args.few_shot, activate=args.activate, min_gain=args.min_gain,
         candidates=tuple(c.strip() for c in args.candidates.split(",") if c.strip()),
+        batch_size=args.batch_size, modules=args.modules, layers=args.layers,
+        held_out_ids=str(args.held_out_ids.resolve()) if args.held_out_ids else None,
     )
     FinetuneSettings(**settings)  # every bad value named before anything starts
     return settings
@@ -553,10 +555,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-steps", type=int, default=600, help="at most this many steps (stops once corrections are reproduced)")
         p.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split, training and samples")
         p.add_argument("--held-out", type=float, default=0.2, help="share of corrected conversations kept for evaluation")
+        p.add_argument("--held-out-ids", type=Path, default=None,
+                       help="a file of conversation ids (one a line) to keep for evaluation instead of a seeded share")
         p.add_argument("--few-shot", type=int, default=4, help="corrections in the prompt of the few-shot candidate (0: skip it)")
         p.add_argument("--candidates", default="adapter", help="which may become active: adapter, few-shot or both")
         p.add_argument("--activate", default="better", choices=["better", "always", "never"], help="better: only if held-out chrF improves")
         p.add_argument("--min-gain", type=float, default=0.0, help="chrF points a candidate must add to become active")
+        p.add_argument("--batch-size", type=int, default=8, help="training examples per step")
+        p.add_argument("--modules", default="all", choices=["all", "attention"], help="LoRA on every projection, or attention only")
+        p.add_argument("--layers", type=int, default=0, help="LoRA on the top N layers only (0: all); cheaper on a CPU")
 
     vllm_url = os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000")
     p = sub.add_parser("finetune", help="train a LoRA adapter on reviewers' corrections, evaluate it, activate it if better")

@@ -56,9 +56,16 @@ class FinetuneSettings:
     min_gain: float = 0.0  # held-out chrF points a candidate must add over the current translator
     candidates: tuple[str, ...] = ("adapter",)  # which candidates may become active
     max_lora_rank: int = 16  # the server's --max-lora-rank
+    held_out_ids: str | None = None  # a file of conversation ids to hold out (instead of the seeded share)
+    modules: str = "all"  # LoRA on: all (attention + MLP projections) | attention (q, k, v, o)
+    layers: int = 0  # LoRA only on the top N decoder layers (0: every layer); backward then stops below them
 
     def __post_init__(self) -> None:
         problems = []
+        if self.modules not in ("all", "attention"):
+            problems.append(f"modules must be all or attention, got {self.modules!r}")
+        if self.layers < 0:
+            problems.append(f"layers must be 0 (all) or more, got {self.layers}")
         if not 1 <= self.rank <= self.max_lora_rank:
             problems.append(f"rank must be between 1 and the server's max LoRA rank {self.max_lora_rank}, got {self.rank}")
         if self.alpha <= 0 or self.learning_rate <= 0 or self.max_steps < 1 or self.batch_size < 1:
@@ -78,7 +85,8 @@ class FinetuneSettings:
             raise ValueError("fine-tune settings: " + "; ".join(problems))
 
     def hyperparameters(self) -> dict:
-        return {k: getattr(self, k) for k in ("rank", "alpha", "learning_rate", "max_steps", "batch_size", "target_loss", "min_margin", "seed")}
+        return {k: getattr(self, k) for k in ("rank", "alpha", "learning_rate", "max_steps", "batch_size", "target_loss", "min_margin", "seed",
+                                              "modules", "layers")}
 
 
 @dataclass(frozen=True)
@@ -160,11 +168,33 @@ def is_held_out(seed: int, conv_key: str, share: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < share
 
 
-def split(examples: list[Example], share: float, seed: int) -> tuple[list[Example], list[Example], int]:
-    """(train, held-out, held-out examples dropped because their unit is also trained on)."""
-    train = [e for e in examples if not is_held_out(seed, e.conv_key, share)]
+def held_out_keys(workspace: Path, ids_file: str | Path) -> set[str]:
+    """The conversation keys of the conversation ids listed in ``ids_file`` (one id a line): a fixed evaluation
+    side chosen by the user (e.g. whole documents), instead of the seeded draw."""
+    import pyarrow.parquet as pq
+
+    from pipeline.reassemble import shard_dirs
+
+    path = Path(ids_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"held-out ids file {path} does not exist (one conversation id a line)")
+    ids = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    keys = set()
+    for shard in shard_dirs(Path(workspace) / "ingest"):
+        table = pq.read_table(shard / "conversations.parquet", columns=["id", "conv_key"])
+        keys.update(k for i, k in zip(table.column("id").to_pylist(), table.column("conv_key").to_pylist()) if i in ids)
+    if not keys:
+        raise ValueError(f"none of the {len(ids)} ids in {path} is a conversation of {workspace}")
+    return keys
+
+
+def split(examples: list[Example], share: float, seed: int, held_keys: set[str] | None = None) -> tuple[list[Example], list[Example], int]:
+    """(train, held-out, held-out examples dropped because their unit is also trained on). ``held_keys``: the
+    conversations to hold out (instead of a seeded ``share`` of them)."""
+    out = (lambda e: e.conv_key in held_keys) if held_keys is not None else (lambda e: is_held_out(seed, e.conv_key, share))
+    train = [e for e in examples if not out(e)]
     trained = {(e.lang, e.unit_hash) for e in train}
-    held = [e for e in examples if is_held_out(seed, e.conv_key, share)]
+    held = [e for e in examples if out(e)]
     kept = [e for e in held if (e.lang, e.unit_hash) not in trained]
     return train, kept, len(held) - len(kept)
 

@@ -19,7 +19,26 @@ import sys
 import time
 from pathlib import Path
 
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGET_MODULES = {"all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                  "attention": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+
+
+def _available_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return 1 << 62
+
+
+def memory_needed(config: dict, batch_tokens: int, checkpointing: bool) -> int:
+    """Bytes training needs, roughly: fp32 weights (frozen) plus activations kept for the backward pass."""
+    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+    inter, vocab = config.get("intermediate_size", 4 * hidden), config["vocab_size"]
+    params = layers * (4 * hidden * hidden + 3 * hidden * inter) + vocab * hidden * (1 if config.get("tie_word_embeddings") else 2)
+    per_token_layer = 16 * hidden + 4 * inter  # floats kept per token and layer (attention + MLP intermediates)
+    activations = batch_tokens * (per_token_layer * (1 if checkpointing else layers) + 2 * vocab) * 4
+    return params * 4 + activations
 
 
 def encode(tokenizer, messages: list[dict], answer: str) -> tuple[list[int], list[int]]:
@@ -54,14 +73,34 @@ def train(job: dict) -> dict:
     torch.manual_seed(hp["seed"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(job["base_model"])
-    model = AutoModelForCausalLM.from_pretrained(job["base_model"], dtype=torch.float32).to(device)
-    model = get_peft_model(
-        model,
-        LoraConfig(r=hp["rank"], lora_alpha=hp["alpha"], lora_dropout=0.0, target_modules=TARGET_MODULES, task_type="CAUSAL_LM"),
-    )
     examples = [encode(tokenizer, e["messages"], e["answer"]) for e in job["examples"]]
     if not examples:
         raise ValueError("no training examples")
+    config = json.loads((Path(job["base_model"]) / "config.json").read_text()) if (Path(job["base_model"]) / "config.json").exists() else None
+    checkpointing = False
+    if config and device == "cpu":  # say so before loading anything when it cannot fit
+        longest = max(len(ids) for ids, _ in examples)
+        batch_tokens = hp["batch_size"] * longest
+        available = _available_bytes()
+        if memory_needed(config, batch_tokens, False) > 0.8 * available:
+            checkpointing = True
+        if memory_needed(config, batch_tokens, True) > 0.8 * available:
+            raise MemoryError(
+                f"training needs about {memory_needed(config, batch_tokens, True) / 2**30:.1f} GiB (fp32 weights, batch of "
+                f"{hp['batch_size']} × {longest} tokens) and {available / 2**30:.1f} GiB are available: lower --batch-size, "
+                f"or train on a machine with more memory or a GPU"
+            )
+    model = AutoModelForCausalLM.from_pretrained(job["base_model"], dtype=torch.float32).to(device)
+    n_layers = model.config.num_hidden_layers
+    layers = hp.get("layers") or 0
+    lora = dict(r=hp["rank"], lora_alpha=hp["alpha"], lora_dropout=0.0, target_modules=TARGET_MODULES[hp.get("modules", "all")],
+                task_type="CAUSAL_LM")
+    if layers and layers < n_layers:
+        lora["layers_to_transform"] = list(range(n_layers - layers, n_layers))
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(**lora))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     trainable = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(trainable, lr=hp["learning_rate"], weight_decay=0.0)
@@ -117,7 +156,16 @@ def train(job: dict) -> dict:
         "train_seconds": round(time.perf_counter() - started, 2),
         "device": device,
         "examples": len(examples),
+        "longest_sequence": max(len(ids) for ids, _ in examples),
+        "gradient_checkpointing": checkpointing,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv: list[str] | None = None) -> int:

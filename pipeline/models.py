@@ -9,7 +9,6 @@ when complete, with ``polyglot_import.json`` (source, sha256, size, architecture
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.ingest import sha256_file
 
 GGUF_MAGIC = b"GGUF"
 IMPORT_MANIFEST = "polyglot_import.json"
@@ -67,14 +68,6 @@ def _gguf_string(f) -> str:
     return f.read(n).decode("utf-8")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def served_name(gguf: Path, sha256: str) -> str:
     """The name a GGUF import is served under: the file's stem and the first 12 hex digits of its sha256, so
     that the translator version (which hashes the model name) changes when the weights do."""
@@ -109,7 +102,7 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
         raise ValueError(f"dtype must be one of {', '.join(_GROWTH)}, got {dtype!r}")
     header = read_gguf_header(gguf)
     log(f"hashing {gguf.name} ({gguf.stat().st_size / 1e9:.2f} GB, GGUF v{header.version}, {header.architecture or 'unknown architecture'})")
-    digest = sha256_file(gguf)
+    digest = sha256_file(gguf, 1 << 22)
     target = Path(out).expanduser().resolve() if out else services.home() / "models" / f"gguf-{digest[:16]}"
     done = imported(target)
     if done and done.get("gguf_sha256") == digest and done.get("dtype") == dtype:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,28 @@ def labelstudio_server(tmp_path_factory):
         yield record
     finally:
         polyglot("services", "down", "labelstudio", "--port", str(port))
+
+
+@contextmanager
+def admin_page(url: str, width: int = 1400, height: int = 1000):
+    """A headless Debian Chromium page logged in to Label Studio as the admin (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    from pipeline import services
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=services.chromium_path(),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(f"{url}/user/login/")
+            page.fill("input[name=email]", os.environ["LABEL_STUDIO_USERNAME"])
+            page.fill("input[name=password]", os.environ["LABEL_STUDIO_PASSWORD"])
+            page.click("button[type=submit], input[type=submit]")
+            page.wait_for_load_state("networkidle")
+            yield page
+        finally:
+            browser.close()

@@ -16,9 +16,9 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from annotation.assets import ImageRoot, served_family
-from pipeline import corrections, services
+from pipeline import corrections
 
-from .conftest import polyglot
+from .conftest import admin_page, polyglot
 
 LANGS = ["ur", "ar", "hi", "bn", "zh", "ja"]
 SAMPLE = {  # text in each script, to render with the served font
@@ -85,8 +85,6 @@ def test_every_item_is_translated_and_queued_for_review(ws):
 
 
 def test_review_pages_show_the_image_and_render_every_script_with_the_served_fonts(ws, bench_set, labelstudio_server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     proc = polyglot("review", "push", "--workspace", str(ws), "--langs", ",".join(LANGS), "--overlap", "0",
                     "--image-root", str(bench_set["images"]))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -94,50 +92,36 @@ def test_review_pages_show_the_image_and_render_every_script_with_the_served_fon
     projects = json.loads((ws / "review" / "projects.json").read_text())
     tasks = {lang: sorted(admin.tasks.list(project=projects[lang], fields="all", page_size=1000), key=lambda t: t.id) for lang in LANGS}
     url = labelstudio_server.url
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=services.chromium_path(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"{url}/user/login/")
-            page.fill("input[name=email]", os.environ["LABEL_STUDIO_USERNAME"])
-            page.fill("input[name=password]", os.environ["LABEL_STUDIO_PASSWORD"])
-            page.click("button[type=submit], input[type=submit]")
-            page.wait_for_load_state("networkidle")
-            for lang in LANGS:
-                with_image = next(t for t in tasks[lang] if t.data["image_note"] == "image 001.png")
-                page.goto(f"{url}/projects/{projects[lang]}/data?task={with_image.id}")
-                page.locator(".pg-target").first.wait_for(timeout=60_000)
-                img = page.locator("img[src*='local-files']").first
-                img.wait_for(timeout=60_000)
-                page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=img.element_handle(), timeout=60_000)
-                assert img.evaluate("e => [e.naturalWidth, e.naturalHeight]") == [320, 200]  # the picture itself, not a broken one
-                family = served_family(lang)
-                faces = page.evaluate(
-                    "async ([family, text]) => { const faces = await document.fonts.load(`18px '${family}'`, text);"
-                    " return [faces.length, document.fonts.check(`18px '${family}'`, text)]; }", [family, SAMPLE[lang]])
-                assert faces[0] >= 1 and faces[1] is True, (lang, faces)  # the served faces covering this script loaded
-                target_font = page.locator(".pg-target").first.evaluate("e => getComputedStyle(e).fontFamily")
-                assert target_font.startswith(f'"{family}"'), target_font
-                # glyphs, not boxes: the sample drawn with the served font differs from the browser's own fallback
-                drawn = page.evaluate(
-                    "([family, text]) => { const draw = font => { const c = document.createElement('canvas'); c.width = 700; c.height = 60;"
-                    " const g = c.getContext('2d'); g.fillStyle = '#fff'; g.fillRect(0, 0, 700, 60); g.fillStyle = '#000';"
-                    " g.font = font; g.fillText(text, 10, 40); return c.toDataURL(); };"
-                    " return [draw(`28px '${family}'`), draw(`28px monospace`)]; }", [family, SAMPLE[lang]])
-                assert drawn[0] != drawn[1], lang
-                page.screenshot(path=str(tmp_path / f"{lang}-task.png"), full_page=True)
-            missing = next(t for t in tasks["ur"] if t.data["image"].startswith("data:"))
-            assert missing.data["image_note"].startswith("image not found: 002.png")
-            page.goto(f"{url}/projects/{projects['ur']}/data?task={missing.id}")
+    with admin_page(url, height=1100) as page:
+        for lang in LANGS:
+            with_image = next(t for t in tasks[lang] if t.data["image_note"] == "image 001.png")
+            page.goto(f"{url}/projects/{projects[lang]}/data?task={with_image.id}")
             page.locator(".pg-target").first.wait_for(timeout=60_000)
-            page.get_by_text("image not found: 002.png", exact=False).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(tmp_path / "ur-missing-image.png"), full_page=True)
-        finally:
-            browser.close()
+            img = page.locator("img[src*='local-files']").first
+            img.wait_for(timeout=60_000)
+            page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=img.element_handle(), timeout=60_000)
+            assert img.evaluate("e => [e.naturalWidth, e.naturalHeight]") == [320, 200]  # the picture itself, not a broken one
+            family = served_family(lang)
+            faces = page.evaluate(
+                "async ([family, text]) => { const faces = await document.fonts.load(`18px '${family}'`, text);"
+                " return [faces.length, document.fonts.check(`18px '${family}'`, text)]; }", [family, SAMPLE[lang]])
+            assert faces[0] >= 1 and faces[1] is True, (lang, faces)  # the served faces covering this script loaded
+            target_font = page.locator(".pg-target").first.evaluate("e => getComputedStyle(e).fontFamily")
+            assert target_font.startswith(f'"{family}"'), target_font
+            # glyphs, not boxes: the sample drawn with the served font differs from the browser's own fallback
+            drawn = page.evaluate(
+                "([family, text]) => { const draw = font => { const c = document.createElement('canvas'); c.width = 700; c.height = 60;"
+                " const g = c.getContext('2d'); g.fillStyle = '#fff'; g.fillRect(0, 0, 700, 60); g.fillStyle = '#000';"
+                " g.font = font; g.fillText(text, 10, 40); return c.toDataURL(); };"
+                " return [draw(`28px '${family}'`), draw(`28px monospace`)]; }", [family, SAMPLE[lang]])
+            assert drawn[0] != drawn[1], lang
+            page.screenshot(path=str(tmp_path / f"{lang}-task.png"), full_page=True)
+        missing = next(t for t in tasks["ur"] if t.data["image"].startswith("data:"))
+        assert missing.data["image_note"].startswith("image not found: 002.png")
+        page.goto(f"{url}/projects/{projects['ur']}/data?task={missing.id}")
+        page.locator(".pg-target").first.wait_for(timeout=60_000)
+        page.get_by_text("image not found: 002.png", exact=False).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "ur-missing-image.png"), full_page=True)
     print(f"screenshots: {tmp_path}")
 
 

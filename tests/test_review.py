@@ -17,9 +17,9 @@ import requests
 from label_studio_sdk import LabelStudio
 from sacrebleu.metrics import CHRF
 
-from pipeline import corrections, services
+from pipeline import corrections
 
-from .conftest import LENIENT_QE, LLAVA, polyglot
+from .conftest import LENIENT_QE, LLAVA, admin_page, polyglot
 
 QA90 = LLAVA / "coco_val_qa90_gpt4.json"
 # What a reviewer might type: Urdu with a no-break space, a double space, a trailing space, a line break,
@@ -239,51 +239,35 @@ def test_a_later_machine_run_keeps_human_text(ws, vllm_server):
 
 
 def test_urdu_page_is_right_to_left_with_the_translation_prefilled(ws, labelstudio_server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     task = next(t for t in reversed(STATE["ur"]["tasks"]) if not t.annotations)
     machine = task.data["machine_text"]
     url = labelstudio_server.url
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=services.chromium_path(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+    with admin_page(url, height=1000) as page:
+        page.goto(f"{url}/projects/{STATE['ur']['project']}/data?task={task.id}")
+        target = page.locator(".pg-target").first
+        target.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "text => document.querySelector('.pg-target').innerText.replace(/\\s+/g, ' ').includes(text)",
+            arg=" ".join(machine.split())[:40], timeout=60_000,
         )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/user/login/")
-            page.fill("input[name=email]", os.environ["LABEL_STUDIO_USERNAME"])
-            page.fill("input[name=password]", os.environ["LABEL_STUDIO_PASSWORD"])
-            page.click("button[type=submit], input[type=submit]")
-            page.wait_for_load_state("networkidle")
-            page.goto(f"{url}/projects/{STATE['ur']['project']}/data?task={task.id}")
-            target = page.locator(".pg-target").first
-            target.wait_for(timeout=60_000)
-            page.wait_for_function(
-                "text => document.querySelector('.pg-target').innerText.replace(/\\s+/g, ' ').includes(text)",
-                arg=" ".join(machine.split())[:40], timeout=60_000,
-            )
-            shot = tmp_path / "urdu-task.png"
-            page.screenshot(path=str(shot), full_page=True)
-            holder = target.get_by_text(" ".join(machine.split())[:20], exact=False).first
-            assert holder.evaluate("e => getComputedStyle(e).direction") == "rtl"
-            assert target.evaluate("e => getComputedStyle(e).direction") == "rtl"
-            assert "Nastaliq" in holder.evaluate("e => getComputedStyle(e).fontFamily")
-            english = page.get_by_text(" ".join(task.data["english"].split())[:30], exact=False).first
-            assert english.evaluate("e => getComputedStyle(e).direction") == "ltr"
-            # Correct it the way a reviewer does: the pencil, type, tick a category, Submit.
-            target.locator(".lsf-textarea__actions button").first.click()
-            target.locator("textarea").first.fill(BROWSER_FIX)
-            page.get_by_text("Error categories").click()
-            page.locator("label:has-text('omission')").first.click()
-            page.screenshot(path=str(tmp_path / "urdu-task-edited.png"), full_page=True)
-            page.get_by_role("button", name="Submit").click()
-            page.wait_for_function(
-                "() => !document.querySelector('.pg-target textarea')", timeout=30_000
-            )
-        finally:
-            browser.close()
+        shot = tmp_path / "urdu-task.png"
+        page.screenshot(path=str(shot), full_page=True)
+        holder = target.get_by_text(" ".join(machine.split())[:20], exact=False).first
+        assert holder.evaluate("e => getComputedStyle(e).direction") == "rtl"
+        assert target.evaluate("e => getComputedStyle(e).direction") == "rtl"
+        assert "Nastaliq" in holder.evaluate("e => getComputedStyle(e).fontFamily")
+        english = page.get_by_text(" ".join(task.data["english"].split())[:30], exact=False).first
+        assert english.evaluate("e => getComputedStyle(e).direction") == "ltr"
+        # Correct it the way a reviewer does: the pencil, type, tick a category, Submit.
+        target.locator(".lsf-textarea__actions button").first.click()
+        target.locator("textarea").first.fill(BROWSER_FIX)
+        page.get_by_text("Error categories").click()
+        page.locator("label:has-text('omission')").first.click()
+        page.screenshot(path=str(tmp_path / "urdu-task-edited.png"), full_page=True)
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_function(
+            "() => !document.querySelector('.pg-target textarea')", timeout=30_000
+        )
     assert shot.stat().st_size > 10_000
     print(f"screenshots: {tmp_path}")
     proc = polyglot("review", "pull", "--workspace", str(ws))

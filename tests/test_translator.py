@@ -199,3 +199,28 @@ def test_answer_checks_leave_professional_translations_alone(lang):
             touched.append((ref, repairs, problems))
     print(f"{lang}: {len(touched)}/{len(pairs)} touched", touched[:3])
     assert len(touched) <= 0.005 * len(pairs), touched
+
+
+def test_a_looping_answer_is_asked_again_with_a_reminder_not_a_bigger_budget():
+    """A real Urdu answer that repeats one word until the budget runs out (tests/data/real_answers.json)."""
+    from pipeline.translate import LOOP, Job, translate_one
+    from pipeline.backends import Completion
+
+    loop = next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "ur")
+
+    class Recorder:  # stands in for the server: answers with the recorded loop every time
+        requests_sent = 0
+        budgets: list[int] = []
+        reminders: list[bool] = []
+
+        async def complete(self, messages, max_tokens, sampling, model):
+            self.budgets.append(max_tokens)
+            self.reminders.append("not usable" in messages[-1]["content"])
+            return Completion(loop["raw"], "length", 200, max_tokens)
+
+    backend = Recorder()
+    config = TranslatorConfig(model="m")
+    entry = asyncio.run(translate_one(backend, config, Job("h", "ur", config.version("ur"), loop["source"], 0)))
+    assert entry.status == "flagged" and LOOP in entry.flags and entry.attempts == 2
+    assert backend.budgets[0] == backend.budgets[1] and backend.reminders == [False, True]
+    assert entry.completion_tokens == sum(backend.budgets)  # tokens of every attempt are counted
