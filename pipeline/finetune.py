@@ -22,7 +22,6 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -243,13 +242,14 @@ def train_adapter(
     }
     job_file = tmp / "job.json"
     job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
-    from pipeline.services import env_with_project
+    from pipeline.services import env_with_project, run_logged
 
-    proc = subprocess.run([str(python), "-m", "pipeline.lora_train", str(job_file)], capture_output=True, text=True, env=env_with_project())
+    # long on a CPU: the trainer's last line (the step it is at) is said every 15 s
+    proc = run_logged([str(python), "-m", "pipeline.lora_train", str(job_file)], "training the adapter", env_with_project(), check=False)
     job_file.unlink()
     if proc.returncode != 0 or not (tmp / "adapter_config.json").exists():
         shutil.rmtree(tmp, ignore_errors=True)
-        reason = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), f"exit {proc.returncode}")
+        reason = next((line for line in reversed(proc.output.splitlines()) if line.strip()), f"exit {proc.returncode}")
         raise TrainingFailed(f"training the adapter failed: {reason}")
     metrics = json.loads((tmp / "train_metrics.json").read_text())
     for _ in range(100):  # two runs at once: the loser takes the next number

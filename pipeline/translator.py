@@ -157,7 +157,7 @@ def clean_answer(source: str, text: str) -> tuple[str, list[str]]:
     if (m := _PREAMBLE_INLINE.match(out)) and not _PREAMBLE_INLINE.match(src):
         repairs.append(f"preamble: {m.group(0).strip()}")
         out = out[m.end():].strip()
-    if (m := _NOTE_TAIL.search(out)) and not _NOTE_TAIL.search(src) and m.start() > 0:
+    if out.endswith(")") and (m := _NOTE_TAIL.search(out)) and not _NOTE_TAIL.search(src) and m.start() > 0:
         repairs.append(f"note: {m.group(0).strip()[:200]}")
         out = out[: m.start()].rstrip()
     if len(out) >= 2 and out[0] in _QUOTES and out[-1] == _QUOTES[out[0]] and not (src[:1] in _QUOTES and src[-1:] == _QUOTES.get(src[:1])):
@@ -185,6 +185,6 @@ def answer_problems(source: str, n_placeholders: int, text: str, finish_reason: 
     if extra > 0:
         problems.append(f"extra lines: {extra} more than the source (an explanation or a second version?)")
     problems.extend(placeholder_problems(stripped, n_placeholders))
-    if lang is not None and lang not in ("zh", "ja") and len(_HAN_RE.findall(stripped)) >= 2 and not _HAN_RE.search(source):
+    if lang not in (None, "zh", "ja") and _HAN_RE.search(stripped) and len(_HAN_RE.findall(stripped)) >= 2 and not _HAN_RE.search(source):
         problems.append("wrong script: Chinese characters in the answer")  # the drift chat models of the Qwen family show
     return problems
