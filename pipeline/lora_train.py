@@ -34,13 +34,15 @@ def _available_bytes() -> int:
         return 1 << 62
 
 
-def memory_needed(config: dict, batch_tokens: int, checkpointing: bool) -> int:
-    """Bytes training needs, roughly: fp32 weights (frozen) plus activations kept for the backward pass."""
+def memory_needed(config: dict, batch_tokens: int, answer_tokens: int, trained_layers: int, checkpointing: bool) -> int:
+    """Bytes training needs, roughly: fp32 weights (frozen), activations kept for the backward pass (only the
+    layers LoRA trains keep them), and the output layer's logits at the answer tokens."""
     hidden, layers = config["hidden_size"], config["num_hidden_layers"]
     inter, vocab = config.get("intermediate_size", 4 * hidden), config["vocab_size"]
     params = layers * (4 * hidden * hidden + 3 * hidden * inter) + vocab * hidden * (1 if config.get("tie_word_embeddings") else 2)
     per_token_layer = 16 * hidden + 4 * inter  # floats kept per token and layer (attention + MLP intermediates)
-    activations = batch_tokens * (per_token_layer * (1 if checkpointing else layers) + 2 * vocab) * 4
+    kept = 1 if checkpointing else min(trained_layers or layers, layers)
+    activations = (batch_tokens * per_token_layer * kept + 3 * answer_tokens * vocab) * 4
     return params * 4 + activations
 
 
@@ -85,12 +87,14 @@ def train(job: dict) -> dict:
     if config and device == "cpu":  # say so before loading anything when it cannot fit
         longest = max(len(ids) for ids, _ in examples)
         batch_tokens = hp["batch_size"] * longest
+        answer_tokens = hp["batch_size"] * max(sum(1 for x in labels if x != -100) for _, labels in examples)
         available = _available_bytes()
-        if memory_needed(config, batch_tokens, False) > 0.8 * available:
+        need = lambda cp: memory_needed(config, batch_tokens, answer_tokens, hp.get("layers") or 0, cp)  # noqa: E731
+        if need(False) > 0.8 * available:
             checkpointing = True
-        if memory_needed(config, batch_tokens, True) > 0.8 * available:
+        if need(True) > 0.8 * available:
             raise MemoryError(
-                f"training needs about {memory_needed(config, batch_tokens, True) / 2**30:.1f} GiB (fp32 weights, batch of "
+                f"training needs about {need(True) / 2**30:.1f} GiB (fp32 weights, batch of "
                 f"{hp['batch_size']} × {longest} tokens) and {available / 2**30:.1f} GiB are available: lower --batch-size, "
                 f"or train on a machine with more memory or a GPU"
             )
