@@ -62,6 +62,12 @@ def test_an_unsure_language_detection_is_review_not_rejection():
     assert check_language("El presidente Donald Trump dijo: «Great job».", "es", th)[0] == []
 
 
+def test_portuguese_is_not_accepted_as_spanish():
+    q = assess("Historically, the old people I spoke with said the town had a church on every corner.",
+               "Historicamente, as pessoas idosas com quem conversei disseram que a cidade tinha uma igreja em cada esquina.", "es")
+    assert q.status == "rejected" and q.reasons == ["wrong language: detected pt (0.99)"]
+
+
 @pytest.mark.parametrize(
     "text,reason",
     [
