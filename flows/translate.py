@@ -193,7 +193,7 @@ def translate_flow(
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
     languages = parse_languages(langs)
-    model, weights = served_base(server, model)
+    model, weights = served_base(server, model, wait=retry_seconds)
     settings = asdict(
         TranslateSettings(
             server, model, adapter, concurrency, batch_size, retry_seconds, request_timeout,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -173,24 +174,34 @@ class OpenAIChatBackend:
             self._session = None
 
 
-def model_cards(server: str, timeout: float = 10.0) -> list[dict]:
+def model_cards(server: str, timeout: float = 10.0, wait: float = 0.0) -> list[dict]:
     """What ``GET /v1/models`` lists (of the first endpoint that answers): ``id`` (the name to request), ``root``
     (for the base model: the path or hub name it was loaded from; for an adapter: its path) and ``parent``
-    (None for the base model). Base model first."""
+    (None for the base model). Base model first. ``wait``: seconds to keep asking (a server still starting)."""
     import urllib.error
     import urllib.request
 
-    errors = []
-    for base in endpoints(server):
-        url = base + "/v1/models"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                data = json.loads(resp.read())
-            return sorted((dict(m) for m in data["data"]), key=lambda m: m.get("parent") is not None)
-        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
-            errors.append(f"{url}: {exc}")
+    deadline, said = time.monotonic() + wait, False
+    while True:
+        errors = []
+        for base in endpoints(server):
+            url = base + "/v1/models"
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    data = json.loads(resp.read())
+                return sorted((dict(m) for m in data["data"]), key=lambda m: m.get("parent") is not None)
+            except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+                errors.append(f"{url}: {exc}")
+        if time.monotonic() + 2 > deadline:
+            break
+        if not said:
+            print(f"waiting up to {wait:.0f} s for the server at {server} ({errors[-1]})", file=sys.stderr, flush=True)
+            said = True
+        time.sleep(2)
     raise BackendUnavailable(
-        f"cannot list the models of the server ({'; '.join(errors)}); start one with 'polyglot services up vllm' or pass --server"
+        f"cannot list the models of the server ({'; '.join(errors)}"
+        + (f", asked for {wait:.0f} s" if wait >= 2 else "")
+        + "); check it with 'polyglot services status', start one with 'polyglot services up vllm' or pass --server, then rerun"
     )
 
 

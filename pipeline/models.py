@@ -155,11 +155,12 @@ def is_gguf(path: str | Path) -> bool:
         return f.read(4) == GGUF_MAGIC
 
 
-def served_base(server: str, model: str | None = None) -> tuple[str, str | None]:
-    """(name of the served base model — ``model`` or the server's first —, its weights id when known)."""
+def served_base(server: str, model: str | None = None, wait: float = 0.0) -> tuple[str, str | None]:
+    """(name of the served base model — ``model`` or the server's first —, its weights id when known); ``wait``
+    seconds for a server that is still starting."""
     from pipeline.backends import model_cards
 
-    cards = model_cards(server)
+    cards = model_cards(server, wait=wait)
     card = next((c for c in cards if c["id"] == model), None) if model else cards[0]
     return (model or cards[0]["id"]), weights_id(card.get("root") if card else None)
 

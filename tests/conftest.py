@@ -22,8 +22,10 @@ LLAVA_CONVERSATION_FILES = [
 
 
 # The tiny test model is no translator: QE rejects most of its text, and rejected conversations never reach
-# people. This configuration lowers the bar so that some of its text is routed to review.
-LENIENT_QE = {"default": {"min_script_share": 0.0, "repetition_min_chars": 1_000_000},
+# people. This configuration lowers the bar (script share, loops, words of other scripts, unsure language IDs)
+# so that some of its text is routed to review.
+LENIENT_QE = {"default": {"min_script_share": 0.0, "repetition_min_chars": 1_000_000,
+                          "max_foreign_script_words": 1_000_000, "min_wrong_language_prob": 1.01},
               "length_bands": {"ur": [0, 1000], "hi": [0, 1000], "es": [0, 1000]}}
 
 
