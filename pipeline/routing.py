@@ -2,8 +2,9 @@
 
 Queue per language = every ``needs_review`` conversation + a seeded random sample of the ``accepted`` ones,
 stratified by source file (the LLaVA subsets), ``budget`` conversations at most — minus what humans
-reviewed already. For an evaluation set (budget ``all``) every conversation not yet reviewed is queued. ``rejected`` conversations are not sent to people: their machine text is unusable and
-they go back to translation. Same seed, same data: same queue; a conversation's place in the draw depends
+reviewed already. For an evaluation set (budget ``all``) every conversation not yet reviewed is queued, rejected ones
+too. Otherwise ``rejected`` conversations are not sent to people: their machine text is unusable and they go
+back to translation. Same seed, same data: same queue; a conversation's place in the draw depends
 only on (seed, language, conversation key), so adding data does not reshuffle what was drawn.
 """
 
