@@ -58,6 +58,31 @@ def ingest_task(inputs: list[str], workspace: str, limit: int | None) -> dict:
     return ingest(inputs, workspace, limit=limit).to_dict()
 
 
+class Progress:
+    """Units done: a tqdm bar on a terminal, else one line every ``every`` seconds (a log never goes silent)."""
+
+    def __init__(self, total: int, label: str, every: float = 15.0):
+        self.total, self.label, self.every, self.done = total, label, every, 0
+        self.started = self.last = time.monotonic()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="unit", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+
+    def update(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif (now := time.monotonic()) - self.last >= self.every:
+            self.last = now
+            print(f"  … {self.label}: {self.done}/{self.total} units, {now - self.started:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @task(name="translate-units")
 def translate_units_task(workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1) -> dict:
     """Partition ``index`` of ``count`` of the unique units missing in ``langs``, through its own client to the
@@ -72,11 +97,7 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict, index
     started = time.perf_counter()
     if jobs:
         backend = OpenAIChatBackend(s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
-        bar = None
-        if s.progress and count == 1:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(jobs), desc="translating", unit="unit", file=sys.stderr, dynamic_ncols=True, disable=None, mininterval=1.0)
+        bar = Progress(len(jobs), "translating" if count == 1 else f"translating (partition {index + 1}/{count})") if s.progress else None
 
         async def run() -> None:
             try:

