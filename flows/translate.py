@@ -223,10 +223,14 @@ def translate_flow(
     )
     TranslateSettings(**settings).translator()  # validate settings before any work
     QEConfig.load(qe_config)
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else (lambda line: None)
+    say(f"translate: {len(inputs or [])} input file(s) → {','.join(languages)} with {model} at {server}")
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
+    say(f"ingested: {ingest_summary['valid']} conversations, {ingest_summary['quarantined']} quarantined; planning requests")
     result = translate_all(workspace, languages, settings, partitions)
     result["compacted"] = compact_task(workspace, compact_min_files)
     shards = shard_dirs(Path(workspace) / "ingest")
+    say(f"translated: {result['requests_sent']} requests; assembling {len(shards) * len(languages)} shard(s) (language rules, QE)")
     futures = [(lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards]
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
     for lang, future in futures:

@@ -121,6 +121,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
                   DaskTaskRunner(cluster_kwargs={"n_workers": args.dask_workers, "threads_per_worker": 1, "processes": True,
                                                  "dashboard_address": None}))
         flow_fn = translate_flow.with_options(task_runner=runner)
+    if not args.no_progress:
+        print("polyglot translate: starting the flow (Prefect)", file=sys.stderr, flush=True)
     try:
         result = flow_fn(
             inputs=[str(p) for p in args.inputs],
