@@ -77,6 +77,7 @@ def main() -> int:
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--modules", default="attention", choices=["all", "attention"])
     parser.add_argument("--layers", type=int, default=8, help="LoRA on the top N layers only (0: all)")
+    parser.add_argument("--train-eval", type=int, default=16, help="training units per language translated again (training figures)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
@@ -143,7 +144,7 @@ def main() -> int:
     proc = polyglot("finetune", "--workspace", str(ws), "--langs", ",".join(langs), "--server", args.server,
                     "--held-out-ids", str(held_file), "--max-steps", str(args.max_steps), "--batch-size", str(args.batch_size),
                     "--learning-rate", str(args.learning_rate), "--rank", str(args.rank), "--alpha", str(2 * args.rank),
-                    "--modules", args.modules, "--layers", str(args.layers), "--seed", str(args.seed))
+                    "--modules", args.modules, "--layers", str(args.layers), "--train-eval", str(args.train_eval), "--seed", str(args.seed))
     finetune_wall = time.perf_counter() - started
     print(proc.stdout)
     report = json.loads(Path(proc.stdout.strip().splitlines()[-1].removeprefix("report: ")).read_text())

@@ -85,7 +85,8 @@ def finetune_flow(
         shots = ft.few_shot_examples(train, lang, s.few_shot)
         if shots:
             candidates["few-shot"][lang] = _config_dict(replace(current[lang], few_shot=shots))
-    scores = evaluate_task(server, candidates, {"held_out": data["held_out"], "train": data["train"]})
+    splits = {"held_out": data["held_out"], "train": [asdict(e) for e in ft.train_sample(train, s.train_eval, s.seed)]}
+    scores = evaluate_task(server, candidates, splits)
     decisions = []
     entries = registry.active(ws)
     for lang in languages:

@@ -349,7 +349,7 @@ def _finetune_settings(args: argparse.Namespace) -> dict:
         rank=args.rank, alpha=args.alpha, learning_rate=args.learning_rate, max_steps=args.max_steps, seed=args.seed,
         held_out=args.held_out, few_shot=args.few_shot, activate=args.activate, min_gain=args.min_gain,
         candidates=tuple(c.strip() for c in args.candidates.split(",") if c.strip()),
-        batch_size=args.batch_size, modules=args.modules, layers=args.layers,
+        batch_size=args.batch_size, modules=args.modules, layers=args.layers, train_eval=args.train_eval,
         held_out_ids=str(args.held_out_ids.resolve()) if args.held_out_ids else None,
     )
     FinetuneSettings(**settings)  # every bad value named before anything starts
@@ -566,6 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=8, help="training examples per step")
         p.add_argument("--modules", default="all", choices=["all", "attention"], help="LoRA on every projection, or attention only")
         p.add_argument("--layers", type=int, default=0, help="LoRA on the top N layers only (0: all); cheaper on a CPU")
+        p.add_argument("--train-eval", type=int, default=64,
+                       help="training units per language translated again for the training figures (seeded sample; 0: none)")
 
     vllm_url = os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000")
     p = sub.add_parser("finetune", help="train a LoRA adapter on reviewers' corrections, evaluate it, activate it if better")

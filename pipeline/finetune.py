@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,7 @@ class FinetuneSettings:
     held_out_ids: str | None = None  # a file of conversation ids to hold out (instead of the seeded share)
     modules: str = "all"  # LoRA on: all (attention + MLP projections) | attention (q, k, v, o)
     layers: int = 0  # LoRA only on the top N decoder layers (0: every layer); backward then stops below them
+    train_eval: int = 64  # training units per language translated again to report training figures (a seeded sample)
 
     def __post_init__(self) -> None:
         problems = []
@@ -73,6 +75,8 @@ class FinetuneSettings:
             problems.append(f"target loss must not be negative, got {self.target_loss}")
         if not 0.0 <= self.held_out < 1.0:
             problems.append(f"held-out share must be in [0, 1), got {self.held_out}")
+        if self.train_eval < 0:
+            problems.append(f"training units to evaluate must be 0 or more, got {self.train_eval}")
         if self.few_shot < 0:
             problems.append(f"few-shot count must be 0 or more, got {self.few_shot}")
         if self.activate not in ACTIVATE_POLICIES:
@@ -203,6 +207,15 @@ def data_hash(examples: list[Example]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def train_sample(train: list[Example], per_lang: int, seed: int) -> list[Example]:
+    """At most ``per_lang`` training units of each language, drawn by a seeded hash (the same units every run)."""
+    rank = lambda e: hashlib.blake2b(f"{seed}:{e.lang}:{e.unit_hash}".encode(), digest_size=8).digest()  # noqa: E731
+    out: list[Example] = []
+    for lang in sorted({e.lang for e in train}):
+        out.extend(sorted((e for e in train if e.lang == lang), key=rank)[:per_lang])
+    return out
+
+
 def few_shot_examples(train: list[Example], lang: str, k: int) -> tuple[tuple[str, str], ...]:
     """The ``k`` most recent training corrections of ``lang``, oldest first (as a conversation would show them)."""
     recent = sorted((e for e in train if e.lang == lang), key=lambda e: (e.updated_at, e.unit_hash))[-k:] if k else []
@@ -218,6 +231,22 @@ def _next_version(root: Path) -> str:
     return f"a{max(numbers, default=0) + 1:04d}"
 
 
+def trained_before(workspace: Path, base_model: str, digest: str, hyperparameters: dict) -> dict | None:
+    """The metadata of an adapter of this workspace trained on the same data, base model and settings (the
+    newest), or None: a rerun after a crash in evaluation does not train for hours again."""
+    root = registry.adapters_dir(workspace)
+    for folder in sorted(root.glob("a[0-9]*"), reverse=True):
+        try:
+            meta = json.loads((folder / "polyglot.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if (meta.get("data_hash"), meta.get("base_model"), meta.get("hyperparameters")) == (digest, base_model, hyperparameters) \
+                and (folder / "adapter_config.json").exists():
+            meta["path"] = str(folder.resolve())
+            return meta
+    return None
+
+
 def train_adapter(
     workspace: Path, train: list[Example], base_model: str, settings: FinetuneSettings, base_config: TranslatorConfig,
     python: Path | None = None,
@@ -225,6 +254,12 @@ def train_adapter(
     """Train a LoRA adapter on ``train``; returns its metadata (``polyglot.json``). Raises :class:`TrainingFailed`."""
     if not train:
         raise TrainingFailed("no training examples: pull corrections from Label Studio first (polyglot review pull)")
+    digest = data_hash(train)
+    same = trained_before(workspace, base_model, digest, settings.hyperparameters())
+    if same is not None:  # deterministic training on the same data and settings would give the same adapter
+        print(f"adapter {same['version']} was trained on the same corrections, base model and settings "
+              f"({same['created_at']}): using it instead of training again", file=sys.stderr, flush=True)
+        return same
     if python is None:
         from pipeline.services import ensure_trainer_env
 
@@ -233,7 +268,6 @@ def train_adapter(
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    digest = data_hash(train)
     job = {
         "base_model": base_model,
         "out_dir": str(tmp),

@@ -178,6 +178,18 @@ def test_worse_adapter_and_failed_training_leave_the_active_translator(ws, base_
     assert [h["decision"] for h in history] == ["activated", "kept", "kept"]
 
 
+def test_a_rerun_on_the_same_corrections_and_settings_reuses_the_adapter(ws, base_server):
+    """A rerun (say, after a crash during evaluation) evaluates the adapter it trained instead of training again."""
+    adapters = sorted(p.name for p in (ws / "adapters").iterdir())
+    proc = polyglot("finetune", "--workspace", str(ws), "--langs", "es", "--server", base_server.url, "--held-out", "0.25",
+                    "--train-eval", "3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "adapter a0001 was trained on the same corrections" in proc.stderr
+    assert sorted(p.name for p in (ws / "adapters").iterdir()) == adapters
+    meta = json.loads((ws / "adapters" / "a0001" / "polyglot.json").read_text())
+    assert meta["evaluation"]["train"]["es"]["adapter"]["n"] == 3  # the training figures on a seeded sample
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="rank must be between 1 and the server's max LoRA rank 16, got 64"):
         finetune.FinetuneSettings(rank=64)
