@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,10 +70,42 @@ def known_projects(workspace: Path) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
 
 
+def workspace_id(workspace: Path) -> str:
+    """This workspace's identity on review servers, written once to ``review/workspace.id``: the projects it
+    creates carry it in their description, so a second workspace on the same server never adopts them."""
+    path = review_dir(workspace) / "workspace.id"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(uuid.uuid4().hex + "\n")
+    return path.read_text().strip()
+
+
+OWNER = re.compile(r"polyglot workspace ([0-9a-f]{32})")
+
+
+def _adopt_by_title(client: LabelStudio, title: str, owner: str) -> int | None:
+    """The project titled ``title`` if this workspace created it (its projects.json was lost); None if there is
+    none; an error naming the fix if another workspace (or a person) owns that title."""
+    for p in client.projects.list(search=title):
+        if p.title != title:
+            continue
+        found = OWNER.search(p.description or "")
+        if found and found.group(1) == owner:
+            return p.id
+        whose = f"workspace {found.group(1)[:8]}…" if found else "someone else (it has no polyglot workspace id)"
+        raise RuntimeError(
+            f"Label Studio already has a project titled {title!r} (id {p.id}) that belongs to {whose}; this "
+            f"workspace would mix its tasks into it. Give this workspace its own titles with --project-prefix NAME "
+            f"(or delete that project if it is abandoned)"
+        )
+    return None
+
+
 def ensure_project(
     client: LabelStudio, workspace: Path, lang: str, prefix: str, overlap: float, served: Served | None = None, images: bool = False
 ) -> int:
-    """The language's project: the one recorded, else one with its title, else a new one. Settings kept current.
+    """The language's project: the one recorded, else the one with its title that this workspace created, else a
+    new one (a title another workspace owns is an error). Settings kept current.
     With a served folder the project serves its fonts (and, with ``images``, the linked image folder) through
     local-files storages."""
     if not 0.0 <= overlap <= 1.0:
@@ -95,10 +129,13 @@ def ensure_project(
             if exc.status_code != 404:
                 raise
             project_id = None
+    owner = workspace_id(workspace)
     if project_id is None:
-        project_id = next((p.id for p in client.projects.list(search=title) if p.title == title), None)
+        project_id = _adopt_by_title(client, title, owner)
     if project_id is None:
-        project_id = client.projects.create(title=title, description=f"Review of {lang} translations", **settings).id
+        project_id = client.projects.create(
+            title=title, description=f"Review of {lang} translations · polyglot workspace {owner}", **settings
+        ).id
     else:
         client.projects.update(id=project_id, **settings)
     if served is not None:

@@ -86,6 +86,7 @@ def test_every_item_is_translated_and_queued_for_review(ws):
 
 def test_review_pages_show_the_image_and_render_every_script_with_the_served_fonts(ws, bench_set, labelstudio_server, tmp_path):
     proc = polyglot("review", "push", "--workspace", str(ws), "--langs", ",".join(LANGS), "--overlap", "0",
+                    "--project-prefix", "benchmark-test",
                     "--image-root", str(bench_set["images"]))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     admin = LabelStudio(base_url=labelstudio_server.url, api_key=os.environ["LABEL_STUDIO_API_KEY"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -124,6 +126,37 @@ def test_push_creates_one_task_per_turn_and_is_idempotent(ws, admin):
     assert lines["ur"][3] == "0" and lines["hi"][3] == "0", again.stdout  # nothing new
     pushed = pl.read_parquet(ws / "review" / "pushed.parquet")
     assert pushed.height == sum(counts_before.values()) and pushed["task_key"].n_unique() == pushed.height
+
+
+def test_projects_belong_to_the_workspace_that_created_them(ws, admin, tmp_path):
+    """A second workspace on the same server is refused the titles this one owns (its tasks would mix into our
+    projects); this workspace, having lost projects.json, finds its own projects again by title."""
+    def counts() -> dict[int, int]:
+        return {pid: len(project_tasks(admin, pid)) for pid in (STATE["ur"]["project"], STATE["hi"]["project"])}
+
+    before, n_projects = counts(), len(list(admin.projects.list()))
+    other = tmp_path / "other-ws"
+    shutil.copytree(ws, other, ignore=shutil.ignore_patterns("projects.json", "workspace.id", "pushed.parquet"))
+    refused = polyglot("review", "push", "--workspace", str(other), "--langs", "ur,hi", "--overlap", "0.5")
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-3000:]
+    last = refused.stderr.strip().splitlines()[-1]
+    assert re.search(r"already has a project titled 'llava-polyglot · (Urdu \(ur\)|Hindi \(hi\))' \(id \d+\) that "
+                     r"belongs to workspace [0-9a-f]{8}", last), last
+    assert "--project-prefix" in last
+    assert counts() == before and len(list(admin.projects.list())) == n_projects
+    own = polyglot("review", "push", "--workspace", str(other), "--langs", "ur,hi", "--overlap", "0.5", "--project-prefix", "second")
+    assert own.returncode == 0, own.stderr[-3000:]
+    second = json.loads((other / "review" / "projects.json").read_text())
+    assert set(second.values()).isdisjoint(before) and counts() == before
+    for pid in second.values():
+        admin.projects.delete(id=pid)
+
+    recorded = ws / "review" / "projects.json"
+    saved = recorded.read_text()
+    recorded.unlink()
+    again = polyglot("review", "push", "--workspace", str(ws), "--langs", "ur,hi", "--overlap", "0.5")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(recorded.read_text()) == json.loads(saved) and counts() == before
 
 
 def test_two_reviewers_annotate_and_pull_brings_corrections_back_exactly(ws, admin, labelstudio_server):
