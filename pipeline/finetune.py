@@ -202,8 +202,14 @@ def split(examples: list[Example], share: float, seed: int, held_keys: set[str] 
     return train, kept, len(held) - len(kept)
 
 
-def data_hash(examples: list[Example]) -> str:
-    blob = "\n".join(f"{e.lang}\x1f{e.unit_hash}\x1f{e.target}" for e in sorted(examples, key=lambda e: (e.lang, e.unit_hash)))
+def training_records(train: list[Example], base_config: TranslatorConfig) -> list[dict]:
+    """What the trainer sees: each correction's prompt as the translator renders it, and the answer."""
+    return [{"messages": base_config.messages(e.lang, e.source), "answer": e.target} for e in train]
+
+
+def data_hash(records: list[dict]) -> str:
+    """Hash of the exact training input (order-free): a changed prompt template is new data, like a new correction."""
+    blob = "\n".join(sorted(json.dumps(r, ensure_ascii=False, sort_keys=True) for r in records))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -232,8 +238,8 @@ def _next_version(root: Path) -> str:
 
 
 def trained_before(workspace: Path, base_model: str, digest: str, hyperparameters: dict) -> dict | None:
-    """The metadata of an adapter of this workspace trained on the same data, base model and settings (the
-    newest), or None: a rerun after a crash in evaluation does not train for hours again."""
+    """The metadata of an adapter of this workspace trained on the same input (corrections rendered through the
+    same prompt), base model and settings (the newest), or None: a rerun after a crash in evaluation does not train for hours again."""
     root = registry.adapters_dir(workspace)
     for folder in sorted(root.glob("a[0-9]*"), reverse=True):
         try:
@@ -254,10 +260,11 @@ def train_adapter(
     """Train a LoRA adapter on ``train``; returns its metadata (``polyglot.json``). Raises :class:`TrainingFailed`."""
     if not train:
         raise TrainingFailed("no training examples: pull corrections from Label Studio first (polyglot review pull)")
-    digest = data_hash(train)
+    records = training_records(train, base_config)
+    digest = data_hash(records)
     same = trained_before(workspace, base_model, digest, settings.hyperparameters())
     if same is not None:  # deterministic training on the same data and settings would give the same adapter
-        print(f"adapter {same['version']} was trained on the same corrections, base model and settings "
+        print(f"adapter {same['version']} was trained on the same corrections, prompt, base model and settings "
               f"({same['created_at']}): using it instead of training again", file=sys.stderr, flush=True)
         return same
     if python is None:
@@ -272,7 +279,7 @@ def train_adapter(
         "base_model": base_model,
         "out_dir": str(tmp),
         "hyperparameters": settings.hyperparameters(),
-        "examples": [{"messages": base_config.messages(e.lang, e.source), "answer": e.target} for e in train],
+        "examples": records,
     }
     job_file = tmp / "job.json"
     job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")

@@ -197,3 +197,15 @@ def test_bad_settings_are_named():
         finetune.FinetuneSettings(activate="sometimes")
     assert finetune.align_units("Boxes [0.1, 0.2] and [0.3, 0.4].", "Cajas [0.3, 0.4] y [0.1, 0.2].")[0][1] == "Cajas ⟦1⟧ y ⟦0⟧."
     assert finetune.align_units("One line.\nTwo lines.", "Una línea.") == "lines differ from the English turn"
+
+
+def test_the_training_hash_covers_the_rendered_prompt_not_only_the_corrections():
+    """Adapter reuse compares this hash: a changed prompt (here a few-shot example) is new training input."""
+    examples = [finetune.Example("es", "c1", 1, "u1", "A cat.", "Un gato.", "corrected", 1.0),
+                finetune.Example("es", "c2", 1, "u2", "A dog.", "Un perro.", "reviewed", 2.0)]
+    plain = TranslatorConfig(model="m")
+    digest = finetune.data_hash(finetune.training_records(examples, plain))
+    assert digest == finetune.data_hash(finetune.training_records(examples[::-1], plain))
+    assert digest != finetune.data_hash(finetune.training_records(examples, TranslatorConfig(model="m", few_shot=(("Hi.", "Hola."),))))
+    edited = [examples[0], finetune.Example("es", "c2", 1, "u2", "A dog.", "Un can.", "corrected", 3.0)]
+    assert digest != finetune.data_hash(finetune.training_records(edited, plain))
