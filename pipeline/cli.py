@@ -142,6 +142,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             bt_rate=args.bt_rate,
             qe_config=str(args.qe_config) if args.qe_config else None,
             partitions=args.partitions or args.dask_workers or 1,
+            commit_seconds=args.commit_seconds,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
@@ -519,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="split the missing units into N tasks with their own clients (default: --dask-workers, else 1)")
         p.add_argument("--concurrency", type=_positive_int, default=64, help="requests in flight (per partition)")
         p.add_argument("--batch-size", type=_positive_int, default=64, help="results per memory commit")
+        p.add_argument("--commit-seconds", type=_seconds, default=2.0,
+                       help="while results come faster, commit at most this often (up to 16 batches at once; 0: every batch)")
         p.add_argument("--limit", type=_positive_int, default=None, help="read at most N records")
         p.add_argument("--retry-seconds", type=_seconds, default=180.0, help="how long to retry an unreachable server")
         p.add_argument("--request-timeout", type=_seconds, default=1800.0,

@@ -171,7 +171,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_shards(reference, vllm_server,
     ref_ws, _, _ = reference
     langs = ["zh", "ur", "ja"]
     # two partitions (two clients, as two workers would run them) in the process that is killed
-    args = ("--langs", ",".join(langs), "--batch-size", "8", "--concurrency", "16", "--partitions", "2", "--bt-rate", "0")
+    args = ("--langs", ",".join(langs), "--batch-size", "8", "--commit-seconds", "0", "--concurrency", "16", "--partitions", "2", "--bt-rate", "0")
     proc = subprocess.Popen(translate_cmd(tmp_path, vllm_server.url, *args), cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -207,7 +207,7 @@ def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
     port = services.free_port()
     record = services.start_vllm(services.TINY_MODEL, port=port)
     langs = ["hi", "bn"]
-    args = ("--langs", ",".join(langs), "--batch-size", "8", "--concurrency", "16", "--retry-seconds", "300")
+    args = ("--langs", ",".join(langs), "--batch-size", "8", "--commit-seconds", "0", "--concurrency", "16", "--retry-seconds", "300")
     proc = subprocess.Popen(translate_cmd(tmp_path, record.url, *args), cwd=REPO, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

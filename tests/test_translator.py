@@ -224,3 +224,38 @@ def test_a_looping_answer_is_asked_again_with_a_reminder_not_a_bigger_budget():
     assert entry.status == "flagged" and LOOP in entry.flags and entry.attempts == 2
     assert backend.budgets[0] == backend.budgets[1] and backend.reminders == [False, True]
     assert entry.completion_tokens == sum(backend.budgets)  # tokens of every attempt are counted
+
+
+def test_a_fast_server_fills_few_memory_commits_a_slow_one_a_commit_per_batch():
+    """Commits are paced: results arriving faster than ``commit_seconds`` are gathered (up to 16 batches)."""
+    from pipeline.backends import Completion
+    from pipeline.translate import Job, LanguageCounts, TranslateSummary, translate_units
+
+    class Instant:  # stands in for the server: answers at once
+        requests_sent = 0
+
+        async def complete(self, messages, max_tokens, sampling, model):
+            self.requests_sent += 1
+            return Completion("Hola.", "stop", 3, 2)
+
+    class Memory:
+        def __init__(self):
+            self.commits: list[int] = []
+
+        def commit(self, entries):
+            self.commits.append(len(entries))
+
+    config = TranslatorConfig(model="m")
+    jobs = [Job(f"h{i}", "es", config.version("es"), f"Unit {i}.", 0) for i in range(200)]
+
+    def commits(seconds: float) -> list[int]:
+        memory = Memory()
+        asyncio.run(translate_units(jobs, Instant(), {"es": config}, memory, TranslateSummary({"es": LanguageCounts()}), 8, 4,
+                                    commit_seconds=seconds))
+        assert sum(memory.commits) == len(jobs)  # nothing lost either way
+        return memory.commits
+
+    assert commits(0) == [4] * 50
+    assert commits(3600) == [64, 64, 64, 8]  # at most 16 batches wait
+    with pytest.raises(ValueError, match="commit_seconds"):
+        commits(-1)
