@@ -70,6 +70,11 @@ def _vary(text: str, rng: random.Random, src: dict) -> str:
         text = text.replace(" " + rng.choice(src["objects"]) + " ", f" {obj} ", 1)
     paragraphs = []
     for para in text.split("\n\n"):
+        # every paragraph about a thing of its own (as GPT-4's answers are each written anew): one "the/a X" becomes
+        # "the <colour> <object>" — without this, short answers repeat across conversations and the corpus dedups
+        # far more than LLaVA-Instruct does as it grows
+        para = re.sub(r"\b(the|a|an) ([a-z]+)\b", lambda m: f"{'a' if m.group(1) == 'an' else m.group(1)} "
+                      f"{rng.choice(COLOURS)} {rng.choice(src['objects'])}", para, count=1)
         sentences = re.split(r"(?<=[.!?]) ", para)
         if len(sentences) > 2:
             head, rest = sentences[0], sentences[1:]
