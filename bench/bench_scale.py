@@ -297,6 +297,13 @@ def main() -> int:
     parser.add_argument("--stage", choices=ORDER, help=argparse.SUPPRESS)
     parser.add_argument("--server", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    before = None
+    if args.compare:  # read now: a run takes an hour, and a pipe or a bad file would fail only at its end
+        try:
+            before = json.loads(args.compare.read_text().strip().splitlines()[-1])
+            before["conversations"]
+        except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
+            parser.error(f"--compare {args.compare}: not the JSON last line of an earlier run ({type(exc).__name__}: {exc})")
     if args.stage:
         print(json.dumps(STAGES[args.stage](args.workspace, args)))
         return 0
@@ -349,8 +356,7 @@ def main() -> int:
           f"{summary['client_cpu_ms_per_request']} ms vs bare {summary['bare_cpu_ms_per_request']} ms ({ratio:.2f}x); "
           f"one shard {summary['one_shard_seconds_before_compaction']} s with {summary['memory_files_before']} memory files, "
           f"{summary['one_shard_seconds_after_compaction']} s after compaction into {summary['memory_files_after']}")
-    if args.compare:
-        before = json.loads(args.compare.read_text().strip().splitlines()[-1])
+    if before:
         growth = args.conversations / before["conversations"]
         print(f"against {before['conversations']} conversations ({growth:.1f}x the corpus):")
         for key in ("unique_units", "pairs", "non_llm_seconds", "peak_rss_mb", "client_cpu_ms_per_request", "requests_per_s",
