@@ -111,7 +111,9 @@ def ensure_project(
     if not 0.0 <= overlap <= 1.0:
         raise ValueError(f"overlap must be a share between 0 and 1, got {overlap}")
     title = project_title(prefix, lang)
+    owner = workspace_id(workspace)
     settings = dict(
+        description=f"Review of {lang} translations · polyglot workspace {owner}",
         label_config=label_config(lang, font_css(served, lang)),
         maximum_annotations=2 if overlap > 0 else 1,
         overlap_cohort_percentage=round(overlap * 100),
@@ -129,14 +131,11 @@ def ensure_project(
             if exc.status_code != 404:
                 raise
             project_id = None
-    owner = workspace_id(workspace)
     if project_id is None:
         project_id = _adopt_by_title(client, title, owner)
     if project_id is None:
-        project_id = client.projects.create(
-            title=title, description=f"Review of {lang} translations · polyglot workspace {owner}", **settings
-        ).id
-    else:
+        project_id = client.projects.create(title=title, **settings).id
+    else:  # ours: settings made current, and a project from before workspace ids gets this one's
         client.projects.update(id=project_id, **settings)
     if served is not None:
         wanted = [f"{served.on_server}/fonts"] + ([f"{served.on_server}/images"] if images else [])

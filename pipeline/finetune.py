@@ -239,7 +239,8 @@ def _next_version(root: Path) -> str:
 
 def trained_before(workspace: Path, base_model: str, digest: str, hyperparameters: dict) -> dict | None:
     """The metadata of an adapter of this workspace trained on the same input (corrections rendered through the
-    same prompt), base model and settings (the newest), or None: a rerun after a crash in evaluation does not train for hours again."""
+    same prompt), base model and settings (the newest), or None: a rerun after a crash in evaluation does not
+    train for hours again."""
     root = registry.adapters_dir(workspace)
     for folder in sorted(root.glob("a[0-9]*"), reverse=True):
         try:

@@ -135,6 +135,8 @@ def test_projects_belong_to_the_workspace_that_created_them(ws, admin, tmp_path)
         return {pid: len(project_tasks(admin, pid)) for pid in (STATE["ur"]["project"], STATE["hi"]["project"])}
 
     before, n_projects = counts(), len(list(admin.projects.list()))
+    owner = (ws / "review" / "workspace.id").read_text().strip()
+    assert all(owner in admin.projects.get(id=pid).description for pid in before)
     other = tmp_path / "other-ws"
     shutil.copytree(ws, other, ignore=shutil.ignore_patterns("projects.json", "workspace.id", "pushed.parquet"))
     refused = polyglot("review", "push", "--workspace", str(other), "--langs", "ur,hi", "--overlap", "0.5")
