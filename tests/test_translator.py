@@ -15,6 +15,8 @@ from pipeline.backends import BackendUnavailable, OpenAIChatBackend, RequestReje
 from pipeline.languages import parse_languages
 from pipeline.translator import TranslatorConfig, answer_problems, build_messages, clean_answer, prompt_template
 
+from .conftest import SHARED_DATA
+
 
 def test_answer_problems():
     src = "A dog at ⟦0⟧ runs across the grass."
@@ -139,6 +141,9 @@ def test_few_shot_examples_are_earlier_turns_and_part_of_the_version():
 
 
 REAL = json.loads((Path(__file__).parent / "data" / "real_answers.json").read_text(encoding="utf-8"))
+_NTREX_SRC = (SHARED_DATA / "ntrex-dev" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()  # read in place
+for _case in REAL["answers"]:
+    _case["source"] = _NTREX_SRC[_case["source_line"]]
 
 
 @pytest.mark.parametrize("case", REAL["answers"], ids=[f"{c['lang']}-{c['kind']}-{i}" for i, c in enumerate(REAL["answers"])])
