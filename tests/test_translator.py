@@ -90,7 +90,7 @@ def _complete(responses, retry_seconds=5.0):
         runner, url, calls = await _serve(responses)
         backend = OpenAIChatBackend(url, retry_seconds=retry_seconds, backoff_base=0.01, backoff_max=0.05)
         try:
-            return await backend.complete([{"role": "user", "content": "hi"}], 5, {"temperature": 0}, "m"), backend, calls
+            return await backend.complete([{"role": "user", "content": "héllo, 你好"}], 5, {"temperature": 0}, "m"), backend, calls
         finally:
             await backend.close()
             await runner.cleanup()
@@ -102,6 +102,7 @@ def test_retries_5xx_and_429_then_succeeds():
     answer, backend, calls = _complete([(503, "busy"), (429, "slow down"), (200, _chat("bonjour"))])
     assert answer.text == "bonjour" and answer.finish_reason == "stop"
     assert backend.requests_sent == 3 and len(calls) == 3 and calls[0]["max_tokens"] == 5
+    assert calls[0]["messages"] == [{"role": "user", "content": "héllo, 你好"}]  # UTF-8 on the wire, read back intact
 
 
 def test_nonsense_answers_are_retried_then_reported():
@@ -264,3 +265,64 @@ def test_a_fast_server_fills_few_memory_commits_a_slow_one_a_commit_per_batch():
     assert commits(3600) == [64, 64, 64, 8]  # at most 16 batches wait
     with pytest.raises(ValueError, match="commit_seconds"):
         commits(-1)
+
+
+def test_requests_go_out_one_language_at_a_time_longest_first(tmp_path):
+    """Within a language the longest units go first (the server stays busy to the end); languages follow each
+    other, so the requests in flight share one system prompt and a memory commit writes one file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.memory import TranslationMemory
+    from pipeline.translate import TranslateSummary, plan
+
+    texts = ["Short.", "A much longer unit of text than the others.", "Medium length unit."]
+    pq.write_table(pa.table({"unit_hash": [f"{i:064x}" for i in range(3)], "text": texts, "n_placeholders": [0, 0, 0]}),
+                   tmp_path / "unique_units.parquet")
+    config = TranslatorConfig(model="m")
+    jobs = plan(tmp_path, ["fr", "en", "es"], TranslationMemory(tmp_path / "tm"), {"fr": config, "es": config}, TranslateSummary())
+    assert [(j.lang, j.text) for j in jobs] == [(lang, t) for lang in ("fr", "es") for t in sorted(texts, key=len, reverse=True)]
+
+
+def test_the_collector_runs_less_often_while_translating_and_as_before_after():
+    import gc
+    import threading
+
+    from pipeline.backends import Completion
+    from pipeline.translate import Job, LanguageCounts, TranslateSummary, fewer_young_collections, translate_units
+
+    before = gc.get_threshold()
+    seen = []
+
+    class Instant:
+        requests_sent = 0
+
+        async def complete(self, messages, max_tokens, sampling, model):
+            seen.append(gc.get_threshold())
+            return Completion("Hola.", "stop", 3, 2)
+
+    class Memory:
+        def commit(self, entries):
+            pass
+
+    config = TranslatorConfig(model="m")
+    jobs = [Job(f"h{i}", "es", config.version("es"), f"Unit {i}.", 0) for i in range(5)]
+    asyncio.run(translate_units(jobs, Instant(), {"es": config}, Memory(), TranslateSummary({"es": LanguageCounts()}), 2, 2))
+    assert seen and all(t[0] >= 10_000 and t[1:] == before[1:] for t in seen)
+    assert gc.get_threshold() == before
+    # overlapping runs (threads of one process): the setting lasts until the last one ends, then is restored
+    inside, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with fewer_young_collections():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_run)
+    with fewer_young_collections():
+        thread.start()
+        inside.wait(10)
+    assert gc.get_threshold()[0] >= 10_000  # the other run still goes on
+    release.set()
+    thread.join(10)
+    assert gc.get_threshold() == before
