@@ -79,9 +79,19 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=8, help="LoRA on the top N layers only (0: all)")
     parser.add_argument("--train-eval", type=int, default=16, help="training units per language translated again (training figures)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--after-lines", type=int, default=None, help="held-out lines the last translate run re-translates into every language (default: all)")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="a finetune report of an earlier run of this workspace: print its figures and do only the last translate run")
     args = parser.parse_args()
     langs = [lang.strip() for lang in args.langs.split(",") if lang.strip()]
     ws = args.workspace
+    if args.report:  # resume after the hours of training and evaluation
+        try:
+            report = json.loads(args.report.read_text())
+            report["adapter"]["training"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"--report {args.report}: not a finetune report ({type(exc).__name__}: {exc})")
+        return summarise(ws, args, langs, report, None)
     ws.mkdir(parents=True, exist_ok=True)
 
     train_lines, held_lines = split_by_document(args.data, args.held_share, args.seed)
@@ -155,7 +165,7 @@ def summarise(ws: Path, args, langs: list[str], report: dict, finetune_wall: flo
     meta = report["adapter"]
     training = meta["training"]
     out = {"model": report.get("base_model"), "train_examples": meta["train_examples"], "training": training,
-           "finetune_wall_s": round(finetune_wall, 1), "languages": {}}
+           "finetune_wall_s": round(finetune_wall, 1) if finetune_wall is not None else None, "languages": {}}
     print(f"{'lang':<5}{'n':>4}{'chrF base':>11}{'few-shot':>10}{'adapter':>9}{'÷ base':>8}{'BLEU base':>11}{'adapter':>9}  decision")
     for lang in langs:
         held = report["scores"]["held_out"].get(lang, {})
@@ -178,7 +188,8 @@ def summarise(ws: Path, args, langs: list[str], report: dict, finetune_wall: flo
     if (ws / "translator").exists():
         shutil.copytree(ws / "translator", after / "translator")
     held_source = after / "held.jsonl"
-    held_source.write_text("".join(line + "\n" for line in (ws / "ntrex.jsonl").read_text().splitlines() if '"held-' in line))
+    held_lines = [line for line in (ws / "ntrex.jsonl").read_text().splitlines() if '"held-' in line][: args.after_lines]
+    held_source.write_text("".join(line + "\n" for line in held_lines))
     proc = polyglot("translate", str(held_source), "--workspace", str(after), "--langs", ",".join(langs), "--server", args.server,
                     "--no-progress", "--bt-rate", "0", "--review-budget", "0", "--request-timeout", "7200")
     ws = after
@@ -191,6 +202,7 @@ def summarise(ws: Path, args, langs: list[str], report: dict, finetune_wall: flo
         print(f"{lang}: held-out lines now translated by {sorted(a or 'base model' for a in adapters)} "
               f"(active: {active.get(lang, {}).get('adapter') or 'base model'})")
     print(requests)
+    out["after"] = {"lines_per_language": len(held_lines), "requests": requests}
     print(json.dumps(out))
     return 0
 
