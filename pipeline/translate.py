@@ -219,7 +219,7 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
         prompt_tokens += answer.prompt_tokens
         completion_tokens += answer.completion_tokens
         text, repairs = clean_answer(job.text, answer.text)
-        problems = answer_problems(job.text, job.n_placeholders, text, answer.finish_reason, job.lang)
+        problems = answer_problems(job.text, job.n_placeholders, text, answer.finish_reason, job.lang, config.few_shot)
         if not problems:
             return Entry(
                 job.unit_hash, job.lang, job.version, "ok", text, answer.text, [],

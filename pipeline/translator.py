@@ -168,8 +168,14 @@ def clean_answer(source: str, text: str) -> tuple[str, list[str]]:
     return out, repairs
 
 
-def answer_problems(source: str, n_placeholders: int, text: str, finish_reason: str | None, lang: str | None = None) -> list[str]:
-    """What makes an answer (cleaned by :func:`clean_answer`) unusable as a translation (empty list: usable)."""
+def answer_problems(
+    source: str, n_placeholders: int, text: str, finish_reason: str | None, lang: str | None = None,
+    examples: tuple[tuple[str, str], ...] = (),
+) -> list[str]:
+    """What makes an answer (cleaned by :func:`clean_answer`) unusable as a translation (empty list: usable).
+
+    ``examples``: the worked (English, translation) pairs the prompt showed, whose translations a model that
+    cannot translate tends to repeat."""
     problems = []
     if finish_reason == "length":
         problems.append("truncated")
@@ -187,4 +193,40 @@ def answer_problems(source: str, n_placeholders: int, text: str, finish_reason: 
     problems.extend(placeholder_problems(stripped, n_placeholders))
     if lang not in (None, "zh", "ja") and _HAN_RE.search(stripped) and len(_HAN_RE.findall(stripped)) >= 2 and not _HAN_RE.search(source):
         problems.append("wrong script: Chinese characters in the answer")  # the drift chat models of the Qwen family show
+    if copied_example(source, stripped, examples):
+        problems.append("copied example: the answer repeats a worked example's translation instead of translating this text")
     return problems
+
+
+_COPY_STRETCH = 10  # characters in one run shared with an example's translation before they count as copied
+_COPY_SHARE = 0.75  # of the answer copied (real copies: 0.83-0.98; neighbouring lines of a news story: up to 0.71)
+_COPY_MARGIN = 0.5  # beyond the share of the English text found in the examples' English
+
+
+def _copied_share(text: str, others: list[str]) -> float:
+    """Share of ``text``'s characters inside runs of at least ``_COPY_STRETCH`` characters that also occur in one
+    of ``others``."""
+    from difflib import SequenceMatcher
+
+    text = text.strip()
+    if not text:
+        return 0.0
+    covered = bytearray(len(text))
+    for other in others:
+        for block in SequenceMatcher(None, text, other, autojunk=False).get_matching_blocks():
+            if block.size >= _COPY_STRETCH:
+                covered[block.a: block.a + block.size] = b"\x01" * block.size
+    return sum(covered) / len(text)
+
+
+def copied_example(source: str, text: str, examples: tuple[tuple[str, str], ...]) -> bool:
+    """Whether most of ``text`` is copied from the worked examples' translations — more than the English text is
+    made of the examples' English. Seen on a real model that cannot write the language (Qwen2.5-Coder-0.5B in
+    Hindi): its few-shot answers were the last example's translation with a word or two in front, which chrF
+    credits for shared words."""
+    if not examples or len(text.strip()) < 2 * _COPY_STRETCH:
+        return False
+    copied = _copied_share(text, [target for _, target in examples])
+    if copied < _COPY_SHARE:
+        return False
+    return copied - _copied_share(source.casefold(), [english.casefold() for english, _ in examples]) >= _COPY_MARGIN
