@@ -166,7 +166,9 @@ def summarise(ws: Path, args, langs: list[str], report: dict, finetune_wall: flo
     training = meta["training"]
     out = {"model": report.get("base_model"), "train_examples": meta["train_examples"], "training": training,
            "finetune_wall_s": round(finetune_wall, 1) if finetune_wall is not None else None, "languages": {}}
-    print(f"{'lang':<5}{'n':>4}{'chrF base':>11}{'few-shot':>10}{'adapter':>9}{'÷ base':>8}{'BLEU base':>11}{'adapter':>9}  decision")
+    print(f"{'lang':<5}{'n':>4}{'chrF base':>11}{'few-shot':>10}{'adapter':>9}{'÷ base':>8}{'BLEU base':>11}{'adapter':>9}"
+          f"  {'passing the checks':<20}decision")
+    share = lambda sc: f"{sc['delivered']:.0%}" if sc.get("delivered") is not None else "-"  # noqa: E731
     for lang in langs:
         held = report["scores"]["held_out"].get(lang, {})
         base, few, ada = held.get("current", {}), held.get("few-shot", {}), held.get("adapter", {})
@@ -175,6 +177,7 @@ def summarise(ws: Path, args, langs: list[str], report: dict, finetune_wall: flo
         out["languages"][lang] = {"held_out": held, "adapter_over_base": round(ratio, 3) if ratio else None, "decision": decision}
         print(f"{lang:<5}{ada.get('n', 0):>4}{base.get('chrf', 0):>11}{few.get('chrf', '-'):>10}{ada.get('chrf', 0):>9}"
               f"{ratio or 0:>8.2f}{base.get('bleu', 0):>11}{ada.get('bleu', 0):>9}  "
+              f"{share(base) + ' / ' + share(few) + ' / ' + share(ada):<20}"
               f"{'ACTIVE ' + str(decision.get('activated')) if decision.get('activated') else 'kept'}: {decision.get('reason', '')}")
     print(f"training: {meta['train_examples']} examples, {training['steps']} steps, {training['train_seconds']} s, peak RSS "
           f"{training.get('peak_rss_mb')} MB, longest sequence {training.get('longest_sequence')} tokens, loss {training['initial_loss']} → "

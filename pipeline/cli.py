@@ -326,13 +326,16 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     t = meta["training"]
     print(f"adapter {meta['version']} ({meta['served_name']}): {t['steps']} steps, loss {t['initial_loss']} → {t['final_loss']}, "
           f"greedy-exact on training units {t['greedy_exact']:.0%}, {t['train_seconds']} s on {t['device']}; hot-loaded")
-    print(f"{'split':<9}{'lang':<5}{'n':>4}  {'chrF current → few-shot → adapter':<40}{'BLEU current → adapter':<26}{'exact':>7}")
+    print(f"{'split':<9}{'lang':<5}{'n':>4}  {'chrF current → few-shot → adapter':<40}{'BLEU current → adapter':<26}{'exact':>7}"
+          f"  answers passing the checks")
+    share = lambda sc: f"{sc['delivered']:.0%}" if sc.get("delivered") is not None else "-"  # noqa: E731
     for split_name in ("held_out", "train"):
         for lang, by in result["scores"].get(split_name, {}).items():
             cur, few, ada = by.get("current", {}), by.get("few-shot", {}), by.get("adapter", {})
             chrf = f"{cur.get('chrf')} → {few.get('chrf', '-')} → {ada.get('chrf')}"
             bleu = f"{cur.get('bleu')} → {ada.get('bleu')}"
-            print(f"{split_name:<9}{lang:<5}{ada.get('n', 0):>4}  {chrf:<40}{bleu:<26}{ada.get('exact') or 0:>7.0%}")
+            print(f"{split_name:<9}{lang:<5}{ada.get('n', 0):>4}  {chrf:<40}{bleu:<26}{ada.get('exact') or 0:>7.0%}"
+                  f"  {share(cur)} → {share(few)} → {share(ada)}")
     _print_decisions(result["decisions"])
     print(f"report: {result['report']}")
     return 0

@@ -333,6 +333,7 @@ class Score:
     chrf: float | None
     bleu: float | None
     exact: float | None  # share of units reproduced exactly
+    delivered: float | None = None  # share of units whose answer passed the answer checks (the rest score as empty)
     hypotheses: list[str] = field(default_factory=list, repr=False)
 
 
@@ -350,6 +351,7 @@ def score(lang: str, hypotheses: list[str], references: list[str]) -> Score:
         round(CHRF().corpus_score(hypotheses, [references]).score, 2),
         round(BLEU(tokenize=bleu_tokenizer(lang), effective_order=True).corpus_score(hypotheses, [references]).score, 2),
         round(sum(h == r for h, r in zip(hypotheses, references)) / len(references), 4),
+        round(sum(bool(h) for h in hypotheses) / len(references), 4),
         hypotheses,
     )
 

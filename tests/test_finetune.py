@@ -126,7 +126,7 @@ def test_finetune_hot_loads_an_adapter_that_reproduces_the_corrections(ws, base_
         before, after = scores[split_name]["es"]["current"]["chrf"], scores[split_name]["es"]["adapter"]["chrf"]
         print(f"{split_name} chrF before {before} → after {after}")
         assert after > before
-    assert scores["train"]["es"]["adapter"]["exact"] == 1.0
+    assert scores["train"]["es"]["adapter"]["exact"] == scores["train"]["es"]["adapter"]["delivered"] == 1.0
     assert "few-shot" in scores["held_out"]["es"]  # the cheaper path is measured beside the adapter
     assert "chrF current → few-shot → adapter" in proc.stdout and "ACTIVE adapter" in proc.stdout
 
@@ -209,3 +209,11 @@ def test_the_training_hash_covers_the_rendered_prompt_not_only_the_corrections()
     assert digest != finetune.data_hash(finetune.training_records(examples, TranslatorConfig(model="m", few_shot=(("Hi.", "Hola."),))))
     edited = [examples[0], finetune.Example("es", "c2", 1, "u2", "A dog.", "Un can.", "corrected", 3.0)]
     assert digest != finetune.data_hash(finetune.training_records(edited, plain))
+
+
+def test_scores_count_the_answers_that_passed_the_checks():
+    """A flagged answer is scored as no translation; the share that passed is reported beside chrF, so a
+    candidate that wins on chrF while answering almost nothing is visible as such."""
+    sc = finetune.score("es", ["Un perro corre.", "", ""], ["Un perro corre.", "Un gato duerme.", "Llueve."])
+    assert (sc.n, sc.delivered, sc.exact) == (3, round(1 / 3, 4), round(1 / 3, 4))
+    assert finetune.score("es", [], []).delivered is None
