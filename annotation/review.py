@@ -25,7 +25,7 @@ from annotation.assets import ImageRoot, Served, link_images, no_image_root, ser
 from annotation.client import ensure_project, guarded, known_projects
 from annotation.labeling import CATEGORIES_CONTROL, RATING, TRANSLATION
 from pipeline import corrections
-from pipeline.reassemble import shard_dirs
+from pipeline.ingest.shards import shard_dirs
 from pipeline.routing import translations
 
 IMPORT_BATCH = 250

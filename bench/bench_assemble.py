@@ -27,7 +27,7 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from pipeline.memory import TranslationMemory
-from pipeline.reassemble import shard_dirs
+from pipeline.ingest.shards import shard_dirs
 from pipeline.translate import LanguageCounts, assemble_language
 from pipeline.translator import TranslatorConfig
 ws, lang = Path(sys.argv[1]), sys.argv[2]
@@ -59,7 +59,7 @@ def build(records: int, shard_size: int, root: Path) -> tuple[Path, int, int]:
     """A workspace of ``records`` replicated records whose ``LANG`` memory holds every unique unit."""
     import pyarrow.parquet as pq
 
-    from pipeline.ingest import ingest
+    from pipeline.ingest.tables import ingest
     from pipeline.memory import Entry, TranslationMemory
     from pipeline.translator import TranslatorConfig
 

@@ -29,7 +29,7 @@ if mode == "json":
     with open(ws + "/dump.json", "w") as f:
         json.dump(data, f)
 else:
-    from pipeline.ingest import ingest
+    from pipeline.ingest.tables import ingest
     s = ingest([path], ws)
     assert s.records_read == s.valid + s.quarantined
 seconds = time.perf_counter() - t

@@ -123,7 +123,7 @@ def _config():
 
 
 def stage_ingest(ws: Path, args) -> dict:
-    from pipeline.ingest import ingest
+    from pipeline.ingest.tables import ingest
 
     summary = ingest([ws / "corpus.jsonl"], ws, shard_size=10_000)
     return {"records": summary.records_read, "units": summary.units, "unique_units": summary.unique_units,
@@ -227,7 +227,7 @@ def _assemble(ws: Path, lang: str, shard: Path) -> dict:
 
 def stage_one_shard(ws: Path, args) -> dict:
     from pipeline.memory import TranslationMemory
-    from pipeline.reassemble import shard_dirs
+    from pipeline.ingest.shards import shard_dirs
 
     lang = args.langs.split(",")[0]
     version = _config().version(lang)
@@ -253,7 +253,7 @@ def _assemble_job(job: tuple[str, str, str]) -> dict:
 def stage_assemble(ws: Path, args) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
-    from pipeline.reassemble import shard_dirs
+    from pipeline.ingest.shards import shard_dirs
 
     jobs = [(str(ws), lang, str(shard)) for lang in ["en", *args.langs.split(",")] for shard in shard_dirs(ws / "ingest")]
     with ProcessPoolExecutor(args.workers) as pool:

@@ -28,7 +28,7 @@ import aiohttp
 
 from pipeline import services
 from pipeline.backends import OpenAIChatBackend, served_models
-from pipeline.ingest import ingest
+from pipeline.ingest.tables import ingest
 from pipeline.languages import parse_languages
 from pipeline.memory import TranslationMemory
 from pipeline.translate import TranslateSummary, plan, translate_units

@@ -17,11 +17,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.backends import OpenAIChatBackend
 from pipeline.models import served_base
-from pipeline.ingest import IngestSummary, ingest
+from pipeline.ingest.tables import IngestSummary, ingest
 from pipeline.languages import parse_languages
 from pipeline.memory import TranslationMemory
 from pipeline.qe import QEConfig
-from pipeline.reassemble import shard_dirs
+from pipeline.ingest.shards import shard_dirs
 from pipeline.routing import build_queue, quality_report, write_queue
 from pipeline import registry
 from pipeline.corrections import overrides

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import regex
 
-from pipeline.units import FENCE_LINE_RE, PROTECTED_RE
+from pipeline.ingest.units import FENCE_LINE_RE, PROTECTED_RE
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from importlib import resources
 from pipeline.backends import OpenAIChatBackend
 from pipeline.memory import Entry, TranslationMemory
 from pipeline.translator import TranslatorConfig
-from pipeline.units import unit_hash
+from pipeline.ingest.units import unit_hash
 
 
 def prompt() -> str:

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.validate import DEFAULT_MAX_TURN_CHARS
+from pipeline.ingest.validate import DEFAULT_MAX_TURN_CHARS
 
 
 def _number(text: str, kind: type, low: float, high: float | None = None) -> int | float:
@@ -45,7 +45,7 @@ def _budget(text: str) -> int | None:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from pipeline.ingest import ingest
+    from pipeline.ingest.tables import ingest
 
     summary = ingest(args.inputs, args.workspace, shard_size=args.shard_size, max_turn_chars=args.max_turn_chars,
                      english=not args.any_language)
@@ -147,7 +147,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
         return 3
-    from pipeline.ingest import IngestSummary
+    from pipeline.ingest.tables import IngestSummary
     from pipeline.translate import LanguageCounts, TranslateSummary
 
     ing = result["ingest"]

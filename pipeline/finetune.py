@@ -32,7 +32,7 @@ from pipeline import corrections, registry
 from pipeline.backends import OpenAIChatBackend
 from pipeline.translate import Job, translate_one
 from pipeline.translator import TranslatorConfig
-from pipeline.units import PLACEHOLDER_RE, Unit, segment
+from pipeline.ingest.units import PLACEHOLDER_RE, Unit, segment
 
 ACTIVATE_POLICIES = ("better", "always", "never")
 CANDIDATES = ("adapter", "few-shot")
@@ -176,7 +176,7 @@ def held_out_keys(workspace: Path, ids_file: str | Path) -> set[str]:
     side chosen by the user (e.g. whole documents), instead of the seeded draw."""
     import pyarrow.parquet as pq
 
-    from pipeline.reassemble import shard_dirs
+    from pipeline.ingest.shards import shard_dirs
 
     path = Path(ids_file)
     if not path.is_file():

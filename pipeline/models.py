@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.ingest import sha256_file
+from pipeline.storage import sha256_file
 
 GGUF_MAGIC = b"GGUF"
 IMPORT_MANIFEST = "polyglot_import.json"
@@ -102,7 +102,7 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
         raise ValueError(f"dtype must be one of {', '.join(_GROWTH)}, got {dtype!r}")
     header = read_gguf_header(gguf)
     log(f"hashing {gguf.name} ({gguf.stat().st_size / 1e9:.2f} GB, GGUF v{header.version}, {header.architecture or 'unknown architecture'})")
-    digest = sha256_file(gguf, 1 << 22)
+    digest = sha256_file(gguf)
     target = Path(out).expanduser().resolve() if out else services.home() / "models" / f"gguf-{digest[:16]}"
     done = imported(target)
     if done and done.get("gguf_sha256") == digest and done.get("dtype") == dtype:

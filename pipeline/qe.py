@@ -26,7 +26,7 @@ from pathlib import Path
 import regex
 
 from pipeline.translator import REFUSAL_RE
-from pipeline.units import PROTECTED_RE
+from pipeline.ingest.units import PROTECTED_RE
 
 SCRIPTS = {
     "en": ("Latin",), "es": ("Latin",), "fr": ("Latin",), "zh": ("Han",), "ja": ("Han", "Hiragana", "Katakana"),

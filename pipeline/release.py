@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import registry
-from pipeline.ingest import sha256_file
+from pipeline.storage import sha256_file
 from pipeline.languages import LANGUAGES
 from pipeline.routing import translations
 

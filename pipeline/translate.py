@@ -34,7 +34,7 @@ from pipeline.backtranslation import bt_key, chrf, make_backtranslator, sampled
 from pipeline import qe as quality
 from pipeline.corrections import Override, apply_to_table, overrides
 from pipeline.memory import Entry, TranslationMemory
-from pipeline.reassemble import iter_shard_turns, shard_dirs
+from pipeline.ingest.shards import iter_shard_turns, shard_dirs
 from pipeline.translator import TranslatorConfig, answer_problems, clean_answer
 
 SOURCE_VERSION = "source"

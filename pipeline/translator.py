@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 
 from pipeline.languages import LANGUAGES
-from pipeline.units import placeholder_problems
+from pipeline.ingest.units import placeholder_problems
 
 # Target-script tokens per character, roughly, for common multilingual tokenizers (budgets, not accounting).
 _TOKENS_PER_CHAR = {"Latin": 0.4, "Cyrillic": 0.5, "Han": 1.2, "Devanagari": 1.2, "Bengali": 1.2, "Arabic": 0.7}

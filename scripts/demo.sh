@@ -11,7 +11,7 @@ port="${POLYGLOT_DEMO_PORT:-8011}"
 model="${POLYGLOT_DEMO_MODEL:-Qwen/Qwen2.5-1.5B-Instruct}"
 .venv/bin/polyglot services up vllm --model "$model" --fallback-to-tiny --port "$port"
 trap '.venv/bin/polyglot services down vllm --port "$port"' EXIT
-.venv/bin/polyglot translate pipeline/data/demo_conversations.json --workspace demo-workspace --langs all \
+.venv/bin/polyglot translate pipeline/ingest/demo_conversations.json --workspace demo-workspace --langs all \
   --server "http://127.0.0.1:$port"
 .venv/bin/polyglot publish --workspace demo-workspace
 echo "demo shards: $(pwd)/demo-workspace/translations/<lang>/shard-*.parquet"

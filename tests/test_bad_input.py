@@ -9,7 +9,7 @@ import json
 import polars as pl
 import pytest
 
-from pipeline.ingest import ingest
+from pipeline.ingest.tables import ingest
 
 from .conftest import polyglot
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.ingest import ingest
-from pipeline.readers import iter_records
-from pipeline.reassemble import iter_shard_turns, shard_dirs, source_texts
-from pipeline.validate import REASONS
+from pipeline.ingest.tables import ingest
+from pipeline.ingest.readers import iter_records
+from pipeline.ingest.shards import iter_shard_turns, shard_dirs, source_texts
+from pipeline.ingest.validate import REASONS
 
 from .conftest import REPO
 
@@ -101,7 +101,7 @@ def test_cli_rejects_bad_settings_with_a_clear_message(tmp_path):
 
 
 def test_reader_streams_a_large_array_in_chunks(tmp_path, monkeypatch):
-    import pipeline.readers as readers
+    import pipeline.ingest.readers as readers
 
     monkeypatch.setattr(readers, "CHUNK_CHARS", 64)  # records straddle many chunk boundaries
     records = [{"id": i, "conversations": [{"from": "human", "value": "é" * (i % 50) + "<image>"}, {"from": "gpt", "value": str(i) * 30}]} for i in range(300)]

@@ -28,7 +28,7 @@ def test_the_wheel_ships_prompts_bands_and_tiny_models(tmp_path):
     names = set(zipfile.ZipFile(next(tmp_path.glob("llava_polyglot-*.whl"))).namelist())
     for lang in ("zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"):
         assert f"pipeline/prompts/{lang}.txt" in names
-    assert "pipeline/data/length_bands.json" in names and "pipeline/data/demo_conversations.json" in names
+    assert "pipeline/data/length_bands.json" in names and "pipeline/ingest/demo_conversations.json" in names
     for name in tiny_model.SHIPPED_MODELS:
         for file in ("model.safetensors", "tokenizer.json", "config.json", "POLYGLOT_TINY_MODEL", "chat_template.jinja"):
             assert f"pipeline/data/tiny_models/{name}/{file}" in names, (name, file)

@@ -4,14 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.units import (
-    PLACEHOLDER_RE,
-    image_position,
-    mask,
-    placeholder_problems,
-    segment,
-    unmask,
-)
+from pipeline.ingest.units import PLACEHOLDER_RE, image_position, mask, placeholder_problems, segment, unmask
 
 PROTECTED_SAMPLES = [
     "<image>",

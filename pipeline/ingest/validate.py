@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.units import IMAGE_TOKEN
+from pipeline.ingest.units import IMAGE_TOKEN
 
 ROLES = ("human", "gpt")
 DEFAULT_MAX_TURN_CHARS = 32_000

@@ -23,9 +23,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.readers import FileFormatError, RawRecord, iter_records
-from pipeline.units import image_position, segment
-from pipeline.validate import DEFAULT_MAX_TURN_CHARS, Conversation, InvalidRecord, validate_record
+from pipeline.ingest.readers import FileFormatError, RawRecord, iter_records
+from pipeline.ingest.units import image_position, segment
+from pipeline.ingest.validate import DEFAULT_MAX_TURN_CHARS, Conversation, InvalidRecord, validate_record
+from pipeline.storage import sha256_file
 
 CONVERSATIONS_SCHEMA = pa.schema(
     [
@@ -317,14 +318,6 @@ class Ingestor:
         pq.write_table(pa.table(self.quarantine, schema=QUARANTINE_SCHEMA), self.out_dir / "quarantine.parquet")
         (self.out_dir / "summary.json").write_text(json.dumps(s.to_dict(), indent=2) + "\n")
         return s
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def ingest(

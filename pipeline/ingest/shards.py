@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipeline.units import unmask
+from pipeline.ingest.units import unmask
 
 
 @dataclass(slots=True)
