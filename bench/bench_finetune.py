@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from annotation.review import annotation_row, apply_corrections, build_tasks  # noqa: E402
 from pipeline import corrections, registry  # noqa: E402
 from pipeline.ntrex import load_pairs  # noqa: E402
-from pipeline.services import free_port  # noqa: E402
+from pipeline.processes import free_port  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "ntrex-dev"
 

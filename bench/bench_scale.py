@@ -336,7 +336,7 @@ def main() -> int:
     write_corpus(ws / "corpus.jsonl", args.conversations)
     print(f"corpus: {args.conversations} conversations in {time.perf_counter() - started:.1f} s ({(ws / 'corpus.jsonl').stat().st_size / 1e6:.0f} MB)", flush=True)
 
-    from pipeline.services import free_port
+    from pipeline.processes import free_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "loadtest_server.py"), "--port", str(port)])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
-from pipeline import services
+from pipeline import processes
 from pipeline.backends import OpenAIChatBackend, served_models
 from pipeline.ingest.tables import ingest
 from pipeline.languages import parse_languages
@@ -87,7 +87,7 @@ def main() -> None:
     record = None
     url = args.server
     if url is None:
-        record = services.start_vllm(services.TINY_MODEL, port=services.free_port())
+        record = processes.start_vllm(processes.TINY_MODEL, port=processes.free_port())
         url = record.url
     try:
         config = TranslatorConfig(model=served_models(url)[0])
@@ -117,7 +117,7 @@ def main() -> None:
               f"{args.size_langs} languages take {hours:,.1f} server-hours on one replica")
     finally:
         if record:
-            services.stop("vllm", record.port)
+            processes.stop("vllm", record.port)
 
 
 if __name__ == "__main__":

@@ -269,7 +269,7 @@ def train_adapter(
               f"({same['created_at']}): using it instead of training again", file=sys.stderr, flush=True)
         return same
     if python is None:
-        from pipeline.services import ensure_trainer_env
+        from pipeline.processes import ensure_trainer_env
 
         python = ensure_trainer_env()
     root = registry.adapters_dir(workspace)
@@ -284,7 +284,7 @@ def train_adapter(
     }
     job_file = tmp / "job.json"
     job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
-    from pipeline.services import env_with_project, run_logged
+    from pipeline.processes import env_with_project, run_logged
 
     # long on a CPU: the trainer's last line (the step it is at) is said every 15 s
     proc = run_logged([str(python), "-m", "pipeline.lora_train", str(job_file)], "training the adapter", env_with_project(), check=False)

@@ -93,7 +93,7 @@ def weights_id(model_root: str | None) -> str | None:
 
 def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "bfloat16", log=print) -> Path:
     """Import ``gguf`` into ``out`` (default ``POLYGLOT_HOME/models/gguf-SHA16``) once; returns the folder."""
-    from pipeline import services
+    from pipeline import processes
 
     gguf = Path(gguf).expanduser().resolve()
     if not gguf.is_file():
@@ -103,7 +103,7 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
     header = read_gguf_header(gguf)
     log(f"hashing {gguf.name} ({gguf.stat().st_size / 1e9:.2f} GB, GGUF v{header.version}, {header.architecture or 'unknown architecture'})")
     digest = sha256_file(gguf)
-    target = Path(out).expanduser().resolve() if out else services.home() / "models" / f"gguf-{digest[:16]}"
+    target = Path(out).expanduser().resolve() if out else processes.home() / "models" / f"gguf-{digest[:16]}"
     done = imported(target)
     if done and done.get("gguf_sha256") == digest and done.get("dtype") == dtype:
         log(f"already imported: {target}")
@@ -118,14 +118,14 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
             f"not enough disk space to import {gguf.name}: about {need / 1e9:.1f} GB needed in {target.parent}, "
             f"{free / 1e9:.1f} GB free; free some space or choose another --out"
         )
-    python = services.ensure_converter_env()
+    python = processes.ensure_converter_env()
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     log(f"importing into {target} ({dtype}; several minutes for a 1.5B model on 2 cores)")
     try:
-        proc = services.run_logged(
+        proc = processes.run_logged(
             [str(python), "-m", "pipeline.gguf_import", str(gguf), str(tmp), "--dtype", dtype],
-            f"importing {gguf.name}", services.env_with_project(), check=False,
+            f"importing {gguf.name}", processes.env_with_project(), check=False,
         )
         if proc.returncode != 0:
             last = next((line for line in reversed(proc.output.splitlines()) if line.strip()), "no output")

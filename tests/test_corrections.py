@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from annotation.labeling import CATEGORIES, label_config
-from pipeline import corrections, services
+from pipeline import corrections, processes
 from pipeline.languages import LANGUAGES
 from pipeline.translate import TRANSLATION_SCHEMA
 
@@ -89,12 +89,12 @@ def test_api_key_from_a_file_and_a_clear_error_without_one(tmp_path, monkeypatch
     key_file = tmp_path / "key"
     key_file.write_text("k" * 40 + "\n")
     monkeypatch.setenv("LABEL_STUDIO_API_KEY_FILE", str(key_file))
-    login = services.labelstudio_login()
+    login = processes.labelstudio_login()
     assert login.api_key == "k" * 40 and login.url == "http://127.0.0.1:8080" and "k" * 40 not in repr(login)
     monkeypatch.delenv("LABEL_STUDIO_API_KEY_FILE")
     with pytest.raises(RuntimeError, match="LABEL_STUDIO_API_KEY"):
-        services.labelstudio_login()
-    created = services.labelstudio_login(create=True)
-    path = services.secrets_file()
+        processes.labelstudio_login()
+    created = processes.labelstudio_login(create=True)
+    path = processes.secrets_file()
     assert path.stat().st_mode & 0o777 == 0o600 and created.api_key in path.read_text()
-    assert services.labelstudio_login().api_key == created.api_key  # the same key next time
+    assert processes.labelstudio_login().api_key == created.api_key  # the same key next time

@@ -18,7 +18,7 @@ import requests
 
 from annotation.labeling import TRANSLATION
 from annotation.review import annotation_row, build_tasks
-from pipeline import corrections, finetune, registry, services
+from pipeline import corrections, finetune, processes, registry
 from pipeline.translator import TranslatorConfig
 
 from .conftest import LLAVA, polyglot
@@ -31,12 +31,12 @@ N_CORRECTED = 14  # conversations whose first turn a reviewer corrects
 def base_server():
     """A second server, on the random-weight tiny model: its logits are nearly flat, so a LoRA adapter trained
     for a few hundred steps on CPU takes over its greedy answers (the trained tiny model resists that)."""
-    port = services.free_port()
-    record = services.start_vllm("tiny-random", port=port)
+    port = processes.free_port()
+    record = processes.start_vllm("tiny-random", port=port)
     try:
         yield record
     finally:
-        services.stop("vllm", port)
+        processes.stop("vllm", port)
 
 
 @pytest.fixture(scope="module")

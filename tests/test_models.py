@@ -58,9 +58,9 @@ def test_not_enough_disk_is_refused_before_anything_is_written(tmp_path, monkeyp
 
 def test_an_architecture_transformers_cannot_load_fails_in_one_line_and_leaves_nothing(tmp_path):
     """Through the real converter (transformers + gguf in the vLLM environment)."""
-    from pipeline import services
+    from pipeline import processes
 
-    services.ensure_converter_env()
+    processes.ensure_converter_env()
     path = gguf_file(tmp_path / "odd.gguf", "nonesuch")
     out = tmp_path / "imported"
     proc = polyglot("models", "import", str(path), "--out", str(out), timeout=900)

@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import services
+from pipeline import processes
 
 from .conftest import LLAVA, REPO, server_requests
 
@@ -26,13 +26,13 @@ LANGS = "hi,zh"
 
 @pytest.fixture(scope="module")
 def servers():
-    ports = [services.free_port() for _ in range(2)]
-    records: dict[int, services.ServerRecord] = {}
+    ports = [processes.free_port() for _ in range(2)]
+    records: dict[int, processes.ServerRecord] = {}
     errors = []
 
     def start(port: int) -> None:
         try:
-            records[port] = services.start_vllm(services.TINY_MODEL, port=port, extra_args=["--max-num-seqs", "1"])
+            records[port] = processes.start_vllm(processes.TINY_MODEL, port=port, extra_args=["--max-num-seqs", "1"])
         except Exception as exc:  # reported below
             errors.append(exc)
 
@@ -46,7 +46,7 @@ def servers():
         yield [records[p] for p in ports]
     finally:
         for p in ports:
-            services.stop("vllm", p)
+            processes.stop("vllm", p)
 
 
 def translate(ws: Path, server: str, *extra: str) -> list[str]:
@@ -109,7 +109,7 @@ def test_one_of_two_servers_killed_mid_run_the_other_finishes(servers, reference
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert not services.pid_alive(victim.pid)
+    assert not processes.pid_alive(victim.pid)
     assert proc.returncode == 0, err[-3000:]
     assert "every language: 12 conversations translated" in out
     for lang in LANGS.split(","):

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 import language_rules
-from pipeline import services
+from pipeline import processes
 from pipeline.memory import TranslationMemory
 
 from .conftest import LLAVA, REPO, server_requests
@@ -204,8 +204,8 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_shards(reference, vllm_server,
 def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
     """A second server is killed -9 under a running flow and started again: the run finishes by retrying."""
     ref_ws, _, _ = reference
-    port = services.free_port()
-    record = services.start_vllm(services.TINY_MODEL, port=port)
+    port = processes.free_port()
+    record = processes.start_vllm(processes.TINY_MODEL, port=port)
     langs = ["hi", "bn"]
     args = ("--langs", ",".join(langs), "--batch-size", "8", "--commit-seconds", "0", "--concurrency", "16", "--retry-seconds", "300")
     proc = subprocess.Popen(translate_cmd(tmp_path, record.url, *args), cwd=REPO, start_new_session=True,
@@ -213,15 +213,15 @@ def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
     try:
         _wait_for(lambda: len(_committed(tmp_path, langs)) >= 2, 600, "two committed batches")
         os.killpg(record.pid, signal.SIGKILL)
-        _wait_for(lambda: not services.pid_alive(record.pid), 30, "the server to die")
+        _wait_for(lambda: not processes.pid_alive(record.pid), 30, "the server to die")
         time.sleep(3)
         assert proc.poll() is None, "the flow must keep retrying while the server is down"
-        services.start_vllm(services.TINY_MODEL, port=port)
+        processes.start_vllm(processes.TINY_MODEL, port=port)
         out, err = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        services.stop("vllm", port)
+        processes.stop("vllm", port)
     assert proc.returncode == 0, err[-3000:]
     assert "every language: 30 conversations translated" in out
     assert_recovered(tmp_path, ref_ws, langs)

@@ -56,7 +56,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if summary.files_stopped else 0
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _raised_by_the_project(exc: BaseException) -> bool:
@@ -89,7 +89,7 @@ class _NoTracebackForExpectedErrors(logging.Filter):
 
 def prefect_defaults() -> None:
     """Quiet, local, private Prefect unless the user configured otherwise (a server via PREFECT_API_URL)."""
-    from pipeline.services import home
+    from pipeline.processes import home
 
     os.environ.setdefault("PREFECT_HOME", str(home() / "prefect"))
     # Prefect makes only the last directory of its home; without the parents its server never starts
@@ -227,28 +227,28 @@ def _cmd_qe(args: argparse.Namespace) -> int:
 
 
 def _cmd_services(args: argparse.Namespace) -> int:
-    from pipeline import services
+    from pipeline import processes
 
     if args.action == "up" and args.service == "vllm":
         import shlex
 
-        rec = services.start_vllm(
+        rec = processes.start_vllm(
             args.model, port=args.port or 8000, fallback_to_tiny=args.fallback_to_tiny, max_model_len=args.max_model_len,
             dtype=args.dtype, extra_args=shlex.split(args.vllm_args or ""),
         )
         print(f"vllm running: {rec.url} serving {rec.served_model} (pid {rec.pid}, log {rec.log})")
     elif args.action == "up":
         data_dir = args.workspace / "labelstudio" if args.workspace else None
-        rec = services.start_labelstudio(port=args.port or 8080, data_dir=data_dir, image_root=args.image_root)
-        login = services.labelstudio_login()
+        rec = processes.start_labelstudio(port=args.port or 8080, data_dir=data_dir, image_root=args.image_root)
+        login = processes.labelstudio_login()
         print(f"labelstudio running: {rec.url} (pid {rec.pid}, data {rec.model}, log {rec.log})")
         print(f"admin: {login.username}; password and API key: {login.source}")
         print("invite reviewers with: polyglot review invite")
     elif args.action == "down":
-        stopped = services.stop(args.service, args.port)
+        stopped = processes.stop(args.service, args.port)
         print("\n".join(f"stopped {r.name} on port {r.port} (pid {r.pid})" for r in stopped) or f"no {args.service} server recorded")
     else:
-        rows = services.status()
+        rows = processes.status()
         if not rows:
             print("no services recorded")
         for rec, state in rows:
