@@ -31,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.processes import home, pid_alive, records
+
 FONTSOURCE_VERSION = "5.3.0"
 # language → (fontsource package, family)
 FONT_PACKAGES = {
@@ -62,14 +64,12 @@ class Served:
 
 def served_folder() -> Served | None:
     """The served folder of the Label Studio the review commands talk to (None: nothing can be served)."""
-    from pipeline import processes
-
     local, on_server = os.environ.get("POLYGLOT_LS_SERVED_DIR"), os.environ.get("POLYGLOT_LS_SERVED_ROOT")
     if local and on_server:
         return Served(Path(local), on_server.rstrip("/"))
     url = os.environ.get("LABEL_STUDIO_URL", "").rstrip("/")
-    for rec in processes.records("labelstudio"):
-        if processes.pid_alive(rec.pid) and (not url or rec.url == url):
+    for rec in records("labelstudio"):
+        if pid_alive(rec.pid) and (not url or rec.url == url):
             folder = Path(rec.model) / "served"
             return Served(folder, str(folder))
     return None
@@ -109,8 +109,6 @@ def _download(package: str, cache: Path) -> bytes:
 def ensure_fonts(served: Path, langs: list[str] | None = None) -> dict[str, Path]:
     """Put the fonts of ``langs`` (default: every script that needs one) into ``served/fonts`` once; returns the
     stylesheet of each language."""
-    from pipeline.processes import home
-
     out = {}
     for lang in langs or list(FONT_PACKAGES):
         if lang not in FONT_PACKAGES:

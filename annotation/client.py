@@ -15,8 +15,8 @@ from label_studio_sdk.core.api_error import ApiError
 
 from annotation.assets import Served, font_css
 from annotation.labeling import label_config, project_title
-from pipeline.corrections import review_dir
-from pipeline.processes import LabelStudioLogin, labelstudio_login
+from annotation.server import LabelStudioLogin, labelstudio_login
+from pipeline.review.corrections import review_dir
 
 INSTRUCTIONS = """<p>You check machine translations of image conversations, one turn at a time.</p>
 <ol>

@@ -24,9 +24,10 @@ from label_studio_sdk import LabelStudio
 from annotation.assets import ImageRoot, Served, link_images, no_image_root, served_folder
 from annotation.client import ensure_project, guarded, known_projects
 from annotation.labeling import CATEGORIES_CONTROL, RATING, TRANSLATION
-from pipeline import corrections
+from pipeline.assemble.humans import apply_to_table
+from pipeline.assemble.translations import translations
 from pipeline.ingest.shards import shard_dirs
-from pipeline.routing import translations
+from pipeline.review import corrections
 
 IMPORT_BATCH = 250
 PAGE_SIZE = 200
@@ -291,7 +292,7 @@ def apply_corrections(workspace: Path, lang: str) -> int:
     human = corrections.overrides(workspace, lang)
     changed = 0
     for path in sorted((Path(workspace) / "translations" / lang).glob("shard-*.parquet")):
-        table, n = corrections.apply_to_table(pq.read_table(path), human)
+        table, n = apply_to_table(pq.read_table(path), human)
         if n:
             tmp = path.with_name(f".{path.name}.tmp")
             pq.write_table(table, tmp)

@@ -26,10 +26,11 @@ LANG = "es"
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from pipeline.memory import TranslationMemory
+from pipeline.translate.memory import TranslationMemory
 from pipeline.ingest.shards import shard_dirs
-from pipeline.translate import LanguageCounts, assemble_language
-from pipeline.translator import TranslatorConfig
+from pipeline.translate.requests import LanguageCounts
+from pipeline.assemble.translations import assemble_language
+from pipeline.translate.settings import TranslatorConfig
 ws, lang = Path(sys.argv[1]), sys.argv[2]
 t = time.perf_counter()
 counts = LanguageCounts()
@@ -60,8 +61,8 @@ def build(records: int, shard_size: int, root: Path) -> tuple[Path, int, int]:
     import pyarrow.parquet as pq
 
     from pipeline.ingest.tables import ingest
-    from pipeline.memory import Entry, TranslationMemory
-    from pipeline.translator import TranslatorConfig
+    from pipeline.translate.memory import Entry, TranslationMemory
+    from pipeline.translate.settings import TranslatorConfig
 
     ws = root / f"ws-{records}"
     data = root / f"in-{records}.json"

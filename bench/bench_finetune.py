@@ -39,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from annotation.review import annotation_row, apply_corrections, build_tasks  # noqa: E402
-from pipeline import corrections, registry  # noqa: E402
-from pipeline.ntrex import load_pairs  # noqa: E402
 from pipeline.processes import free_port  # noqa: E402
+from pipeline.references import load_pairs  # noqa: E402
+from pipeline.review import corrections
+from pipeline.translate import registry  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "ntrex-dev"
 

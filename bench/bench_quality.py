@@ -37,9 +37,9 @@ from sacrebleu.metrics import BLEU, CHRF
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.backends import model_cards  # noqa: E402
 from pipeline.languages import TARGET_LANGUAGES, parse_languages  # noqa: E402
-from pipeline.ntrex import NTREX_FILES  # noqa: E402
+from pipeline.references import NTREX_FILES  # noqa: E402
+from pipeline.translate.served import model_cards  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ntrex-dev"
 

@@ -117,7 +117,7 @@ def write_corpus(path: Path, n: int, seed: int = 0) -> None:
 
 # ------------------------------------------------------------------------------------------------ the stages
 def _config():
-    from pipeline.translator import TranslatorConfig
+    from pipeline.translate.settings import TranslatorConfig
 
     return TranslatorConfig(model="loadtest-not-a-translator")
 
@@ -131,8 +131,8 @@ def stage_ingest(ws: Path, args) -> dict:
 
 
 def _jobs(ws: Path, langs: list[str], memory_dir: Path):
-    from pipeline.memory import TranslationMemory
-    from pipeline.translate import TranslateSummary, plan
+    from pipeline.translate.memory import TranslationMemory
+    from pipeline.translate.requests import TranslateSummary, plan
 
     config = _config()
     translators = {lang: config for lang in langs}
@@ -153,10 +153,9 @@ def _spread(jobs: list, n: int | None) -> list:
 def stage_translate(ws: Path, args, memory_dir: str = "tm", sample: int | None = None) -> dict:
     import asyncio
 
-    from pipeline.backends import OpenAIChatBackend
-    from pipeline.memory import TranslationMemory
-
-    from pipeline.translate import translate_units
+    from pipeline.translate.backends import OpenAIChatBackend
+    from pipeline.translate.memory import TranslationMemory
+    from pipeline.translate.requests import translate_units
 
     jobs, translators, summary = _jobs(ws, args.langs.split(","), ws / memory_dir)
     jobs = _spread(jobs, sample)
@@ -216,8 +215,9 @@ def stage_bare(ws: Path, args) -> dict:
 
 
 def _assemble(ws: Path, lang: str, shard: Path) -> dict:
-    from pipeline.memory import TranslationMemory
-    from pipeline.translate import LanguageCounts, assemble_language
+    from pipeline.assemble.translations import assemble_language
+    from pipeline.translate.memory import TranslationMemory
+    from pipeline.translate.requests import LanguageCounts
 
     counts = LanguageCounts()
     started = time.perf_counter()
@@ -226,8 +226,8 @@ def _assemble(ws: Path, lang: str, shard: Path) -> dict:
 
 
 def stage_one_shard(ws: Path, args) -> dict:
-    from pipeline.memory import TranslationMemory
     from pipeline.ingest.shards import shard_dirs
+    from pipeline.translate.memory import TranslationMemory
 
     lang = args.langs.split(",")[0]
     version = _config().version(lang)
@@ -236,7 +236,7 @@ def stage_one_shard(ws: Path, args) -> dict:
 
 
 def stage_compact(ws: Path, args) -> dict:
-    from pipeline.memory import TranslationMemory
+    from pipeline.translate.memory import TranslationMemory
 
     memory = TranslationMemory(ws / "tm")
     before = sum(len(memory.files(*key)) for key in memory.keys())
@@ -262,7 +262,8 @@ def stage_assemble(ws: Path, args) -> dict:
 
 
 def stage_routing(ws: Path, args) -> dict:
-    from pipeline.routing import build_queue, quality_report, write_queue
+    from pipeline.review.report import quality_report
+    from pipeline.review.routing import build_queue, write_queue
 
     langs = ["en", *args.langs.split(",")]
     quality_report(ws, langs)
@@ -272,7 +273,7 @@ def stage_routing(ws: Path, args) -> dict:
 
 
 def stage_publish(ws: Path, args) -> dict:
-    from pipeline.release import publish
+    from pipeline.release.releases import publish
 
     result = publish(ws)
     return {"version": result.version, "files": len(json.loads((Path(result.path) / "manifest.json").read_text())["files"])}

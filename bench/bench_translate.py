@@ -27,12 +27,14 @@ from pathlib import Path
 import aiohttp
 
 from pipeline import processes
-from pipeline.backends import OpenAIChatBackend, served_models
 from pipeline.ingest.tables import ingest
 from pipeline.languages import parse_languages
-from pipeline.memory import TranslationMemory
-from pipeline.translate import TranslateSummary, plan, translate_units
-from pipeline.translator import TranslatorConfig
+from pipeline.serve import vllm
+from pipeline.translate.backends import OpenAIChatBackend
+from pipeline.translate.memory import TranslationMemory
+from pipeline.translate.requests import TranslateSummary, plan, translate_units
+from pipeline.translate.served import served_models
+from pipeline.translate.settings import TranslatorConfig
 
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "llava" / "coco_val_gpt4_30x3_multiturn.json"
 
@@ -87,7 +89,7 @@ def main() -> None:
     record = None
     url = args.server
     if url is None:
-        record = processes.start_vllm(processes.TINY_MODEL, port=processes.free_port())
+        record = vllm.start_vllm(vllm.TINY_MODEL, port=processes.free_port())
         url = record.url
     try:
         config = TranslatorConfig(model=served_models(url)[0])

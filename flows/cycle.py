@@ -19,8 +19,8 @@ from prefect import flow
 from flows.finetune import finetune_flow
 from flows.review import review_pull_flow, review_push_flow
 from flows.translate import translate_flow
-from pipeline import corrections
 from pipeline.languages import parse_languages
+from pipeline.review import corrections
 
 STEPS = ("translate", "push", "pull", "finetune", "retranslate")
 

@@ -1,6 +1,6 @@
 """Prefect flow ``finetune``: corrections → supervised set → LoRA adapter → hot-load → evaluate → activate.
 
-Thin wrapper over :mod:`pipeline.finetune` and :mod:`pipeline.registry`. A failed training run or an adapter
+Thin wrapper over :mod:`pipeline.train` and :mod:`pipeline.translate.registry`. A failed training run or an adapter
 that does not win leaves every language's active translator as it was; each decision is in
 ``translator/history.jsonl``, the figures in ``reports/finetune-<version>.json`` and the adapter's metadata.
 """
@@ -14,20 +14,20 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from pipeline import finetune as ft
-from pipeline import registry
-from pipeline.backends import load_adapter, model_cards
 from pipeline.languages import parse_languages
-from pipeline.models import served_base
-from pipeline.translator import TranslatorConfig
+from pipeline.train import finetune as ft
+from pipeline.train import supervised
+from pipeline.translate import registry
+from pipeline.translate.served import load_adapter, model_cards, served_base
+from pipeline.translate.settings import TranslatorConfig
 
 
 @task(name="supervised-set")
 def supervised_task(workspace: str, langs: list[str], settings: dict) -> dict:
     s = ft.FinetuneSettings(**settings)
-    data = ft.supervised_examples(Path(workspace), langs)
-    keys = ft.held_out_keys(Path(workspace), s.held_out_ids) if s.held_out_ids else None
-    train, held, dropped = ft.split(data.examples, s.held_out, s.seed, keys)
+    data = supervised.supervised_examples(Path(workspace), langs)
+    keys = supervised.held_out_keys(Path(workspace), s.held_out_ids) if s.held_out_ids else None
+    train, held, dropped = supervised.split(data.examples, s.held_out, s.seed, keys)
     return {
         "train": [asdict(e) for e in train], "held_out": [asdict(e) for e in held], "held_out_dropped": dropped,
         "turns": data.turns, "skipped": data.skipped,
@@ -36,13 +36,13 @@ def supervised_task(workspace: str, langs: list[str], settings: dict) -> dict:
 
 @task(name="train-adapter")
 def train_task(workspace: str, train: list[dict], base_model: str, settings: dict, model: str) -> dict:
-    return ft.train_adapter(Path(workspace), [ft.Example(**e) for e in train], base_model, ft.FinetuneSettings(**settings), TranslatorConfig(model=model))
+    return ft.train_adapter(Path(workspace), [supervised.Example(**e) for e in train], base_model, ft.FinetuneSettings(**settings), TranslatorConfig(model=model))
 
 
 @task(name="evaluate")
 def evaluate_task(server: str, candidates: dict, splits: dict) -> dict:
     configs = {name: {lang: TranslatorConfig(**c) for lang, c in by_lang.items()} for name, by_lang in candidates.items()}
-    examples = {name: [ft.Example(**e) for e in rows] for name, rows in splits.items()}
+    examples = {name: [supervised.Example(**e) for e in rows] for name, rows in splits.items()}
     return ft.scores_json(ft.evaluate(server, configs, examples))
 
 
@@ -76,16 +76,16 @@ def finetune_flow(
         raise
     load_adapter(server, meta["served_name"], meta["path"])
     registry.load_active_adapters(server, ws, languages)
-    train = [ft.Example(**e) for e in data["train"]]
+    train = [supervised.Example(**e) for e in data["train"]]
     current = registry.translators(ws, TranslatorConfig(model=model, weights=weights), languages)
     candidates: dict[str, dict[str, dict]] = {"current": {}, "adapter": {}, "few-shot": {}}
     for lang in languages:
         candidates["current"][lang] = _config_dict(current[lang])
         candidates["adapter"][lang] = _config_dict(TranslatorConfig(model=model, adapter=meta["served_name"], weights=weights))
-        shots = ft.few_shot_examples(train, lang, s.few_shot)
+        shots = supervised.few_shot_examples(train, lang, s.few_shot)
         if shots:
             candidates["few-shot"][lang] = _config_dict(replace(current[lang], few_shot=shots))
-    splits = {"held_out": data["held_out"], "train": [asdict(e) for e in ft.train_sample(train, s.train_eval, s.seed)]}
+    splits = {"held_out": data["held_out"], "train": [asdict(e) for e in supervised.train_sample(train, s.train_eval, s.seed)]}
     scores = evaluate_task(server, candidates, splits)
     decisions = []
     entries = registry.active(ws)

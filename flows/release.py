@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from pipeline.release import publish, verify
+from pipeline.release.releases import publish, verify
 
 
 @task(name="assemble-release")

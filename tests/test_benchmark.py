@@ -16,7 +16,7 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from annotation.assets import ImageRoot, served_family
-from pipeline import corrections
+from pipeline.review import corrections
 
 from .conftest import admin_page, polyglot
 

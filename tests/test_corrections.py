@@ -10,10 +10,12 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
+from annotation import server as labelstudio_server
 from annotation.labeling import CATEGORIES, label_config
-from pipeline import corrections, processes
+from pipeline.assemble.humans import apply_to_table
+from pipeline.assemble.translations import TRANSLATION_SCHEMA
 from pipeline.languages import LANGUAGES
-from pipeline.translate import TRANSLATION_SCHEMA
+from pipeline.review import corrections
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -59,13 +61,13 @@ def shard(values: list[str], qe: list[str]) -> pa.Table:
 def test_human_text_replaces_machine_text_and_reapplying_changes_nothing():
     table = shard(["bad machine", "fine"], ["rejected", "accepted"])
     human = {("c1", 0): ("درست\n متن ", corrections.HUMAN_CORRECTED)}
-    out, changed = corrections.apply_to_table(table, human)
+    out, changed = apply_to_table(table, human)
     r = out.to_pylist()[0]
     assert changed == 1
     assert r["conversations"][0]["value"] == "درست\n متن " and r["conversations"][1]["value"] == "fine"
     assert r["turn_human"] == ["corrected", None] and r["human_corrected"] and r["review_status"] == "corrected"
     assert r["qe_status"] == "accepted" and r["status"] == "ok" and r["turn_flags"][0] == []
-    again, changed_again = corrections.apply_to_table(out, human)
+    again, changed_again = apply_to_table(out, human)
     assert changed_again == 0 and again.equals(out)
 
 
@@ -89,12 +91,12 @@ def test_api_key_from_a_file_and_a_clear_error_without_one(tmp_path, monkeypatch
     key_file = tmp_path / "key"
     key_file.write_text("k" * 40 + "\n")
     monkeypatch.setenv("LABEL_STUDIO_API_KEY_FILE", str(key_file))
-    login = processes.labelstudio_login()
+    login = labelstudio_server.labelstudio_login()
     assert login.api_key == "k" * 40 and login.url == "http://127.0.0.1:8080" and "k" * 40 not in repr(login)
     monkeypatch.delenv("LABEL_STUDIO_API_KEY_FILE")
     with pytest.raises(RuntimeError, match="LABEL_STUDIO_API_KEY"):
-        processes.labelstudio_login()
-    created = processes.labelstudio_login(create=True)
-    path = processes.secrets_file()
+        labelstudio_server.labelstudio_login()
+    created = labelstudio_server.labelstudio_login(create=True)
+    path = labelstudio_server.secrets_file()
     assert path.stat().st_mode & 0o777 == 0o600 and created.api_key in path.read_text()
-    assert processes.labelstudio_login().api_key == created.api_key  # the same key next time
+    assert labelstudio_server.labelstudio_login().api_key == created.api_key  # the same key next time

@@ -12,7 +12,7 @@ from label_studio_sdk import LabelStudio
 
 from annotation.labeling import TRANSLATION
 from flows.cycle import load_state
-from pipeline import corrections
+from pipeline.review import corrections
 
 from .conftest import LENIENT_QE, LLAVA, polyglot
 

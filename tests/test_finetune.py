@@ -18,8 +18,12 @@ import requests
 
 from annotation.labeling import TRANSLATION
 from annotation.review import annotation_row, build_tasks
-from pipeline import corrections, finetune, processes, registry
-from pipeline.translator import TranslatorConfig
+from pipeline import processes
+from pipeline.review import corrections
+from pipeline.serve import vllm
+from pipeline.train import finetune, supervised
+from pipeline.translate import registry
+from pipeline.translate.settings import TranslatorConfig
 
 from .conftest import LLAVA, polyglot
 
@@ -32,7 +36,7 @@ def base_server():
     """A second server, on the random-weight tiny model: its logits are nearly flat, so a LoRA adapter trained
     for a few hundred steps on CPU takes over its greedy answers (the trained tiny model resists that)."""
     port = processes.free_port()
-    record = processes.start_vllm("tiny-random", port=port)
+    record = vllm.start_vllm("tiny-random", port=port)
     try:
         yield record
     finally:
@@ -95,14 +99,14 @@ def _greedy(server: str, model: str, lang: str, source: str, max_tokens: int = 6
 
 
 def test_supervised_set_is_unit_level_in_the_inference_format(ws):
-    data = finetune.supervised_examples(ws, ["es"])
+    data = supervised.supervised_examples(ws, ["es"])
     assert data.turns == N_CORRECTED and not data.skipped
     assert len(data.examples) == N_CORRECTED
     spanish = set(json.loads(CORRECTIONS.read_text()).values())
     assert {e.target for e in data.examples} <= spanish  # the <image> line is skeleton, not part of a unit
-    train, held, _ = finetune.split(data.examples, 0.25, 0)
+    train, held, _ = supervised.split(data.examples, 0.25, 0)
     assert train and held and not {e.conv_key for e in train} & {e.conv_key for e in held}
-    assert finetune.split(data.examples, 0.25, 0)[0] == train  # seeded: the same split every time
+    assert supervised.split(data.examples, 0.25, 0)[0] == train  # seeded: the same split every time
 
 
 def test_finetune_hot_loads_an_adapter_that_reproduces_the_corrections(ws, base_server):
@@ -117,8 +121,8 @@ def test_finetune_hot_loads_an_adapter_that_reproduces_the_corrections(ws, base_
     served = requests.get(f"{base_server.url}/v1/models", timeout=30).json()["data"]
     assert entry["adapter"] in {m["id"] for m in served}
     # greedy translation of every corrected unit through the server now gives the reviewer's text exactly
-    data = finetune.supervised_examples(ws, ["es"])
-    train, held, _ = finetune.split(data.examples, 0.25, 0)
+    data = supervised.supervised_examples(ws, ["es"])
+    train, held, _ = supervised.split(data.examples, 0.25, 0)
     for e in train:
         assert _greedy(base_server.url, entry["adapter"], "es", e.source) == e.target
     scores = meta["evaluation"]
@@ -195,20 +199,20 @@ def test_bad_settings_are_named():
         finetune.FinetuneSettings(rank=64)
     with pytest.raises(ValueError, match="activate must be one of"):
         finetune.FinetuneSettings(activate="sometimes")
-    assert finetune.align_units("Boxes [0.1, 0.2] and [0.3, 0.4].", "Cajas [0.3, 0.4] y [0.1, 0.2].")[0][1] == "Cajas ⟦1⟧ y ⟦0⟧."
-    assert finetune.align_units("One line.\nTwo lines.", "Una línea.") == "lines differ from the English turn"
+    assert supervised.align_units("Boxes [0.1, 0.2] and [0.3, 0.4].", "Cajas [0.3, 0.4] y [0.1, 0.2].")[0][1] == "Cajas ⟦1⟧ y ⟦0⟧."
+    assert supervised.align_units("One line.\nTwo lines.", "Una línea.") == "lines differ from the English turn"
 
 
 def test_the_training_hash_covers_the_rendered_prompt_not_only_the_corrections():
     """Adapter reuse compares this hash: a changed prompt (here a few-shot example) is new training input."""
-    examples = [finetune.Example("es", "c1", 1, "u1", "A cat.", "Un gato.", "corrected", 1.0),
-                finetune.Example("es", "c2", 1, "u2", "A dog.", "Un perro.", "reviewed", 2.0)]
+    examples = [supervised.Example("es", "c1", 1, "u1", "A cat.", "Un gato.", "corrected", 1.0),
+                supervised.Example("es", "c2", 1, "u2", "A dog.", "Un perro.", "reviewed", 2.0)]
     plain = TranslatorConfig(model="m")
-    digest = finetune.data_hash(finetune.training_records(examples, plain))
-    assert digest == finetune.data_hash(finetune.training_records(examples[::-1], plain))
-    assert digest != finetune.data_hash(finetune.training_records(examples, TranslatorConfig(model="m", few_shot=(("Hi.", "Hola."),))))
-    edited = [examples[0], finetune.Example("es", "c2", 1, "u2", "A dog.", "Un can.", "corrected", 3.0)]
-    assert digest != finetune.data_hash(finetune.training_records(edited, plain))
+    digest = supervised.data_hash(supervised.training_records(examples, plain))
+    assert digest == supervised.data_hash(supervised.training_records(examples[::-1], plain))
+    assert digest != supervised.data_hash(supervised.training_records(examples, TranslatorConfig(model="m", few_shot=(("Hi.", "Hola."),))))
+    edited = [examples[0], supervised.Example("es", "c2", 1, "u2", "A dog.", "Un can.", "corrected", 3.0)]
+    assert digest != supervised.data_hash(supervised.training_records(edited, plain))
 
 
 def test_scores_count_the_answers_that_passed_the_checks():

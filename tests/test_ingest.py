@@ -8,9 +8,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.ingest.tables import ingest
 from pipeline.ingest.readers import iter_records
 from pipeline.ingest.shards import iter_shard_turns, shard_dirs, source_texts
+from pipeline.ingest.tables import ingest
 from pipeline.ingest.validate import REASONS
 
 from .conftest import REPO

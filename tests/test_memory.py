@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.memory import TM_SCHEMA, Entry, TranslationMemory
+from pipeline.translate.memory import TM_SCHEMA, Entry, TranslationMemory
 
 
 def entry(h: str, status: str = "ok", text: str | None = None) -> Entry:
@@ -41,7 +41,7 @@ def test_a_file_from_before_the_token_columns_still_loads(tmp_path):
 
 
 def test_compaction_merges_parts_into_sorted_segments_and_readers_see_each_entry_once(tmp_path, monkeypatch):
-    import pipeline.memory as memory_module
+    import pipeline.translate.memory as memory_module
 
     monkeypatch.setattr(memory_module, "SEGMENT_ROW_GROUP", 8)  # several row groups in a small segment
     a, b = TranslationMemory(tmp_path, "worker-a"), TranslationMemory(tmp_path, "worker-b")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import models
+from pipeline.serve import models
 
 from .conftest import polyglot
 

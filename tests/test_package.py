@@ -7,17 +7,17 @@ import subprocess
 import sys
 import zipfile
 
-from pipeline import tiny_model
+from pipeline.serve import tiny_models as tiny_model
 
 from .conftest import REPO
 
 
 def test_shipped_tiny_models_were_built_from_the_current_recipe():
     """Change a prompt template or the corpus and the shipped models no longer match: rebuild them with
-    ``python -m pipeline.tiny_model --ship`` (otherwise every fresh machine trains them for minutes)."""
+    ``python -m pipeline.serve.tiny_models --ship`` (otherwise every fresh machine trains them for minutes)."""
     for name, steps in tiny_model.SHIPPED_MODELS.items():
         folder = tiny_model.SHIPPED / name
-        assert tiny_model.built_recipe(folder) == tiny_model.recipe_hash(steps), f"{folder} is stale: python -m pipeline.tiny_model --ship"
+        assert tiny_model.built_recipe(folder) == tiny_model.recipe_hash(steps), f"{folder} is stale: python -m pipeline.serve.tiny_models --ship"
         assert (folder / "model.safetensors").stat().st_size > 1_000_000 and (folder / "tokenizer.json").is_file()
 
 
@@ -27,8 +27,8 @@ def test_the_wheel_ships_prompts_bands_and_tiny_models(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = set(zipfile.ZipFile(next(tmp_path.glob("llava_polyglot-*.whl"))).namelist())
     for lang in ("zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"):
-        assert f"pipeline/prompts/{lang}.txt" in names
-    assert "pipeline/data/length_bands.json" in names and "pipeline/ingest/demo_conversations.json" in names
+        assert f"pipeline/translate/prompts/{lang}.txt" in names
+    assert "pipeline/quality/length_bands.json" in names and "pipeline/ingest/demo_conversations.json" in names
     for name in tiny_model.SHIPPED_MODELS:
         for file in ("model.safetensors", "tokenizer.json", "config.json", "POLYGLOT_TINY_MODEL", "chat_template.jinja"):
-            assert f"pipeline/data/tiny_models/{name}/{file}" in names, (name, file)
+            assert f"pipeline/serve/data/tiny_models/{name}/{file}" in names, (name, file)

@@ -10,10 +10,10 @@ import sys
 import polars as pl
 import pytest
 
-from pipeline.ntrex import NTREX_FILES, load_pairs
 import language_rules
-from pipeline.qe import Thresholds, assess, check_language, derive_length_bands, length_bands
-from pipeline.routing import _allocate, build_queue
+from pipeline.quality.signals import Thresholds, assess, check_language, derive_length_bands, length_bands
+from pipeline.references import NTREX_FILES, load_pairs
+from pipeline.review.routing import _allocate, build_queue
 
 from .conftest import REPO, SHARED_DATA
 
@@ -180,7 +180,7 @@ def test_cli_langid_and_qe(tmp_path):
 
 
 def test_thresholds_per_language_from_a_config_file(tmp_path):
-    from pipeline.qe import QEConfig
+    from pipeline.quality.signals import QEConfig
 
     path = tmp_path / "qe.json"
     path.write_text(json.dumps({"default": {"min_script_share": 0.6}, "languages": {"fr": {"min_length_chars": 500}}, "length_bands": {"fr": [0.1, 0.2]}}))
@@ -204,7 +204,7 @@ def test_language_detection_is_the_same_in_parallel_threads_of_a_fresh_process()
     lazy loading answered None or a wrong language to all but one of them, so a rerun could differ."""
     script = (
         "import threading\n"
-        "from pipeline.qe import _langdetect\n"
+        "from pipeline.quality.signals import _langdetect\n"
         "barrier = threading.Barrier(8)\n"
         "out = []\n"
         "def go():\n"

@@ -13,7 +13,8 @@ import pytest
 
 from annotation.labeling import TRANSLATION
 from annotation.review import annotation_row, apply_corrections, build_tasks
-from pipeline import corrections, release
+from pipeline import release
+from pipeline.review import corrections
 
 from .conftest import LENIENT_QE, LLAVA, polyglot
 

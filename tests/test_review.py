@@ -19,7 +19,7 @@ import requests
 from label_studio_sdk import LabelStudio
 from sacrebleu.metrics import CHRF
 
-from pipeline import corrections
+from pipeline.review import corrections
 
 from .conftest import LENIENT_QE, LLAVA, admin_page, polyglot
 

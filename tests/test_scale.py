@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from pipeline import processes
+from pipeline.serve import vllm
 
 from .conftest import LLAVA, REPO, server_requests
 
@@ -32,7 +33,7 @@ def servers():
 
     def start(port: int) -> None:
         try:
-            records[port] = processes.start_vllm(processes.TINY_MODEL, port=port, extra_args=["--max-num-seqs", "1"])
+            records[port] = vllm.start_vllm(vllm.TINY_MODEL, port=port, extra_args=["--max-num-seqs", "1"])
         except Exception as exc:  # reported below
             errors.append(exc)
 
@@ -68,7 +69,7 @@ def reference(servers, tmp_path_factory) -> Path:
 
 def memory(ws: Path) -> pl.DataFrame:
     """Every entry of the translation memory (segments and part files in force)."""
-    from pipeline.memory import TranslationMemory
+    from pipeline.translate.memory import TranslationMemory
 
     tm = TranslationMemory(ws / "tm")
     return pl.concat([pl.read_parquet(p) for key in tm.keys() if not key[0].startswith("bt-") for p in tm.files(*key)])

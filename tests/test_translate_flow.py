@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,14 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-import json
-
 import polars as pl
 import pytest
 
 import language_rules
 from pipeline import processes
-from pipeline.memory import TranslationMemory
+from pipeline.serve import vllm
+from pipeline.translate.memory import TranslationMemory
 
 from .conftest import LLAVA, REPO, server_requests
 
@@ -205,7 +205,7 @@ def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
     """A second server is killed -9 under a running flow and started again: the run finishes by retrying."""
     ref_ws, _, _ = reference
     port = processes.free_port()
-    record = processes.start_vllm(processes.TINY_MODEL, port=port)
+    record = vllm.start_vllm(vllm.TINY_MODEL, port=port)
     langs = ["hi", "bn"]
     args = ("--langs", ",".join(langs), "--batch-size", "8", "--commit-seconds", "0", "--concurrency", "16", "--retry-seconds", "300")
     proc = subprocess.Popen(translate_cmd(tmp_path, record.url, *args), cwd=REPO, start_new_session=True,
@@ -216,7 +216,7 @@ def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
         _wait_for(lambda: not processes.pid_alive(record.pid), 30, "the server to die")
         time.sleep(3)
         assert proc.poll() is None, "the flow must keep retrying while the server is down"
-        processes.start_vllm(processes.TINY_MODEL, port=port)
+        vllm.start_vllm(vllm.TINY_MODEL, port=port)
         out, err = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:

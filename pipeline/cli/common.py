@@ -1,0 +1,88 @@
+"""What every command shares: argument types that name bad values, quiet local Prefect, one line per expected error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+VLLM_URL = os.environ.get("POLYGLOT_VLLM_URL", "http://127.0.0.1:8000")
+
+
+def _number(text: str, kind: type, low: float, high: float | None = None) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+    if value != value or value < low or (high is not None and value > high):  # value != value: NaN
+        bounds = f"between {low} and {high}" if high is not None else f"of at least {low}"
+        raise argparse.ArgumentTypeError(f"expected a number {bounds}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, 1)
+
+
+def count(text: str) -> int:
+    return _number(text, int, 0)
+
+
+def seconds(text: str) -> float:
+    return _number(text, float, 0.0)
+
+
+def share(text: str) -> float:
+    return _number(text, float, 0.0, 1.0)
+
+
+def budget(text: str) -> int | None:
+    """A review budget: a count, or 'all' (None: every conversation, for an evaluation set)."""
+    return None if text.strip().lower() == "all" else _number(text, int, 0)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _raised_by_the_project(exc: BaseException) -> bool:
+    """An error this project raised on purpose, with a message for the user: one of its own error types, or a
+    ValueError / FileNotFoundError / RuntimeError raised in its own code (not inside a library)."""
+    from annotation.client import ReviewServerUnavailable
+    from pipeline.translate.backends import BackendUnavailable
+
+    if isinstance(exc, (BackendUnavailable, ReviewServerUnavailable)):
+        return True
+    if not isinstance(exc, (ValueError, FileNotFoundError, RuntimeError)) or exc.__traceback__ is None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    return where.is_relative_to(PROJECT_ROOT) and not {".venv", "site-packages"} & set(where.parts)
+
+
+class _NoTracebackForExpectedErrors(logging.Filter):
+    """Prefect logs a failed flow or task run with its traceback. For an error the command then reports in one
+    line (a server down, a value refused), the traceback only buries that line; bugs keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and _raised_by_the_project(record.exc_info[1]):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def prefect_defaults() -> None:
+    """Quiet, local, private Prefect unless the user configured otherwise (a server via PREFECT_API_URL)."""
+    from pipeline.processes import home
+
+    os.environ.setdefault("PREFECT_HOME", str(home() / "prefect"))
+    # Prefect makes only the last directory of its home; without the parents its server never starts
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForExpectedErrors())

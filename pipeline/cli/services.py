@@ -1,0 +1,80 @@
+"""``polyglot services`` (local servers) and ``polyglot models`` (GGUF import)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.cli.common import positive_int
+
+
+def _cmd_services(args: argparse.Namespace) -> int:
+    from pipeline import processes
+
+    if args.action == "up" and args.service == "vllm":
+        import shlex
+
+        from pipeline.serve.vllm import start_vllm
+
+        rec = start_vllm(
+            args.model, port=args.port or 8000, fallback_to_tiny=args.fallback_to_tiny, max_model_len=args.max_model_len,
+            dtype=args.dtype, extra_args=shlex.split(args.vllm_args or ""),
+        )
+        print(f"vllm running: {rec.url} serving {rec.served_model} (pid {rec.pid}, log {rec.log})")
+    elif args.action == "up":
+        data_dir = args.workspace / "labelstudio" if args.workspace else None
+        from annotation.server import labelstudio_login, start_labelstudio
+
+        rec = start_labelstudio(port=args.port or 8080, data_dir=data_dir, image_root=args.image_root)
+        login = labelstudio_login()
+        print(f"labelstudio running: {rec.url} (pid {rec.pid}, data {rec.model}, log {rec.log})")
+        print(f"admin: {login.username}; password and API key: {login.source}")
+        print("invite reviewers with: polyglot review invite")
+    elif args.action == "down":
+        stopped = processes.stop(args.service, args.port)
+        print("\n".join(f"stopped {r.name} on port {r.port} (pid {r.pid})" for r in stopped) or f"no {args.service} server recorded")
+    else:
+        rows = processes.status()
+        if not rows:
+            print("no services recorded")
+        for rec, state in rows:
+            print(f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from pipeline.serve import models
+
+    folder = models.import_gguf(args.gguf, args.out, args.dtype, log=lambda m: print(m, file=sys.stderr, flush=True))
+    manifest = models.imported(folder)
+    print(f"{folder}\t{manifest['served_name']}\t{manifest['architecture']}\tgguf sha256 {manifest['gguf_sha256']}")
+    print(f"serve it with: polyglot services up vllm --model {folder}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("services", help="start, stop and list local servers")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("service", nargs="?", default="vllm", choices=["vllm", "labelstudio"])
+    p.add_argument("--model", default="tiny",
+                   help="hub name, model folder, or a .gguf file (imported once, cached by sha256); 'tiny': the test model")
+    p.add_argument("--port", type=positive_int, default=None)
+    p.add_argument("--fallback-to-tiny", action="store_true", help="serve the tiny model when the model hub is unreachable")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
+                   help="vllm: weights and compute type; auto: float32 on CPUs without AVX-512 BF16/AMX (said when chosen)")
+    p.add_argument("--max-model-len", type=positive_int, default=4096, help="vllm: longest prompt + answer in tokens")
+    p.add_argument("--vllm-args", default=None, help="vllm: more 'vllm serve' options, one string, e.g. '--max-num-seqs 8'")
+    p.add_argument("--workspace", type=Path, default=None, help="labelstudio: keep its data in WORKSPACE/labelstudio")
+    p.add_argument("--image-root", default=os.environ.get("POLYGLOT_IMAGE_ROOT"),
+                   help="labelstudio: a local folder of the conversations' images to serve to reviewers (or a URL prefix)")
+    p.set_defaults(func=_cmd_services)
+
+    p = sub.add_parser("models", help="model files: import a GGUF file into a folder vLLM serves")
+    models_sub = p.add_subparsers(dest="action", required=True)
+    q = models_sub.add_parser("import", help="GGUF → Hugging Face folder (once per file: cached by its sha256)")
+    q.add_argument("gguf", type=Path, help="a .gguf model file")
+    q.add_argument("--out", type=Path, default=None, help="folder to write (default: POLYGLOT_HOME/models/gguf-SHA)")
+    q.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"], help="weights' type in the folder")
+    q.set_defaults(func=_cmd_models)

