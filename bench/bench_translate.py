@@ -44,9 +44,10 @@ class RecordingBackend(OpenAIChatBackend):
         super().__init__(*args, **kwargs)
         self.sent: list[dict] = []
 
-    async def complete(self, messages, max_tokens, sampling, model):
-        self.sent.append({"model": model, "messages": messages, "max_tokens": max_tokens, **sampling})
-        return await super().complete(messages, max_tokens, sampling, model)
+    async def complete(self, messages, max_tokens, sampling, model, watch=None):
+        streamed = {"stream": True, "stream_options": {"include_usage": True}} if watch is not None else {}
+        self.sent.append({"model": model, "messages": messages, "max_tokens": max_tokens, **sampling, **streamed})
+        return await super().complete(messages, max_tokens, sampling, model, watch)
 
 
 async def pipeline_pass(url, ws, jobs_ws, langs, config, concurrency, tag):

@@ -1,6 +1,7 @@
 """An instant OpenAI-compatible chat server for LOAD TESTS ONLY. IT IS NOT A TRANSLATOR.
 
-It answers ``POST /v1/chat/completions`` at once with a deterministic pseudo-translation of the last user
+It answers ``POST /v1/chat/completions`` at once (streamed as server-sent events when asked, in pieces of a few
+words like a real server) with a deterministic pseudo-translation of the last user
 message: a professional sentence of the target language (told from the system prompt) picked by a hash of the
 message from ``--references`` (ntrex-dev: ``newstest2019-ref.{code}.txt``), followed by the message's
 placeholders ``⟦n⟧`` in order. It has nothing to do with the message's meaning; it only looks like an answer
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -49,19 +51,30 @@ class LoadTestServer:
         self.references = references
         self.answered = 0
 
-    async def chat(self, request: web.Request) -> web.Response:
+    async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         messages = body["messages"]
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
         user = messages[-1]["content"].split("\n\nYour previous answer was not usable", 1)[0]
         text = pseudo_translate(self.references, system, user)
         self.answered += 1
-        return web.json_response({
-            "id": f"loadtest-{self.answered}", "object": "chat.completion", "model": MODEL,
-            "system_fingerprint": "loadtest: not a translator",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": len(user) // 4 + 150, "completion_tokens": len(text) // 3 + 1},
-        })
+        head = {"id": f"loadtest-{self.answered}", "model": MODEL, "system_fingerprint": "loadtest: not a translator"}
+        usage = {"prompt_tokens": len(user) // 4 + 150, "completion_tokens": len(text) // 3 + 1}
+        if not body.get("stream"):
+            return web.json_response({
+                **head, "object": "chat.completion", "usage": usage,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            })
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        pieces = [text[i:i + 32] for i in range(0, len(text), 32)]
+        events = [{**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                  for piece in pieces]
+        events.append({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        await response.write("".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events).encode() + b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def models(self, _request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": MODEL, "root": "load test: not a translator", "parent": None}]})

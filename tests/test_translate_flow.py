@@ -235,3 +235,36 @@ def test_unreachable_server_stops_with_a_clear_message(tmp_path):
     assert proc.returncode == 3
     assert "http://127.0.0.1:9" in proc.stderr and "rerun" in proc.stderr
     assert "Traceback" not in proc.stderr  # the one line above says it all
+
+
+def test_a_streamed_request_stopped_by_its_watch_is_aborted_by_vllm(vllm_server):
+    """Closing the stream of an answer makes the real server abort it: once the request has left the server, it had
+    generated a small part of the 1,500 tokens it was asked for (the tiny model forced to go on: ignore_eos)."""
+    import asyncio
+    import urllib.request
+
+    from pipeline.translate.backends import STOPPED, OpenAIChatBackend
+    from pipeline.translate.served import served_models
+
+    def metric(prefix: str) -> float:
+        text = urllib.request.urlopen(f"{vllm_server.url}/metrics", timeout=10).read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+    generated = metric("vllm:generation_tokens_total")
+
+    async def run():
+        backend = OpenAIChatBackend(vllm_server.url)
+        try:
+            return await backend.complete([{"role": "user", "content": "Describe the image."}], 1500,
+                                          {"temperature": 0, "ignore_eos": True, "min_tokens": 1500}, served_models(vllm_server.url)[0],
+                                          watch=lambda text: len(text) > 100)
+        finally:
+            await backend.close()
+
+    answer = asyncio.run(run())
+    assert answer.finish_reason == STOPPED and len(answer.text) > 100
+    deadline = time.monotonic() + 60
+    while metric("vllm:num_requests_running") > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric("vllm:num_requests_running") == 0
+    assert metric("vllm:generation_tokens_total") - generated < 750

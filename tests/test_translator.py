@@ -243,7 +243,7 @@ def test_a_looping_answer_is_asked_again_with_a_reminder_not_a_bigger_budget():
         budgets: list[int] = []
         reminders: list[bool] = []
 
-        async def complete(self, messages, max_tokens, sampling, model):
+        async def complete(self, messages, max_tokens, sampling, model, watch=None):
             self.budgets.append(max_tokens)
             self.reminders.append("not usable" in messages[-1]["content"])
             return Completion(loop["raw"], "length", 200, max_tokens)
@@ -264,7 +264,7 @@ def test_a_fast_server_fills_few_memory_commits_a_slow_one_a_commit_per_batch():
     class Instant:  # stands in for the server: answers at once
         requests_sent = 0
 
-        async def complete(self, messages, max_tokens, sampling, model):
+        async def complete(self, messages, max_tokens, sampling, model, watch=None):
             self.requests_sent += 1
             return Completion("Hola.", "stop", 3, 2)
 
@@ -321,7 +321,7 @@ def test_the_collector_runs_less_often_while_translating_and_as_before_after():
     class Instant:
         requests_sent = 0
 
-        async def complete(self, messages, max_tokens, sampling, model):
+        async def complete(self, messages, max_tokens, sampling, model, watch=None):
             seen.append(gc.get_threshold())
             return Completion("Hola.", "stop", 3, 2)
 
@@ -350,3 +350,102 @@ def test_the_collector_runs_less_often_while_translating_and_as_before_after():
     release.set()
     thread.join(10)
     assert gc.get_threshold() == before
+
+
+async def _stream(pieces: list[str], finish: str | None = "stop", delay: float = 0.0):
+    """A local server streaming each request's answer as server-sent events, a piece per event; it records how
+    many events each request got out before the client went away."""
+    sent: list[int] = []
+    bodies: list[dict] = []
+
+    async def handler(request):
+        bodies.append(await request.json())
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        sent.append(0)
+        try:
+            for piece in pieces:
+                chunk = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                sent[-1] += 1
+                await asyncio.sleep(delay)
+            if finish:
+                await response.write(f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': finish}]})}\n\n".encode())
+            usage = {"prompt_tokens": 7, "completion_tokens": len(pieces)}
+            await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+        except (ConnectionResetError, ConnectionError, RuntimeError):
+            pass  # the client closed the stream
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", sent, bodies
+
+
+def test_a_streamed_answer_arrives_whole_with_the_servers_token_count():
+    from pipeline.translate.requests import loop_watch
+
+    async def run():
+        runner, url, sent, bodies = await _stream(["Un perro ", "corre por ", "la hierba."])
+        backend = OpenAIChatBackend(url)
+        try:
+            return await backend.complete([{"role": "user", "content": "x"}], 50, {}, "m", loop_watch("A dog runs on the grass.", "es")), bodies
+        finally:
+            await backend.close()
+            await runner.cleanup()
+
+    answer, bodies = asyncio.run(run())
+    assert (answer.text, answer.finish_reason, answer.prompt_tokens, answer.completion_tokens) == ("Un perro corre por la hierba.", "stop", 7, 3)
+    assert bodies[0]["stream"] is True and bodies[0]["stream_options"] == {"include_usage": True}
+
+
+def test_a_looping_answer_is_stopped_as_it_streams_and_the_server_sees_the_client_go():
+    """The recorded Urdu loop of the real model, streamed a word at a time as a server would keep generating it for
+    2,000 words: the watch stops it after a few repeats and the server's handler finds the client gone."""
+    from pipeline.translate.backends import STOPPED
+    from pipeline.translate.requests import loop_watch
+
+    loop = next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "ur")
+    words = (loop["raw"].split() * 200)[:2000]
+
+    async def run():
+        runner, url, sent, _ = await _stream([w + " " for w in words], finish="length", delay=0.002)
+        backend = OpenAIChatBackend(url)
+        try:
+            answer = await backend.complete([{"role": "user", "content": loop["source"]}], 4000, {}, "m", loop_watch(loop["source"], "ur"))
+            await asyncio.sleep(0.3)  # the server's next write finds the connection closed
+            return answer, list(sent)
+        finally:
+            await backend.close()
+            await runner.cleanup()
+
+    answer, sent = asyncio.run(run())
+    assert answer.finish_reason == STOPPED and 0 < answer.completion_tokens < 120
+    assert sent[0] < 300, f"the server went on writing {sent[0]} of {len(words)} words after the client stopped reading"
+
+
+def test_a_unit_whose_answers_loop_is_asked_once_more_then_flagged_without_running_to_the_budget():
+    from pipeline.translate.requests import LOOP, Job, translate_one
+
+    loop = next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "hi")
+    words = (loop["raw"].split() * 100)[:1500]
+
+    async def run():
+        runner, url, sent, bodies = await _stream([w + " " for w in words], finish="length", delay=0.001)
+        backend = OpenAIChatBackend(url)
+        config = TranslatorConfig(model="m")
+        try:
+            entry = await translate_one(backend, config, Job("h", "hi", config.version("hi"), loop["source"], 0))
+            return entry, bodies
+        finally:
+            await backend.close()
+            await runner.cleanup()
+
+    entry, bodies = asyncio.run(run())
+    assert entry.status == "flagged" and entry.flags == [LOOP] and entry.attempts == 2
+    assert entry.finish_reason == "stopped" and entry.completion_tokens < 240  # two stopped answers, not two budgets
+    assert "not usable" not in bodies[0]["messages"][-1]["content"] and "not usable" in bodies[1]["messages"][-1]["content"]

@@ -1,6 +1,9 @@
-"""Translator backends: an async client for a vLLM OpenAI-compatible server, and vLLM's offline engine.
+"""The translator backend: an async client for a vLLM OpenAI-compatible server (one or several replicas).
 
-A backend answers one chat request at a time (``complete``); the caller runs many at once. Transient
+A backend answers one chat request at a time (``complete``); the caller runs many at once. With a ``watch``
+the answer is streamed and ``watch`` sees it grow: when it says stop (the model is looping, say), the stream is
+closed — vLLM then aborts the request instead of generating to the token budget — and the completion comes back
+with ``finish_reason`` :data:`STOPPED`. Transient
 failures (connection errors, timeouts, 5xx, 429, answers that are not a chat completion) are retried with
 exponential backoff and full jitter until ``retry_seconds`` run out, then :class:`BackendUnavailable` stops
 the run (nothing committed is lost; a rerun resumes). A 4xx answer is permanent for that request.
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +29,10 @@ class Completion:
     completion_tokens: int = 0
 
 
+STOPPED = "stopped"  # finish reason of a streamed answer the caller's watch ended early
+Watch = Callable[[str], bool]  # the answer so far → stop generating now
+
+
 class BackendUnavailable(Exception):
     """The server did not give a usable answer within the retry budget (transient: rerun to resume)."""
 
@@ -36,7 +44,9 @@ class RequestRejected(Exception):
 class Backend(Protocol):
     requests_sent: int
 
-    async def complete(self, messages: list[dict], max_tokens: int, sampling: dict, model: str) -> Completion: ...
+    async def complete(
+        self, messages: list[dict], max_tokens: int, sampling: dict, model: str, watch: Watch | None = None
+    ) -> Completion: ...
 
     async def close(self) -> None: ...
 
@@ -116,13 +126,21 @@ class OpenAIChatBackend:
             )
         return self._session
 
-    async def complete(self, messages: list[dict], max_tokens: int, sampling: dict, model: str) -> Completion:
+    async def complete(
+        self, messages: list[dict], max_tokens: int, sampling: dict, model: str, watch: Watch | None = None
+    ) -> Completion:
+        """One chat completion. With ``watch`` the answer is streamed and checked as it grows (every
+        :data:`WATCH_EVERY` characters); when ``watch`` returns True the stream is closed, the server aborts the
+        request, and the completion has ``finish_reason`` :data:`STOPPED` with the text so far."""
         import aiohttp
 
         session = await self._session_get()
         # orjson: measured 1 µs to encode a request (json: 14) and 2 µs to parse an answer (json: 9); UTF-8 on the
         # wire, not \\u escapes
-        body = orjson.dumps({"model": model, "messages": messages, "max_tokens": max_tokens, **sampling})
+        request = {"model": model, "messages": messages, "max_tokens": max_tokens, **sampling}
+        if watch is not None:
+            request.update(stream=True, stream_options={"include_usage": True})
+        body = orjson.dumps(request)
         # The retry budget starts at the first failure: time spent waiting for an answer that then fails (a
         # long queue on a server that dies) does not count against trying the other endpoints.
         deadline: float | None = None
@@ -143,12 +161,12 @@ class OpenAIChatBackend:
             self.in_flight[base] += 1
             try:
                 async with session.post(url, data=body, headers=_JSON) as resp:
-                    answer = await resp.read()
                     if resp.status == 200:
-                        completion = _parse_completion(answer)
+                        completion = await _read_stream(resp, watch) if watch is not None else _parse_completion(await resp.read())
                         self._failures[base] = 0
                         self.answered[base] += 1
                         return completion
+                    answer = await resp.read()
                     if resp.status == 429 or resp.status >= 500:
                         error = f"{base}: HTTP {resp.status}: {_excerpt(answer, 200)}"
                     else:
@@ -207,44 +225,38 @@ def _parse_completion(body: bytes) -> Completion:
     return Completion(text or "", choice.get("finish_reason"), usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
-class OfflineVLLMBackend:
-    """vLLM's in-process ``LLM`` engine for one-box batch jobs (``pip install 'llava-polyglot[offline]'``).
+WATCH_EVERY = 48  # characters of new answer text between two looks of the watch (a look is linear in the text)
 
-    Requests arriving together are batched into one ``LLM.chat`` call, so the engine sees large batches.
-    """
 
-    def __init__(self, model: str, batch_window: float = 0.05, **engine_args):
-        from vllm import LLM  # imported here: the extra is optional
-
-        self.llm = LLM(model=model, **engine_args)
-        self.batch_window = batch_window
-        self.requests_sent = 0
-        self._pending: list[tuple[list[dict], int, dict, asyncio.Future]] = []
-        self._flusher: asyncio.Task | None = None
-
-    async def complete(self, messages: list[dict], max_tokens: int, sampling: dict, model: str) -> Completion:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((messages, max_tokens, sampling, future))
-        self.requests_sent += 1
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        from vllm import SamplingParams
-
-        await asyncio.sleep(self.batch_window)
-        batch, self._pending = self._pending, []
-        params = [SamplingParams(max_tokens=m, **s) for _, m, s, _ in batch]
+async def _read_stream(resp, watch: Watch) -> Completion:
+    """Read a streamed chat completion (server-sent events), showing the text to ``watch`` as it grows; close the
+    stream as soon as ``watch`` says stop. Token counts: the server's usage when the stream ends normally; for a
+    stopped one, the content chunks received (vLLM streams a token or a few per chunk: a lower bound)."""
+    parts: list[str] = []
+    finish, usage, chunks, size, looked = None, {}, 0, 0, 0
+    async for line in resp.content:
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            break
         try:
-            outputs = await asyncio.to_thread(self.llm.chat, [b[0] for b in batch], params, use_tqdm=False)
-        except Exception as exc:  # the engine failed: every request of the batch fails the same way
-            for *_, future in batch:
-                future.set_exception(BackendUnavailable(f"vLLM engine failed: {exc}"))
-            return
-        for (*_, future), out in zip(batch, outputs):
-            o = out.outputs[0]
-            future.set_result(Completion(o.text, o.finish_reason, len(out.prompt_token_ids or []), len(o.token_ids)))
-
-    async def close(self) -> None:
-        return None
+            event = orjson.loads(data)
+            usage = event.get("usage") or usage
+            for choice in event.get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    parts.append(piece)
+                    size += len(piece)
+                    chunks += 1
+                finish = choice.get("finish_reason") or finish
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise _BadAnswer(f"{type(exc).__name__} in the stream: {_excerpt(data, 200)!r}") from None
+        if finish is None and size - looked >= WATCH_EVERY:
+            looked = size
+            if watch("".join(parts)):
+                resp.close()  # the server sees the client go and aborts the request
+                return Completion("".join(parts), STOPPED, usage.get("prompt_tokens", 0), chunks)
+    if finish is None:
+        raise _BadAnswer("the stream ended without a finish reason")
+    return Completion("".join(parts), finish, usage.get("prompt_tokens", 0), usage.get("completion_tokens", chunks))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipeline.ingest.shards import shard_dirs
-from pipeline.translate.backends import Backend, RequestRejected
+from pipeline.translate.backends import STOPPED, Backend, RequestRejected, Watch
 from pipeline.translate.checks import answer_problems, clean_answer, is_repetitive
 from pipeline.translate.memory import Entry, TranslationMemory
 from pipeline.translate.settings import TranslatorConfig
@@ -153,36 +153,50 @@ def plan(
     return jobs
 
 
-LOOP = "loop: the answer repeats itself until it is cut off"
+LOOP = "loop: the answer repeats itself (stopped while it was written, or cut off at the budget)"
+
+
+def loop_watch(source: str, lang: str) -> Watch | None:
+    """What watches a streamed answer for a loop (a word or a group of up to eight repeated four times in a row):
+    real models writing Hindi, Bengali or Urdu loop until their token budget, keeping a CPU server busy for
+    minutes per answer; stopped at the first repeats instead. None when the English itself repeats like that
+    (its translation may too)."""
+    if is_repetitive(source, "en"):
+        return None
+    return lambda text: is_repetitive(text, lang)
 
 
 async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
     """One unit through the backend, answer checked, retried as the config allows; the outcome as a memory entry.
 
-    A cut-off answer is asked again with a doubled token budget — unless it was cut off because the model looped
-    (seen on real models: Hindi and Urdu answers repeating a word to the budget), where a larger budget only
-    buys a longer loop: that one is asked again once with a reminder instead. Token counts add up all attempts."""
+    The answer is streamed and stopped as soon as it loops (:func:`loop_watch`). A cut-off answer is asked again
+    with a doubled token budget — unless it was cut off because the model looped, where a larger budget only
+    buys a longer loop: a loop is asked again once with a reminder instead. Token counts add up all attempts."""
     budget = config.budget(job.lang, job.text)
+    watch = loop_watch(job.text, job.lang)
     problems: list[str] = []
     attempts = length_retries = problem_retries = prompt_tokens = completion_tokens = 0
     while True:
         attempts += 1
         messages = config.messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
         try:
-            answer = await backend.complete(messages, budget, config.sampling(), config.served_model)
+            answer = await backend.complete(messages, budget, config.sampling(), config.served_model, watch)
         except RequestRejected as exc:
             return Entry(job.unit_hash, job.lang, job.version, "flagged", None, "", [f"request_rejected: {exc}"], None, attempts,
                          prompt_tokens, completion_tokens)
         prompt_tokens += answer.prompt_tokens
         completion_tokens += answer.completion_tokens
         text, repairs = clean_answer(job.text, answer.text)
-        problems = answer_problems(job.text, job.n_placeholders, text, answer.finish_reason, job.lang, config.few_shot)
+        if answer.finish_reason == STOPPED:  # the watch saw the loop
+            problems = [LOOP]
+        else:
+            problems = answer_problems(job.text, job.n_placeholders, text, answer.finish_reason, job.lang, config.few_shot)
         if not problems:
             return Entry(
                 job.unit_hash, job.lang, job.version, "ok", text, answer.text, [],
                 answer.finish_reason, attempts, prompt_tokens, completion_tokens, repairs,
             )
-        if "truncated" in problems and is_repetitive(text, job.lang) and not is_repetitive(job.text, "en"):
+        if "truncated" in problems and watch is not None and watch(text):
             problems = [LOOP if p == "truncated" else p for p in problems]
         if "truncated" in problems and length_retries < config.length_retries and budget < config.max_tokens:
             length_retries += 1
