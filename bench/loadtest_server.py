@@ -11,7 +11,7 @@ and carries ``system_fingerprint: "loadtest: not a translator"``. ``GET /v1/mode
 ``GET /metrics`` counts answered requests in vLLM's metric name, so tools that read a vLLM server's request
 count work here too.
 
-    .venv/bin/python bench/loadtest_server.py --port 8300
+    .venv/bin/python bench/loadtest_server.py --port 8300 [--delay SECONDS]
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def pseudo_translate(references: dict[str, list[str]], system: str, text: str) -
 
 
 class LoadTestServer:
-    def __init__(self, references: dict[str, list[str]]) -> None:
+    def __init__(self, references: dict[str, list[str]], delay: float = 0.0) -> None:
         self.references = references
+        self.delay = delay
         self.answered = 0
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
@@ -57,6 +58,8 @@ class LoadTestServer:
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
         user = messages[-1]["content"].split("\n\nYour previous answer was not usable", 1)[0]
         text = pseudo_translate(self.references, system, user)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.answered += 1
         head = {"id": f"loadtest-{self.answered}", "model": MODEL, "system_fingerprint": "loadtest: not a translator"}
         usage = {"prompt_tokens": len(user) // 4 + 150, "completion_tokens": len(text) // 3 + 1}
@@ -83,8 +86,8 @@ class LoadTestServer:
         return web.Response(text=f'vllm:request_success_total{{finished_reason="stop",model_name="{MODEL}"}} {self.answered}\n')
 
 
-def app(references: Path = DEFAULT_REFERENCES) -> web.Application:
-    server = LoadTestServer(load_references(references))
+def app(references: Path = DEFAULT_REFERENCES, delay: float = 0.0) -> web.Application:
+    server = LoadTestServer(load_references(references), delay)
     application = web.Application(client_max_size=16 << 20)
     application.add_routes([
         web.post("/v1/chat/completions", server.chat), web.get("/v1/models", server.models), web.get("/metrics", server.metrics),
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8300)
     parser.add_argument("--references", type=Path, default=DEFAULT_REFERENCES)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer (a slow server stand-in)")
     args = parser.parse_args()
     try:
         import uvloop
@@ -104,7 +108,7 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    web.run_app(app(args.references), host=args.host, port=args.port, access_log=None, print=lambda *_: None)
+    web.run_app(app(args.references, args.delay), host=args.host, port=args.port, access_log=None, print=lambda *_: None)
 
 
 if __name__ == "__main__":

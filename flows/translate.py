@@ -46,6 +46,7 @@ class TranslateSettings:
     qe_config: str | None = None
     weights: str | None = None
     commit_seconds: float = 2.0
+    commit_age: float = 30.0
 
     def translator(self) -> TranslatorConfig:
         """The base translator (an adapter given here applies to every language and wins over the registry)."""
@@ -107,6 +108,7 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict, index
                 await translate_units(
                     jobs, backend, translators, memory, summary, s.concurrency, s.batch_size,
                     on_done=(lambda _e: bar.update()) if bar else None, commit_seconds=s.commit_seconds,
+                    commit_age=s.commit_age,
                 )
             finally:
                 await backend.close()
@@ -209,6 +211,7 @@ def translate_flow(
     partitions: int = 1,
     compact_min_files: int = 16,
     commit_seconds: float = 2.0,
+    commit_age: float = 30.0,
 ) -> dict:
     """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries.
 
@@ -223,7 +226,7 @@ def translate_flow(
         TranslateSettings(
             server, model, adapter, concurrency, batch_size, retry_seconds, request_timeout,
             progress=progress, bt_rate=bt_rate, seed=seed, qe_config=qe_config, weights=weights,
-            commit_seconds=commit_seconds,
+            commit_seconds=commit_seconds, commit_age=commit_age,
         )
     )
     TranslateSettings(**settings).translator()  # validate settings before any work

@@ -268,3 +268,46 @@ def test_a_streamed_request_stopped_by_its_watch_is_aborted_by_vllm(vllm_server)
         time.sleep(0.2)
     assert metric("vllm:num_requests_running") == 0
     assert metric("vllm:generation_tokens_total") - generated < 750
+
+
+def test_kill_9_of_a_slow_server_run_loses_at_most_the_commit_age(tmp_path):
+    """A server answering one request a second (a real model on a CPU is slower still): far fewer answers than a batch
+    arrive, yet every answer the server gave more than --commit-age seconds before a kill -9 is in the memory."""
+    import urllib.request
+
+    port = processes.free_port()
+    server = subprocess.Popen([sys.executable, str(REPO / "bench" / "loadtest_server.py"), "--port", str(port), "--delay", "1.0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def answered() -> int:
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        return int(float(text.split()[-1]))
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answered()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the stand-in server did not start"
+                time.sleep(0.2)
+        ws = tmp_path / "ws"
+        proc = subprocess.Popen(translate_cmd(ws, url, "--langs", "es", "--concurrency", "2", "--batch-size", "64",
+                                              "--commit-age", "2", "--no-progress", "--bt-rate", "0"),
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while answered() < 6:
+            assert proc.poll() is None and time.monotonic() < deadline, "the translate run did not get going"
+            time.sleep(0.2)
+        given = answered()
+        time.sleep(2 + 2)  # the commit age, and the time a commit takes
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        server.kill()
+        server.wait()
+    memory = TranslationMemory(ws / "tm")
+    kept = sum(len(memory.unit_hashes(lang, version)) for lang, version in memory.keys())
+    assert 6 <= given <= kept < 64, (given, kept)

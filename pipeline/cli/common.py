@@ -33,6 +33,10 @@ def seconds(text: str) -> float:
     return _number(text, float, 0.0)
 
 
+def positive_seconds(text: str) -> float:
+    return _number(text, float, 0.001)
+
+
 def share(text: str) -> float:
     return _number(text, float, 0.0, 1.0)
 

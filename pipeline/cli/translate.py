@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import VLLM_URL, budget, positive_int, prefect_defaults, seconds, share
+from pipeline.cli.common import VLLM_URL, budget, positive_int, positive_seconds, prefect_defaults, seconds, share
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -51,6 +51,7 @@ def run_translate(args: argparse.Namespace) -> int:
             qe_config=str(args.qe_config) if args.qe_config else None,
             partitions=args.partitions or args.dask_workers or 1,
             commit_seconds=args.commit_seconds,
+            commit_age=args.commit_age,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
@@ -95,6 +96,8 @@ def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 10
                    help="split the missing units into N tasks with their own clients (default: --dask-workers, else 1)")
     p.add_argument("--concurrency", type=positive_int, default=64, help="requests in flight (per partition)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="results per memory commit")
+    p.add_argument("--commit-age", type=positive_seconds, default=30.0,
+                   help="a result never waits longer than this to be committed (what a crash or kill -9 can lose)")
     p.add_argument("--commit-seconds", type=seconds, default=2.0,
                    help="while results come faster, commit at most this often (up to 16 batches at once; 0: every batch)")
     p.add_argument("--limit", type=positive_int, default=None, help="read at most N records")

