@@ -2,6 +2,13 @@
 # Set up everything the tests need from nothing, then run them. Extra arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The tests read real data in place (LLaVA conversations, NTREX references): say so at once if it is not there.
+shared="${POLYGLOT_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+if [ ! -d "$shared/llava" ] || [ ! -d "$shared/ntrex-dev" ]; then
+  echo "error: the tests need the shared data folder (llava/ and ntrex-dev/, see ../shared/data/SOURCES.md); looked in $shared; point POLYGLOT_SHARED_DATA at another copy" >&2
+  exit 1
+fi
+export POLYGLOT_SHARED_DATA="$shared"
 scripts/setup-venv.sh test --vllm || exit 1
 # The review tests drive Debian's Chromium headless (never a browser download).
 if ! command -v chromium >/dev/null 2>&1; then

@@ -21,6 +21,13 @@ LLAVA_CONVERSATION_FILES = [
 ]
 
 
+def pytest_configure(config):
+    """The tests read ../shared/data in place; without it, one line instead of errors in every module."""
+    if not (LLAVA.is_dir() and (SHARED_DATA / "ntrex-dev").is_dir()):
+        pytest.exit(f"the tests need the shared data folder (llava/ and ntrex-dev/); looked in {SHARED_DATA}; "
+                    f"point POLYGLOT_SHARED_DATA at another copy", returncode=4)
+
+
 # The tiny test model is no translator: QE rejects most of its text, and rejected conversations never reach
 # people. This configuration lowers the bar (script share, loops, words of other scripts, unsure language IDs)
 # so that some of its text is routed to review.

@@ -3,6 +3,7 @@ and the shipped tiny models were built from the current recipe."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -32,3 +33,18 @@ def test_the_wheel_ships_prompts_bands_and_tiny_models(tmp_path):
     for name in tiny_model.SHIPPED_MODELS:
         for file in ("model.safetensors", "tokenizer.json", "config.json", "POLYGLOT_TINY_MODEL", "chat_template.jinja"):
             assert f"pipeline/serve/data/tiny_models/{name}/{file}" in names, (name, file)
+
+
+def test_the_test_command_says_in_one_line_when_the_shared_data_is_missing(tmp_path):
+    """A clone without ../shared beside it: one line naming the folder it needs, where it looked and how to point at
+    another one, and a non-zero exit before anything is installed or collected."""
+    missing = tmp_path / "no-shared-data"
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "test.sh")], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "POLYGLOT_SHARED_DATA": str(missing)})
+    assert proc.returncode != 0 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "POLYGLOT_SHARED_DATA" in lines[0] and "llava" in lines[0], proc.stderr
+    # pytest run directly says the same in one line, instead of errors while collecting
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", str(REPO / "tests" / "test_units.py")], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "POLYGLOT_SHARED_DATA": str(missing)})
+    assert proc.returncode == 4 and str(missing) in proc.stdout + proc.stderr and "error" not in proc.stdout.lower(), proc.stdout[-1500:]

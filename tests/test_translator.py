@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -142,10 +143,19 @@ def test_few_shot_examples_are_earlier_turns_and_part_of_the_version():
         TranslatorConfig(model="m", few_shot=(("only source",),))
 
 
+# The project's own recording of real answers (tests/data: it ships with the tests, so the cases can be listed when
+# tests are collected); the English lines they answer are read from ../shared/data only when a test runs.
 REAL = json.loads((Path(__file__).parent / "data" / "real_answers.json").read_text(encoding="utf-8"))
-_NTREX_SRC = (SHARED_DATA / "ntrex-dev" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()  # read in place
-for _case in REAL["answers"]:
-    _case["source"] = _NTREX_SRC[_case["source_line"]]
+
+
+@cache
+def ntrex_source() -> list[str]:
+    return (SHARED_DATA / "ntrex-dev" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()  # read in place
+
+
+def real_answer(case: dict) -> dict:
+    """A recorded answer with the English line it answers."""
+    return {**case, "source": ntrex_source()[case["source_line"]]}
 
 
 @pytest.mark.parametrize("case", REAL["answers"], ids=[f"{c['lang']}-{c['kind']}-{i}" for i, c in enumerate(REAL["answers"])])
@@ -154,6 +164,7 @@ def test_problem_answers_of_a_real_model_are_repaired_or_flagged(case):
     repaired where that is certain, and otherwise never passes as an accepted translation."""
     from pipeline.quality.signals import assess
 
+    case = real_answer(case)
     text, repairs = clean_answer(case["source"], case["raw"])
     problems = answer_problems(case["source"], 0, text, case["finish_reason"], case["lang"])
     if case["expect"] == "repaired":
@@ -236,7 +247,7 @@ def test_a_looping_answer_is_asked_again_with_a_reminder_not_a_bigger_budget():
     from pipeline.translate.backends import Completion
     from pipeline.translate.requests import LOOP, Job, translate_one
 
-    loop = next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "ur")
+    loop = real_answer(next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "ur"))
 
     class Recorder:  # stands in for the server: answers with the recorded loop every time
         requests_sent = 0
@@ -409,7 +420,7 @@ def test_a_looping_answer_is_stopped_as_it_streams_and_the_server_sees_the_clien
     from pipeline.translate.backends import STOPPED
     from pipeline.translate.requests import loop_watch
 
-    loop = next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "ur")
+    loop = real_answer(next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "ur"))
     words = (loop["raw"].split() * 200)[:2000]
 
     async def run():
@@ -431,7 +442,7 @@ def test_a_looping_answer_is_stopped_as_it_streams_and_the_server_sees_the_clien
 def test_a_unit_whose_answers_loop_is_asked_once_more_then_flagged_without_running_to_the_budget():
     from pipeline.translate.requests import LOOP, Job, translate_one
 
-    loop = next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "hi")
+    loop = real_answer(next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "hi"))
     words = (loop["raw"].split() * 100)[:1500]
 
     async def run():
