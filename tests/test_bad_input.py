@@ -186,6 +186,16 @@ def test_a_flow_command_in_a_fresh_home_starts_prefect_and_names_what_is_missing
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "no translations" in proc.stderr and "run 'polyglot translate' first" in proc.stderr
     assert "Traceback" not in proc.stderr and (home / "prefect").is_dir()
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # said once, by the command (not by Prefect too)
+
+
+def test_a_server_that_is_down_is_said_in_one_line(tmp_path):
+    source = tmp_path / "in.json"
+    source.write_text('[{"id": "a", "conversations": [{"from": "human", "value": "What is on the table?"}]}]')
+    proc = polyglot("translate", str(source), "--workspace", str(tmp_path / "ws"), "--langs", "es", "--server", "http://127.0.0.1:9",
+                    "--retry-seconds", "0", "--no-progress")
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "polyglot services status" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("layout", ["jsonl", "json"])

@@ -141,6 +141,7 @@ def test_projects_belong_to_the_workspace_that_created_them(ws, admin, tmp_path)
     shutil.copytree(ws, other, ignore=shutil.ignore_patterns("projects.json", "workspace.id", "pushed.parquet"))
     refused = polyglot("review", "push", "--workspace", str(other), "--langs", "ur,hi", "--overlap", "0.5")
     assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-3000:]
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr  # one clear line, no Prefect record above it
     last = refused.stderr.strip().splitlines()[-1]
     assert re.search(r"already has a project titled 'llava-polyglot · (Urdu \(ur\)|Hindi \(hi\))' \(id \d+\) that "
                      r"belongs to workspace [0-9a-f]{8}", last), last

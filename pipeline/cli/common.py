@@ -66,15 +66,33 @@ def _raised_by_the_project(exc: BaseException) -> bool:
     return where.is_relative_to(PROJECT_ROOT) and not {".venv", "site-packages"} & set(where.parts)
 
 
+_EXPECTED_FAILURES: set[str] = set()  # ids of the flow and task runs that failed with an expected error
+
+
+def _run_id(record: logging.LogRecord) -> str | None:
+    return str(getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None) or "") or None
+
+
 class _NoTracebackForExpectedErrors(logging.Filter):
     """Prefect logs a failed flow or task run with its traceback. For an error the command then reports in one
-    line (a server down, a value refused), the traceback only buries that line; bugs keep theirs."""
+    line (a server down, a value refused), the traceback only buries that line; bugs keep theirs. The run is
+    remembered, and the record goes on to Prefect's API (the run's log keeps the one-line error)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None and _raised_by_the_project(record.exc_info[1]):
             record.exc_info = None
             record.exc_text = None
+            if run := _run_id(record):
+                _EXPECTED_FAILURES.add(run)
         return True
+
+
+class _LeaveExpectedErrorsToTheCommand(logging.Filter):
+    """On the terminal an expected error is said once, by the command: Prefect's error records of a run that failed
+    with it (the exception, then 'Finished in state Failed') are left out there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and _run_id(record) in _EXPECTED_FAILURES)
 
 
 def prefect_defaults() -> None:
@@ -90,3 +108,10 @@ def prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForExpectedErrors())
+    from prefect.logging.configuration import setup_logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    setup_logging()  # now, so that its console handlers exist (later calls only update levels)
+    for handler in {*logging.getLogger("prefect").handlers, *logging.getLogger().handlers}:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_LeaveExpectedErrorsToTheCommand())
