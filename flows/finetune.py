@@ -97,7 +97,8 @@ def finetune_flow(
             entry = {"adapter": meta["served_name"], "adapter_path": meta["path"], "adapter_version": meta["version"], "few_shot": []}
         elif d.activated == "few-shot":
             entry = {**entries.get(lang, {}), "few_shot": [list(p) for p in candidates["few-shot"][lang]["few_shot"]]}
-        registry.record(ws, lang, {"decision": "activated" if entry else "kept", "candidate": d.activated, "reason": d.reason,
+        registry.record(ws, lang, {"decision": "activated" if entry else "needs a better translator" if d.needs_translator else "kept",
+                                   "candidate": d.activated, "reason": d.reason,
                                    "adapter_version": meta["version"], "held_out": scores.get("held_out", {}).get(lang)}, entry)
         decisions.append(asdict(d))
     ft.update_metadata(meta, evaluation=scores, decisions=decisions)

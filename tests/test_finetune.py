@@ -221,3 +221,24 @@ def test_scores_count_the_answers_that_passed_the_checks():
     sc = finetune.score("es", ["Un perro corre.", "", ""], ["Un perro corre.", "Un gato duerme.", "Llueve."])
     assert (sc.n, sc.delivered, sc.exact) == (3, round(1 / 3, 4), round(1 / 3, 4))
     assert finetune.score("es", [], []).delivered is None
+
+
+def test_a_language_the_model_cannot_write_gets_no_candidate_and_is_reported():
+    """Issue 15's held-out figures in Hindi (0.5B Coder model): the base answered nothing usable, the few-shot prompt
+    and the adapter 'won' on chrF with few answers passing the checks — not activated, reported instead; es with
+    every answer passing activates its best candidate, the few-shot prompt as well as the adapter."""
+    settings = finetune.FinetuneSettings()
+    assert settings.candidates == ("adapter", "few-shot") and settings.min_pass_share == 0.8
+    hi = {"current": finetune.Score(40, 0.57, 0.0, 0.0, 0.0), "few-shot": finetune.Score(40, 2.88, 0.0, 0.0, 0.25),
+          "adapter": finetune.Score(40, 7.59, 0.27, 0.0, 0.6)}
+    d = finetune.decide("hi", hi, settings)
+    assert d.activated is None and d.needs_translator and "needs a better translator" in d.reason and "60%" in d.reason
+    es = {"current": finetune.Score(40, 36.56, 12.4, 0.0, 1.0), "few-shot": finetune.Score(40, 39.2, 12.9, 0.0, 1.0),
+          "adapter": finetune.Score(40, 39.06, 12.87, 0.0, 1.0)}
+    d = finetune.decide("es", es, settings)
+    assert (d.activated, d.needs_translator) == ("few-shot", False) and "39.2 beats 36.56" in d.reason
+    assert finetune.decide("es", es, finetune.FinetuneSettings(candidates=("adapter",))).activated == "adapter"
+    # a lower bar lets the Hindi adapter through: the rule is the setting
+    assert finetune.decide("hi", hi, finetune.FinetuneSettings(min_pass_share=0.5)).activated == "adapter"
+    with pytest.raises(ValueError, match="minimum share of answers passing"):
+        finetune.FinetuneSettings(min_pass_share=1.5)

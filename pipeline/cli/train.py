@@ -48,7 +48,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 def _print_decisions(decisions: list[dict]) -> None:
     for d in decisions:
-        print(f"{d['lang']}: {'ACTIVE ' + d['activated'] if d['activated'] else 'kept the current translator'} — {d['reason']}")
+        kept = "NEEDS A BETTER TRANSLATOR, kept the current one" if d.get("needs_translator") else "kept the current translator"
+        print(f"{d['lang']}: {'ACTIVE ' + d['activated'] if d['activated'] else kept} — {d['reason']}")
 
 
 def _finetune_settings(args: argparse.Namespace) -> dict:
@@ -57,7 +58,7 @@ def _finetune_settings(args: argparse.Namespace) -> dict:
     settings = dict(
         rank=args.rank, alpha=args.alpha, learning_rate=args.learning_rate, max_steps=args.max_steps, seed=args.seed,
         held_out=args.held_out, few_shot=args.few_shot, activate=args.activate, min_gain=args.min_gain,
-        candidates=tuple(c.strip() for c in args.candidates.split(",") if c.strip()),
+        candidates=tuple(c.strip() for c in args.candidates.split(",") if c.strip()), min_pass_share=args.min_pass_share,
         batch_size=args.batch_size, modules=args.modules, layers=args.layers, train_eval=args.train_eval,
         held_out_ids=str(args.held_out_ids.resolve()) if args.held_out_ids else None,
     )
@@ -107,7 +108,9 @@ def finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--held-out-ids", type=Path, default=None,
                    help="a file of conversation ids (one a line) to keep for evaluation instead of a seeded share")
     p.add_argument("--few-shot", type=int, default=4, help="corrections in the prompt of the few-shot candidate (0: skip it)")
-    p.add_argument("--candidates", default="adapter", help="which may become active: adapter, few-shot or both")
+    p.add_argument("--candidates", default="adapter,few-shot", help="which may become active: adapter, few-shot or both")
+    p.add_argument("--min-pass-share", type=share, default=0.8,
+                   help="no candidate whose held-out answers pass the answer checks less often than this becomes active")
     p.add_argument("--activate", default="better", choices=["better", "always", "never"], help="better: only if held-out chrF improves")
     p.add_argument("--min-gain", type=float, default=0.0, help="chrF points a candidate must add to become active")
     p.add_argument("--batch-size", type=int, default=8, help="training examples per step")

@@ -53,7 +53,10 @@ class FinetuneSettings:
     few_shot: int = 4  # corrections shown in the prompt by the few-shot candidate (0: not measured)
     activate: str = "better"
     min_gain: float = 0.0  # held-out chrF points a candidate must add over the current translator
-    candidates: tuple[str, ...] = ("adapter",)  # which candidates may become active
+    candidates: tuple[str, ...] = ("adapter", "few-shot")  # which candidates may become active
+    # a candidate whose held-out answers pass the answer checks less often is never activated: the language needs a
+    # better translator (a model that cannot write it "wins" against a base that answers nothing)
+    min_pass_share: float = 0.8
     max_lora_rank: int = 16  # the server's --max-lora-rank
     held_out_ids: str | None = None  # a file of conversation ids to hold out (instead of the seeded share)
     modules: str = "all"  # LoRA on: all (attention + MLP projections) | attention (q, k, v, o)
@@ -78,6 +81,8 @@ class FinetuneSettings:
             problems.append(f"training units to evaluate must be 0 or more, got {self.train_eval}")
         if self.few_shot < 0:
             problems.append(f"few-shot count must be 0 or more, got {self.few_shot}")
+        if not 0.0 <= self.min_pass_share <= 1.0:
+            problems.append(f"the minimum share of answers passing the checks must be between 0 and 1, got {self.min_pass_share}")
         if self.activate not in ACTIVATE_POLICIES:
             problems.append(f"activate must be one of {', '.join(ACTIVATE_POLICIES)}, got {self.activate!r}")
         unknown = [c for c in self.candidates if c not in CANDIDATES]
@@ -261,10 +266,14 @@ class Decision:
     current_chrf: float | None
     best: str | None
     best_chrf: float | None
+    needs_translator: bool = False  # no candidate writes the language well enough: choose another model for it
 
 
 def decide(lang: str, held_out: dict[str, Score], settings: FinetuneSettings) -> Decision:
-    """Which candidate (if any) becomes the active translator of ``lang``."""
+    """Which candidate (if any) becomes the active translator of ``lang``: with ``activate='better'``, the allowed
+    candidate with the best held-out chrF if it beats the current translator by more than ``min_gain`` — unless no
+    candidate's answers pass the answer checks for ``min_pass_share`` of the held-out units, when the language is
+    reported as needing a better translator."""
     current = held_out.get("current")
     allowed = {k: v for k, v in held_out.items() if k in settings.candidates}
     if not allowed:
@@ -277,6 +286,13 @@ def decide(lang: str, held_out: dict[str, Score], settings: FinetuneSettings) ->
     if current is None or current.n == 0:
         return Decision(lang, None, "no held-out corrections to judge by: correct more conversations, or --activate always", None, None, None)
     name, best = max(allowed.items(), key=lambda kv: (kv[1].chrf, kv[0] == "adapter"))
+    passing = max(allowed.values(), key=lambda sc: sc.delivered or 0.0)
+    if (passing.delivered or 0.0) < settings.min_pass_share:
+        return Decision(
+            lang, None, f"needs a better translator: at most {passing.delivered or 0.0:.0%} of the held-out answers of any candidate "
+            f"pass the answer checks (at least {settings.min_pass_share:.0%} needed); best chrF {best.chrf} ({name})",
+            current.chrf, name, best.chrf, needs_translator=True,
+        )
     if best.chrf > current.chrf + settings.min_gain:
         return Decision(lang, name, f"held-out chrF {best.chrf} beats {current.chrf} (+{best.chrf - current.chrf:.2f})", current.chrf, name, best.chrf)
     return Decision(
