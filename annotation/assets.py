@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.processes import home, pid_alive, records
+from pipeline.storage import rename_durably, write_atomic
 
 FONTSOURCE_VERSION = "5.3.0"
 # language → (fontsource package, family)
@@ -88,10 +89,7 @@ def _download(package: str, cache: Path) -> bytes:
             dist = json.loads(resp.read())["dist"]
         if not path.exists():
             with urllib.request.urlopen(dist["tarball"], timeout=600) as resp:
-                data = resp.read()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_suffix(".part").write_bytes(data)
-            path.with_suffix(".part").replace(path)
+                write_atomic(path, resp.read())
     except (OSError, ValueError, KeyError) as exc:
         if not path.exists():
             raise RuntimeError(f"cannot fetch the font package @fontsource/{package} from {_registry()} ({exc}); "
@@ -136,7 +134,7 @@ def ensure_fonts(served: Path, langs: list[str] | None = None) -> dict[str, Path
                 import shutil
 
                 shutil.rmtree(folder)
-            tmp.rename(folder)
+            rename_durably(tmp, folder)
         out[lang] = sheet
     return out
 

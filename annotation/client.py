@@ -17,6 +17,7 @@ from annotation.assets import Served, font_css
 from annotation.labeling import label_config, project_title
 from annotation.server import LabelStudioLogin, labelstudio_login
 from pipeline.review.corrections import review_dir
+from pipeline.storage import write_atomic
 
 INSTRUCTIONS = """<p>You check machine translations of image conversations, one turn at a time.</p>
 <ol>
@@ -75,8 +76,7 @@ def workspace_id(workspace: Path) -> str:
     creates carry it in their description, so a second workspace on the same server never adopts them."""
     path = review_dir(workspace) / "workspace.id"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(uuid.uuid4().hex + "\n")
+        write_atomic(path, uuid.uuid4().hex + "\n")
     return path.read_text().strip()
 
 
@@ -144,11 +144,15 @@ def ensure_project(
             if folder not in have:  # Label Studio serves a file only under a storage of the task's project
                 client.import_storage.local.create(project=project_id, path=folder, title=f"polyglot {folder.rsplit('/', 1)[-1]}",
                                                    use_blob_urls=False, recursive_scan=True)
-    recorded[lang] = project_id
-    path = _projects_file(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    record_project(workspace, lang, project_id)
     return project_id
+
+
+def record_project(workspace: Path, lang: str, project_id: int) -> None:
+    """Remember the language's project in ``review/projects.json`` (atomically: a crash leaves the old record)."""
+    recorded = known_projects(workspace)
+    recorded[lang] = project_id
+    write_atomic(_projects_file(workspace), json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 
 
 def invite_url(client: LabelStudio, url: str) -> str:

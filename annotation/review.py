@@ -28,6 +28,7 @@ from pipeline.assemble.humans import apply_to_table
 from pipeline.assemble.translations import translations
 from pipeline.ingest.shards import shard_dirs
 from pipeline.review import corrections
+from pipeline.storage import write_atomic
 
 IMPORT_BATCH = 250
 PAGE_SIZE = 200
@@ -160,8 +161,7 @@ def _write_ledger(workspace: Path, rows: list[dict], langs: list[str]) -> None:
     df = pl.DataFrame(rows, schema=schema)
     if path.exists():
         df = pl.concat([pl.read_parquet(path).filter(~pl.col("lang").is_in(langs)), df])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.sort("lang", "task_key").write_parquet(path)
+    write_atomic(path, df.sort("lang", "task_key").write_parquet)
 
 
 # --------------------------------------------------------------------------------------------------- pull
@@ -275,10 +275,7 @@ def pull(client: LabelStudio, url: str, workspace: Path, langs: list[str] | None
                 new_state[str(project_id)] = latest.isoformat()
     path = corrections.append(workspace, rows)  # first the rows, durably …
     summary.corrections_file = str(path) if path else None
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(new_state, indent=2, sort_keys=True) + "\n")
-    tmp.replace(state_path)  # … then the cursor
+    write_atomic(state_path, json.dumps(new_state, indent=2, sort_keys=True) + "\n")  # … then the cursor
     corrections.write_reviewed(workspace)
     for lang in langs:
         if summary.languages[lang].new_versions:
@@ -294,9 +291,7 @@ def apply_corrections(workspace: Path, lang: str) -> int:
     for path in sorted((Path(workspace) / "translations" / lang).glob("shard-*.parquet")):
         table, n = apply_to_table(pq.read_table(path), human)
         if n:
-            tmp = path.with_name(f".{path.name}.tmp")
-            pq.write_table(table, tmp)
-            tmp.replace(path)
+            write_atomic(path, lambda f, table=table: pq.write_table(table, f))
             changed += n
     return changed
 
@@ -341,7 +336,5 @@ def agreement(workspace: Path) -> pl.DataFrame:
     schema = {"lang": pl.String, "tasks_with_overlap": pl.Int64, "pairs": pl.Int64, "mean_chrf": pl.Float64,
               "category_exact_share": pl.Float64, "category_jaccard": pl.Float64, "mean_rating_gap": pl.Float64}
     out = pl.DataFrame(rows, schema=schema)
-    report = Path(workspace) / "reports"
-    report.mkdir(parents=True, exist_ok=True)
-    out.write_parquet(report / "review_agreement.parquet")
+    write_atomic(Path(workspace) / "reports" / "review_agreement.parquet", out.write_parquet)
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from annotation.assets import ImageRoot, Served, ensure_fonts, link_images
 from pipeline.processes import ServerRecord, answers, check_slot, ensure_env, home, pid_alive, records, say, spawn, stop
+from pipeline.storage import write_atomic
 
 LABEL_STUDIO_REQUIREMENT = "label-studio==1.23.2"
 
@@ -61,9 +62,8 @@ def labelstudio_login(create: bool = False) -> LabelStudioLogin:
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({**stored, **{k: v for k, v in generated.items() if k not in stored}}, f, indent=2)
+        kept = {**stored, **{k: v for k, v in generated.items() if k not in stored}}
+        write_atomic(path, json.dumps(kept, indent=2), mode=0o600)  # never readable by others, not even while written
         values = generated
     if not values["api_key"]:
         raise RuntimeError(

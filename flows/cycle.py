@@ -10,7 +10,6 @@ complete and the next run starts round N+1.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from flows.review import review_pull_flow, review_push_flow
 from flows.translate import translate_flow
 from pipeline.languages import parse_languages
 from pipeline.review import corrections
+from pipeline.storage import write_atomic
 
 STEPS = ("translate", "push", "pull", "finetune", "retranslate")
 
@@ -37,11 +37,7 @@ def load_state(workspace: Path) -> dict:
 
 
 def _save(workspace: Path, state: dict) -> None:
-    path = state_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".state.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_atomic(state_path(workspace), json.dumps(state, indent=2, ensure_ascii=False) + "\n")
 
 
 def new_corrections(workspace: Path, langs: list[str], since: str | None) -> int:

@@ -15,6 +15,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from pipeline.languages import parse_languages
+from pipeline.storage import write_atomic
 from pipeline.train import finetune as ft
 from pipeline.train import supervised
 from pipeline.translate import registry
@@ -104,8 +105,7 @@ def finetune_flow(
     ft.update_metadata(meta, evaluation=scores, decisions=decisions)
     result.update(adapter=meta, scores=scores, decisions=decisions)
     report = ws / "reports" / f"finetune-{meta['version']}.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(report, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     result["report"] = str(report)
     create_table_artifact(
         key="finetune",

@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.shards import shard_dirs
-from pipeline.ingest.tables import IngestSummary, ingest
+from pipeline.ingest.tables import IngestSummary, ingest, settle
 from pipeline.languages import parse_languages
 from pipeline.quality.signals import QEConfig
 from pipeline.review.corrections import overrides
@@ -264,6 +264,7 @@ def translate_flow(
 
 
 def _existing_ingest(workspace: str) -> dict:
+    settle(workspace)
     path = Path(workspace) / "ingest" / "summary.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: give input files, or run 'polyglot ingest' into this workspace first")

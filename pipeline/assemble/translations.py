@@ -10,7 +10,6 @@ schema.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -24,6 +23,7 @@ from pipeline.assemble.humans import Override, apply_to_table
 from pipeline.ingest.shards import iter_shard_turns, shard_dirs
 from pipeline.quality import signals as quality
 from pipeline.quality.backtranslation import bt_key, chrf, make_backtranslator, sampled
+from pipeline.storage import write_atomic
 from pipeline.translate.memory import Entry, TranslationMemory
 from pipeline.translate.requests import LanguageCounts
 from pipeline.translate.settings import TranslatorConfig
@@ -149,9 +149,7 @@ def assemble_shard(
     table = pa.table(out, schema=TRANSLATION_SCHEMA)
     if human:
         table, _ = apply_to_table(table, human)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out_path)
+    write_atomic(out_path, lambda f: pq.write_table(table, f))
 
 
 def translations_path(workspace: Path, lang: str, shard_dir: Path) -> Path:

@@ -60,7 +60,9 @@ def _cmd_release(args: argparse.Namespace) -> int:
         for ex in c["examples"]:
             print(f"  {lang} {ex['id']} turn {ex['turn']}: {ex['before']!r} → {ex['after']!r}")
     if args.json:
-        args.json.write_text(json.dumps(changes, indent=2, ensure_ascii=False) + "\n")
+        from pipeline.storage import write_atomic
+
+        write_atomic(args.json, json.dumps(changes, indent=2, ensure_ascii=False) + "\n")
     return 0
 
 

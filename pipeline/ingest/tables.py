@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest.readers import FileFormatError, RawRecord, iter_records
 from pipeline.ingest.units import image_position, segment
 from pipeline.ingest.validate import DEFAULT_MAX_TURN_CHARS, Conversation, InvalidRecord, validate_record
-from pipeline.storage import sha256_file
+from pipeline.storage import rename_durably, sha256_file, write_atomic
 
 CONVERSATIONS_SCHEMA = pa.schema(
     [
@@ -303,20 +303,19 @@ class Ingestor:
         if s.records_read != s.valid + s.quarantined:  # pragma: no cover - a bug, never data
             raise AssertionError(f"counts do not reconcile: {s.records_read} read != {s.valid} + {s.quarantined}")
         values = list(self.unique.values())
-        pq.write_table(
-            pa.table(
-                {
-                    "unit_hash": [v[0] for v in values],
-                    "text": list(self.unique),
-                    "n_placeholders": [v[1] for v in values],
-                    "occurrences": [v[2] for v in values],
-                },
-                schema=UNIQUE_UNITS_SCHEMA,
-            ),
-            self.out_dir / "unique_units.parquet",
+        unique = pa.table(
+            {
+                "unit_hash": [v[0] for v in values],
+                "text": list(self.unique),
+                "n_placeholders": [v[1] for v in values],
+                "occurrences": [v[2] for v in values],
+            },
+            schema=UNIQUE_UNITS_SCHEMA,
         )
-        pq.write_table(pa.table(self.quarantine, schema=QUARANTINE_SCHEMA), self.out_dir / "quarantine.parquet")
-        (self.out_dir / "summary.json").write_text(json.dumps(s.to_dict(), indent=2) + "\n")
+        write_atomic(self.out_dir / "unique_units.parquet", lambda f: pq.write_table(unique, f))
+        quarantine = pa.table(self.quarantine, schema=QUARANTINE_SCHEMA)
+        write_atomic(self.out_dir / "quarantine.parquet", lambda f: pq.write_table(quarantine, f))
+        write_atomic(self.out_dir / "summary.json", json.dumps(s.to_dict(), indent=2) + "\n")
         return s
 
 
@@ -337,6 +336,7 @@ def ingest(
         if not p.is_file():
             raise FileNotFoundError(f"input {p} does not exist or is not a file")
     workspace = Path(workspace)
+    settle(workspace)
     final = workspace / "ingest"
     tmp = workspace / "ingest.tmp"
     if tmp.exists():
@@ -351,14 +351,30 @@ def ingest(
     ingestor.summary.seconds = round(time.perf_counter() - started, 3)
     summary = ingestor.finish()
     inputs_record = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in inputs]
-    (tmp / "inputs.json").write_text(json.dumps(inputs_record, indent=2) + "\n")
+    write_atomic(tmp / INPUTS, json.dumps(inputs_record, indent=2) + "\n")  # written last: the new tables are complete
     if final.exists():
         old = workspace / "ingest.old"
         if old.exists():
             shutil.rmtree(old)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
+        rename_durably(final, old)
+    rename_durably(tmp, final)
+    settle(workspace)
     return summary
+
+
+INPUTS = "inputs.json"
+
+
+def settle(workspace: str | Path) -> None:
+    """Finish a replacement of ``WORKSPACE/ingest`` that a crash interrupted: a folder cannot be replaced by one
+    rename, so the old tables move aside first; a crash between the two renames leaves the complete new tables in
+    ``ingest.tmp`` (they carry ``inputs.json``, written last), which this moves into place. Readers then find the
+    old tables or the new ones, never a mix."""
+    workspace = Path(workspace)
+    final, tmp, old = workspace / "ingest", workspace / "ingest.tmp", workspace / "ingest.old"
+    if not final.exists() and (tmp / INPUTS).exists():
+        rename_durably(tmp, final)
+    if not final.exists() and (old / INPUTS).exists():
+        rename_durably(old, final)
+    if final.exists() and old.exists():
+        shutil.rmtree(old)

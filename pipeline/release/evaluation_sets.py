@@ -23,6 +23,7 @@ import polars as pl
 
 from pipeline.languages import LANGUAGES
 from pipeline.release.releases import write_release
+from pipeline.storage import write_atomic
 
 QUESTION_PREFIX, CONTEXT_PREFIX = "question-", "context-"
 FILES = ("questions.jsonl", "answers_gpt4.jsonl", "context.jsonl")
@@ -99,12 +100,9 @@ def conversations(data: EvaluationSet) -> list[dict]:
 def save(workspace: Path, data: EvaluationSet) -> Path:
     """The set as given (``benchmark/source.json``, for publishing) and as conversations (the translate input)."""
     folder = Path(workspace) / "benchmark"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "source.json").write_text(json.dumps({"questions": data.questions, "answers": data.answers, "context": data.context},
-                                                   ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    path = folder / "conversations.jsonl"
-    path.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations(data)), encoding="utf-8")
-    return path
+    write_atomic(folder / "source.json", json.dumps({"questions": data.questions, "answers": data.answers, "context": data.context},
+                                                    ensure_ascii=False, indent=1) + "\n")
+    return write_atomic(folder / "conversations.jsonl", "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations(data)))
 
 
 def load(workspace: Path) -> EvaluationSet:

@@ -30,7 +30,7 @@ import polars as pl
 
 from pipeline.assemble.translations import translations
 from pipeline.languages import LANGUAGES
-from pipeline.storage import sha256_file
+from pipeline.storage import rename_durably, sha256_file, write_atomic
 from pipeline.translate import registry
 
 RELEASE_COLUMNS = [
@@ -124,7 +124,7 @@ def write_release(
         _fsync_tree(tmp)
         if (root / version).exists():
             raise ReleaseError(f"release {version} appeared at {root / version} while this one was written; it is never overwritten")
-        os.rename(tmp, root / version)
+        rename_durably(tmp, root / version)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -413,6 +413,4 @@ def export_llava(release: str | Path, out_dir: Path, langs: list[str] | None = N
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, ensure_ascii=False))

@@ -17,7 +17,6 @@ English turn.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.assemble.humans import HUMAN_CORRECTED, HUMAN_REVIEWED, Override
+from pipeline.storage import write_atomic
 
 CORRECTIONS_SCHEMA = pa.schema(
     [
@@ -77,18 +77,9 @@ def append(workspace: Path, rows: list[dict]) -> Path | None:
     """Write ``rows`` as one new part file (atomically); None when there is nothing to write."""
     if not rows:
         return None
-    out = corrections_dir(workspace)
-    out.mkdir(parents=True, exist_ok=True)
     name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = out / f".{name}.tmp"
     table = pa.Table.from_pylist(rows, schema=CORRECTIONS_SCHEMA)
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f)
-        f.flush()
-        os.fsync(f.fileno())
-    path = out / name
-    os.replace(tmp, path)
-    return path
+    return write_atomic(corrections_dir(workspace) / name, lambda f: pq.write_table(table, f))
 
 
 def latest_versions(df: pl.DataFrame) -> pl.DataFrame:
@@ -106,10 +97,8 @@ def in_force(workspace: Path, lang: str | None = None) -> pl.DataFrame:
 
 def write_reviewed(workspace: Path) -> Path:
     """(lang, conv_key) pairs with any annotation, skipped ones included: people saw them."""
-    path = review_dir(workspace) / "reviewed.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    history(workspace).select("lang", "conv_key").unique().sort("lang", "conv_key").write_parquet(path)
-    return path
+    reviewed = history(workspace).select("lang", "conv_key").unique().sort("lang", "conv_key")
+    return write_atomic(review_dir(workspace) / "reviewed.parquet", reviewed.write_parquet)
 
 
 def overrides(workspace: Path, lang: str) -> dict[tuple[str, int], Override]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.assemble.translations import translations
+from pipeline.storage import write_atomic
 
 
 def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, list[Path]]:
@@ -52,8 +53,8 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
     )
     out = workspace / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    summary.write_parquet(out / "qe_summary.parquet")
-    reasons.write_parquet(out / "qe_reasons.parquet")
+    write_atomic(out / "qe_summary.parquet", summary.write_parquet)
+    write_atomic(out / "qe_reasons.parquet", reasons.write_parquet)
     pngs = []
     for column, title in (("turn_length_ratio", "length ratio (translation / source characters)"), ("turn_script_share", "share of words in the expected script")):
         fig, ax = plt.subplots(figsize=(8, 4.5))

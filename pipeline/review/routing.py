@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.assemble.translations import translations
+from pipeline.storage import write_atomic
 
 QUEUE_COLUMNS = ["lang", "conv_key", "id", "reason", "stratum"]
 
@@ -72,7 +73,4 @@ def _allocate(sizes: dict[str, int], total: int) -> dict[str, int]:
 
 
 def write_queue(workspace: Path, queue: pl.DataFrame) -> Path:
-    path = workspace / "review" / "queue.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    queue.write_parquet(path)
-    return path
+    return write_atomic(workspace / "review" / "queue.parquet", queue.write_parquet)

@@ -10,7 +10,6 @@ when complete, with ``polyglot_import.json`` (source, sha256, size, architecture
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import processes
-from pipeline.storage import sha256_file
+from pipeline.storage import rename_durably, sha256_file
 from pipeline.translate.served import IMPORT_MANIFEST, imported
 
 GGUF_MAGIC = b"GGUF"
@@ -121,7 +120,7 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
         (tmp / IMPORT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if target.exists():
             target.rmdir()  # empty (checked above)
-        os.replace(tmp, target)
+        rename_durably(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

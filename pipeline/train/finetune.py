@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pipeline import processes
 from pipeline.ingest.units import PLACEHOLDER_RE
+from pipeline.storage import rename_durably, write_atomic
 from pipeline.train.supervised import Example, data_hash, training_records
 from pipeline.translate import registry
 from pipeline.translate.backends import OpenAIChatBackend
@@ -172,9 +173,9 @@ def train_adapter(
             "training": metrics,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        (tmp / "polyglot.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        write_atomic(tmp / "polyglot.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         try:
-            tmp.rename(root / version)
+            rename_durably(tmp, root / version)
         except OSError:
             continue
         meta["path"] = str((root / version).resolve())
@@ -187,9 +188,7 @@ def update_metadata(meta: dict, **values) -> None:
     path = Path(meta["path"]) / "polyglot.json"
     data = json.loads(path.read_text())
     data.update(values)
-    tmp = path.with_name(".polyglot.json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 @dataclass

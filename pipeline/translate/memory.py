@@ -34,6 +34,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.storage import write_atomic
+
 TM_SCHEMA = pa.schema(
     [
         ("unit_hash", pa.string()),
@@ -135,12 +137,7 @@ def _ok_first(table: pa.Table) -> pa.Table:
 
 
 def _write_durably(table: pa.Table, final: Path, **options) -> None:
-    tmp = final.with_name(f".{final.name}.tmp")
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f, **options)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    write_atomic(final, lambda f: pq.write_table(table, f, **options))
 
 
 class TranslationMemory:
@@ -287,9 +284,4 @@ class TranslationMemory:
         return {key: report for key in self.keys() if (report := self.compact(*key, min_files=min_files))["entries"] is not None}
 
     def _write_layout(self, d: Path, layout: dict) -> None:
-        tmp = d / f".{LAYOUT}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(layout, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, d / LAYOUT)
+        write_atomic(d / LAYOUT, json.dumps(layout))

@@ -16,11 +16,11 @@ activated adapter changes the translator version and the next run re-translates 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline.storage import write_atomic
 from pipeline.translate.served import load_adapter
 from pipeline.translate.settings import TranslatorConfig
 
@@ -34,10 +34,7 @@ def _active_path(workspace: Path) -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def active(workspace: Path) -> dict[str, dict]:
