@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.processes import home, pid_alive, records
+from pipeline.processes import home, records, running
 from pipeline.storage import rename_durably, write_atomic
 
 FONTSOURCE_VERSION = "5.3.0"
@@ -70,7 +70,7 @@ def served_folder() -> Served | None:
         return Served(Path(local), on_server.rstrip("/"))
     url = os.environ.get("LABEL_STUDIO_URL", "").rstrip("/")
     for rec in records("labelstudio"):
-        if pid_alive(rec.pid) and (not url or rec.url == url):
+        if running(rec) and (not url or rec.url == url):
             folder = Path(rec.model) / "served"
             return Served(folder, str(folder))
     return None

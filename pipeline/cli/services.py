@@ -33,8 +33,20 @@ def _cmd_services(args: argparse.Namespace) -> int:
         print(f"admin: {login.username}; password and API key: {login.source}")
         print("invite reviewers with: polyglot review invite")
     elif args.action == "down":
-        stopped = processes.stop(args.service, args.port)
-        print("\n".join(f"stopped {r.name} on port {r.port} (pid {r.pid})" for r in stopped) or f"no {args.service} server recorded")
+        outcomes = processes.stop(args.service, args.port)
+        if not outcomes:
+            print(f"no {args.service} server recorded")
+        refused = 0
+        for rec, why in outcomes:
+            if why is None:
+                print(f"stopped {rec.name} on port {rec.port} (pid {rec.pid})")
+            elif "not running" in why or "exited" in why:
+                print(f"{rec.name} on port {rec.port} was not running ({why}); its record is removed")
+            else:
+                refused += 1
+                print(f"polyglot services down: not signalled: {processes.record_file(rec)} is stale, {why}; the record is removed",
+                      file=sys.stderr)
+        return 1 if refused else 0
     else:
         rows = processes.status()
         if not rows:
