@@ -60,3 +60,17 @@ def test_a_record_of_a_process_that_is_gone_is_removed_and_one_of_our_own_is_rec
         assert mine.wait(timeout=30) is not None
     finally:
         mine.kill()
+
+
+def test_vllm_args_take_a_single_option_several_or_one_quoted_string():
+    from pipeline.cli import build_parser
+    from pipeline.cli.services import vllm_extra_args
+
+    def extra(*words: str) -> list[str]:
+        return vllm_extra_args(build_parser().parse_args(["services", "up", "vllm", "--port", "8001", *words]).vllm_args)
+
+    assert extra("--vllm-args", "--enforce-eager") == ["--enforce-eager"]  # argparse read this as an option of its own before
+    assert extra("--vllm-args", "--enforce-eager", "--max-num-seqs", "8") == ["--enforce-eager", "--max-num-seqs", "8"]
+    assert extra("--vllm-args", "--max-num-seqs 8") == ["--max-num-seqs", "8"]
+    assert extra("--vllm-args=--max-num-seqs=8") == ["--max-num-seqs=8"]
+    assert extra() == []

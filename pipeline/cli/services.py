@@ -14,13 +14,11 @@ def _cmd_services(args: argparse.Namespace) -> int:
     from pipeline import processes
 
     if args.action == "up" and args.service == "vllm":
-        import shlex
-
         from pipeline.serve.vllm import start_vllm
 
         rec = start_vllm(
             args.model, port=args.port or 8000, fallback_to_tiny=args.fallback_to_tiny, max_model_len=args.max_model_len,
-            dtype=args.dtype, extra_args=shlex.split(args.vllm_args or ""),
+            dtype=args.dtype, extra_args=vllm_extra_args(args.vllm_args),
         )
         print(f"vllm running: {rec.url} serving {rec.served_model} (pid {rec.pid}, log {rec.log})")
     elif args.action == "up":
@@ -56,6 +54,14 @@ def _cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def vllm_extra_args(values: list[str]) -> list[str]:
+    """The options for ``vllm serve`` given after ``--vllm-args``: as separate words (``--vllm-args --enforce-eager``),
+    or one quoted string of several (``--vllm-args '--max-num-seqs 8'``)."""
+    import shlex
+
+    return [word for value in values for word in shlex.split(value)]
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from pipeline.serve import models
 
@@ -77,7 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
                    help="vllm: weights and compute type; auto: float32 on CPUs without AVX-512 BF16/AMX (said when chosen)")
     p.add_argument("--max-model-len", type=positive_int, default=4096, help="vllm: longest prompt + answer in tokens")
-    p.add_argument("--vllm-args", default=None, help="vllm: more 'vllm serve' options, one string, e.g. '--max-num-seqs 8'")
+    p.add_argument("--vllm-args", nargs=argparse.REMAINDER, default=[],
+                   help="vllm: more 'vllm serve' options, the rest of the line: --vllm-args --enforce-eager --max-num-seqs 8 "
+                   "(one quoted string works too)")
     p.add_argument("--workspace", type=Path, default=None, help="labelstudio: keep its data in WORKSPACE/labelstudio")
     p.add_argument("--image-root", default=os.environ.get("POLYGLOT_IMAGE_ROOT"),
                    help="labelstudio: a local folder of the conversations' images to serve to reviewers (or a URL prefix)")
