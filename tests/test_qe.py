@@ -4,6 +4,7 @@ outputs, and routing."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -218,3 +219,16 @@ def test_language_detection_is_the_same_in_parallel_threads_of_a_fresh_process()
     for _ in range(3):
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True)
         assert proc.stdout.strip() == ",".join(["es"] * 8), proc.stdout
+
+
+def test_language_id_loads_the_bundled_lite_model_through_fast_langdetects_public_configuration(tmp_path):
+    """No private path into the package and nothing downloaded: in a process whose every connection fails (a proxy
+    that does not exist, an empty cache folder), language ID still answers with the model the wheel carries."""
+    code = ("from pipeline.quality.signals import _detector, identify\n"
+            "config = _detector().config\n"
+            "assert (config.model, config.normalize_input, config.max_input_length) == ('lite', False, None)\n"
+            "print(identify('Le chat dort sur le canapé.')[0], identify('这是一个测试句子。')[0], identify('A' * 200 + ' é')[0] != '')\n")
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "FTLANG_CACHE": str(tmp_path),
+           "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stdout.split() == ["fr", "zh", "True"], proc.stdout + proc.stderr[-2000:]

