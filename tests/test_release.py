@@ -52,6 +52,20 @@ def test_publish_writes_the_hub_layout_manifest_and_card(ws):
             "review_status", "human_corrected"} <= set(df.columns)
 
 
+def test_the_cards_yaml_round_trips_and_datasets_reads_its_configs(ws):
+    """The front matter is real YAML the hub's own card class reads back (keys and quoting checked), and datasets
+    finds one config per language in it."""
+    from datasets import get_dataset_config_names
+    from huggingface_hub import DatasetCard
+
+    v1 = ws / "releases" / "v1"
+    data = DatasetCard.load(v1 / "README.md").data.to_dict()
+    assert data["license"] == "cc-by-nc-4.0" and data["language"] == LANGS and data["pretty_name"] == "LLaVA-Instruct multilingual (v1)"
+    assert data["configs"] == [{"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/train-*.parquet"}]}
+                               for lang in LANGS]
+    assert get_dataset_config_names(str(v1)) == LANGS
+
+
 def test_datasets_loads_every_language_config(ws, tmp_path):
     from datasets import load_dataset
 

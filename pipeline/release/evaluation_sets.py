@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.languages import LANGUAGES
-from pipeline.release.releases import write_release
+from pipeline.release.releases import card_text, write_release
 from pipeline.storage import write_atomic
 
 QUESTION_PREFIX, CONTEXT_PREFIX = "question-", "context-"
@@ -191,10 +191,7 @@ def benchmark_card(manifest: dict) -> str:
         else:
             rows.append(f"| {lang} | {LANGUAGES[lang].name} | {c['questions']} | {c['answers']} | {c['context']} | "
                         f"{c['reviewed_items']} of {c['items']} | {c['untranslated_items']} |")
-    return "\n".join([
-        "---",
-        "pretty_name: LLaVA-Bench (multilingual, llava-polyglot)",
-        "---",
+    return card_text({"pretty_name": "LLaVA-Bench (multilingual, llava-polyglot)", "language": manifest["languages"]}, "\n".join([
         f"# Multilingual evaluation set {manifest['version']}",
         "",
         "The evaluation set in the LLaVA-Bench layout, one folder per language: `questions.jsonl`, "
@@ -210,4 +207,4 @@ def benchmark_card(manifest: dict) -> str:
         "",
         "`manifest.json` holds the sha256 of every file; `polyglot release verify` checks them.",
         "",
-    ])
+    ]))

@@ -208,12 +208,11 @@ def _manifest(workspace: Path, counts: dict, shard_rows: int, langs: list[str]) 
 
 def dataset_card(manifest: dict, files: dict, notes: str) -> str:
     langs = manifest["config"]["languages"]
-    front = ["---", f"license: {LICENSE}", "language:", *[f"- {l}" for l in langs], "task_categories:",
-             "- visual-question-answering", "- image-text-to-text", f"pretty_name: LLaVA-Instruct multilingual ({manifest['version']})",
-             "configs:"]
-    for lang in langs:
-        front += [f"- config_name: {lang}", "  data_files:", "  - split: train", f"    path: data/{lang}/train-*.parquet"]
-    front.append("---")
+    metadata = dict(
+        license=LICENSE, language=langs, task_categories=["visual-question-answering", "image-text-to-text"],
+        pretty_name=f"LLaVA-Instruct multilingual ({manifest['version']})",
+        configs=[{"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/train-*.parquet"}]} for lang in langs],
+    )
     rows = ["| lang | rows | turns | translated OK | QE accepted | needs review | rejected | reviewed | human-corrected |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for lang in langs:
@@ -273,7 +272,15 @@ and `qe_status` for training.
 
 `manifest.json` holds the sha256 of every file; `polyglot release verify` checks them.
 """
-    return "\n".join(front) + "\n" + body
+    return card_text(metadata, body)
+
+
+def card_text(metadata: dict, body: str) -> str:
+    """A dataset card: ``metadata`` as the YAML front matter the Hugging Face hub and ``datasets`` read (written by
+    huggingface_hub, so keys and quoting are checked), then the markdown ``body``."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    return str(DatasetCard(f"---\n{DatasetCardData(**metadata).to_yaml()}\n---\n{body.lstrip()}"))
 
 
 # --- reading -------------------------------------------------------------------------------------------------
