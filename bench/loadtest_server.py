@@ -8,7 +8,7 @@ placeholders ``⟦n⟧`` in order. It has nothing to do with the message's meani
 in the right language and script, so that the pipeline's checks, language rules and QE do the work they do on
 real answers while the server costs next to nothing. Every reply names the model ``loadtest-not-a-translator``
 and carries ``system_fingerprint: "loadtest: not a translator"``. ``GET /v1/models`` lists that model;
-``GET /metrics`` counts answered requests in vLLM's metric name, so tools that read a vLLM server's request
+``GET /metrics`` counts answered requests under vLLM's metric names, so tools that read a vLLM server's request
 count work here too.
 
     .venv/bin/python bench/loadtest_server.py --port 8300 [--delay SECONDS]
@@ -83,7 +83,8 @@ class LoadTestServer:
         return web.json_response({"object": "list", "data": [{"id": MODEL, "root": "load test: not a translator", "parent": None}]})
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(text=f'vllm:request_success_total{{finished_reason="stop",model_name="{MODEL}"}} {self.answered}\n')
+        return web.Response(text=f'vllm:request_success_total{{finished_reason="stop",model_name="{MODEL}"}} {self.answered}\n'
+                                 f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="2xx"}} {self.answered}\n')
 
 
 def app(references: Path = DEFAULT_REFERENCES, delay: float = 0.0) -> web.Application:

@@ -15,6 +15,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.messages import tell
 from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.shards import shard_dirs
 from pipeline.ingest.tables import IngestSummary, ingest, settle
@@ -63,13 +64,14 @@ def ingest_task(inputs: list[str], workspace: str, limit: int | None) -> dict:
 
 
 class Progress:
-    """Units done: a tqdm bar on a terminal, else one line every ``every`` seconds (a log never goes silent)."""
+    """Units done: a line every ``every`` seconds into the run's log (and on stderr), or a tqdm bar on a terminal;
+    a log never goes silent."""
 
-    def __init__(self, total: int, label: str, every: float = 15.0):
-        self.total, self.label, self.every, self.done = total, label, every, 0
+    def __init__(self, total: int, label: str, terminal: bool, every: float = 15.0):
+        self.total, self.label, self.terminal, self.every, self.done = total, label, terminal, every, 0
         self.started = self.last = time.monotonic()
         self.bar = None
-        if sys.stderr.isatty():
+        if terminal and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=label, unit="unit", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
@@ -78,9 +80,9 @@ class Progress:
         self.done += 1
         if self.bar is not None:
             self.bar.update()
-        elif (now := time.monotonic()) - self.last >= self.every:
+        if (now := time.monotonic()) - self.last >= self.every:
             self.last = now
-            print(f"  … {self.label}: {self.done}/{self.total} units, {now - self.started:.0f} s", file=sys.stderr, flush=True)
+            tell(f"  … {self.label}: {self.done}/{self.total} units, {now - self.started:.0f} s", terminal=self.terminal and self.bar is None)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -101,13 +103,13 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict, index
     started = time.perf_counter()
     if jobs:
         backend = OpenAIChatBackend(s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
-        bar = Progress(len(jobs), "translating" if count == 1 else f"translating (partition {index + 1}/{count})") if s.progress else None
+        bar = Progress(len(jobs), "translating" if count == 1 else f"translating (partition {index + 1}/{count})", s.progress)
 
         async def run() -> None:
             try:
                 await translate_units(
                     jobs, backend, translators, memory, summary, s.concurrency, s.batch_size,
-                    on_done=(lambda _e: bar.update()) if bar else None, commit_seconds=s.commit_seconds,
+                    on_done=lambda _e: bar.update(), commit_seconds=s.commit_seconds,
                     commit_age=s.commit_age,
                 )
             finally:
@@ -116,8 +118,7 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict, index
         try:
             asyncio.run(run())
         finally:
-            if bar:
-                bar.close()
+            bar.close()
     summary.seconds = round(time.perf_counter() - started, 3)
     return {
         "languages": {k: asdict(v) for k, v in summary.languages.items()},
@@ -231,7 +232,9 @@ def translate_flow(
     )
     TranslateSettings(**settings).translator()  # validate settings before any work
     QEConfig.load(qe_config)
-    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else (lambda line: None)
+    def say(line: str) -> None:
+        tell(line, terminal=progress)
+
     say(f"translate: {len(inputs or [])} input file(s) → {','.join(languages)} with {model} at {server}")
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
     say(f"ingested: {ingest_summary['valid']} conversations, {ingest_summary['quarantined']} quarantined; planning requests")

@@ -59,11 +59,13 @@ def vllm_server():
 
 
 def server_requests(url: str) -> float:
-    """Requests the server finished, from its Prometheus metrics (all finish reasons)."""
+    """Chat requests the server received, from its Prometheus metrics: answered to the end, or stopped by the client
+    (a looping answer: vLLM counts those in no finish reason, so the HTTP counter it keeps per route is read)."""
     import urllib.request
 
     text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success_total{"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("http_requests_total{") and 'handler="/v1/chat/completions"' in line)
 
 
 def polyglot(*args: str, env: dict | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
@@ -151,6 +153,38 @@ def chromium_path() -> str:
     path = os.environ.get("POLYGLOT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     assert path, "no Chromium found: install Debian's package (apt-get install chromium) or set POLYGLOT_CHROMIUM"
     return path
+
+
+@contextmanager
+def loadtest_server(delay: float = 0.0):
+    """bench/loadtest_server.py (an instant OpenAI-compatible stand-in, NOT a translator; ``delay`` seconds per answer
+    stands in for a slow server); yields (url, answered) where answered() counts the answers it gave."""
+    import time
+    import urllib.request
+
+    from pipeline import processes
+
+    port = processes.free_port()
+    server = subprocess.Popen([sys.executable, str(REPO / "bench" / "loadtest_server.py"), "--port", str(port), "--delay", str(delay)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def answered() -> int:
+        return int(float(urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode().split()[-1]))
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answered()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the load-test server did not start"
+                time.sleep(0.2)
+        yield url, answered
+    finally:
+        server.kill()
+        server.wait()
 
 
 @contextmanager

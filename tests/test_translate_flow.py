@@ -18,7 +18,7 @@ from pipeline import processes
 from pipeline.serve import vllm
 from pipeline.translate.memory import TranslationMemory
 
-from .conftest import LLAVA, REPO, server_requests
+from .conftest import LLAVA, REPO, loadtest_server, server_requests
 
 COCO = LLAVA / "coco_val_gpt4_30x3_multiturn.json"
 TARGETS = ["zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"]
@@ -273,26 +273,7 @@ def test_a_streamed_request_stopped_by_its_watch_is_aborted_by_vllm(vllm_server)
 def test_kill_9_of_a_slow_server_run_loses_at_most_the_commit_age(tmp_path):
     """A server answering one request a second (a real model on a CPU is slower still): far fewer answers than a batch
     arrive, yet every answer the server gave more than --commit-age seconds before a kill -9 is in the memory."""
-    import urllib.request
-
-    port = processes.free_port()
-    server = subprocess.Popen([sys.executable, str(REPO / "bench" / "loadtest_server.py"), "--port", str(port), "--delay", "1.0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-
-    def answered() -> int:
-        text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
-        return int(float(text.split()[-1]))
-
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answered()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the stand-in server did not start"
-                time.sleep(0.2)
+    with loadtest_server(delay=1.0) as (url, answered):
         ws = tmp_path / "ws"
         proc = subprocess.Popen(translate_cmd(ws, url, "--langs", "es", "--concurrency", "2", "--batch-size", "64",
                                               "--commit-age", "2", "--no-progress", "--bt-rate", "0"),
@@ -305,9 +286,29 @@ def test_kill_9_of_a_slow_server_run_loses_at_most_the_commit_age(tmp_path):
         time.sleep(2 + 2)  # the commit age, and the time a commit takes
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    finally:
-        server.kill()
-        server.wait()
     memory = TranslationMemory(ws / "tm")
     kept = sum(len(memory.unit_hashes(lang, version)) for lang, version in memory.keys())
     assert 6 <= given <= kept < 64, (given, kept)
+
+
+def test_the_flows_progress_lines_are_in_the_runs_log_in_prefect(tmp_path):
+    """A run started from a deployment has no terminal: what the flow says goes to its run's log, which Prefect's
+    client (and UI) reads back; the command still prints the same lines."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with loadtest_server() as (url, _):
+        proc = run_translate(tmp_path / "ws", url, "--langs", "es", "--bt-rate", "0")
+    assert "translated: " in proc.stderr
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["translate"])), sort=FlowRunSort.START_TIME_DESC,
+                                       limit=1)
+        deadline = time.monotonic() + 30
+        while True:  # logs reach the server in batches
+            messages = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+            if any(m.startswith("translated: ") for m in messages) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert any(m.startswith("translate: 1 input file(s) → es") for m in messages), messages
+    assert any(m.startswith("ingested: 30 conversations") for m in messages) and any(m.startswith("translated: ") for m in messages)
