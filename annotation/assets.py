@@ -22,14 +22,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import os
 import re
 import tarfile
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
+
+import httpx
 
 from pipeline.processes import home, records, running
 from pipeline.storage import rename_durably, write_atomic
@@ -85,12 +86,14 @@ def _download(package: str, cache: Path) -> bytes:
     path = cache / f"{package}-{FONTSOURCE_VERSION}.tgz"
     meta_url = f"{_registry()}/@fontsource%2F{package}/{FONTSOURCE_VERSION}"
     try:
-        with urllib.request.urlopen(meta_url, timeout=60) as resp:
-            dist = json.loads(resp.read())["dist"]
+        meta = httpx.get(meta_url, timeout=60, follow_redirects=True)
+        meta.raise_for_status()
+        dist = meta.json()["dist"]
         if not path.exists():
-            with urllib.request.urlopen(dist["tarball"], timeout=600) as resp:
-                write_atomic(path, resp.read())
-    except (OSError, ValueError, KeyError) as exc:
+            tarball = httpx.get(dist["tarball"], timeout=600, follow_redirects=True)
+            tarball.raise_for_status()
+            write_atomic(path, tarball.content)
+    except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
         if not path.exists():
             raise RuntimeError(f"cannot fetch the font package @fontsource/{package} from {_registry()} ({exc}); "
                                f"set POLYGLOT_NPM_REGISTRY to a reachable npm registry, or serve without fonts") from None
@@ -165,7 +168,7 @@ def _placeholder(note: str) -> str:
     """A small picture that says what is missing (instead of a broken image)."""
     svg = (
         "<svg xmlns='http://www.w3.org/2000/svg' width='640' height='120'><rect width='100%' height='100%' fill='#f3f3f3'/>"
-        f"<text x='20' y='65' font-family='sans-serif' font-size='22' fill='#555'>{note}</text></svg>"
+        f"<text x='20' y='65' font-family='sans-serif' font-size='22' fill='#555'>{escape(note)}</text></svg>"
     )
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 

@@ -2,6 +2,9 @@
 environments servers and trainers run in, long commands that report while they run, and local servers started
 in their own process group, recorded by pid and stopped by it.
 
+It runs before the project's environment has its packages (``scripts/setup-venv.sh`` sets up the vLLM environment
+with it while pip installs the rest): third-party packages are imported inside the functions that need them.
+
 State under ``POLYGLOT_HOME`` (default ``./.polyglot``): ``venvs/`` (one environment per service), ``run/`` (a
 JSON record per running server: pid, port, model, log, start time), ``logs/``. This module imports nothing of
 the project: the servers themselves (:mod:`pipeline.serve.vllm`, :mod:`annotation.server`) and model import
@@ -18,12 +21,8 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import psutil
 
 from pipeline.storage import write_atomic
 
@@ -165,6 +164,8 @@ class ServerRecord:
 
 def process_start(pid: int) -> float | None:
     """When process ``pid`` started (None: there is none)."""
+    import psutil
+
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:
@@ -175,6 +176,8 @@ def stale_because(rec: ServerRecord) -> str | None:
     """Why ``rec`` no longer names a running server of ours (None: it does). A pid alone is not enough: after a
     reboot or once the server is gone, another program may hold the same pid — its start time tells them apart
     (records from before start times were kept: the time the record was written, a moment after the start)."""
+    import psutil
+
     try:
         proc = psutil.Process(rec.pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -219,15 +222,19 @@ def free_port() -> int:
 
 
 def answers(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> bool:
+    """Whether ``url`` answers 200 now."""
+    import httpx
+
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
+        return httpx.get(url, headers=headers, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
         return False
 
 
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    import psutil
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:

@@ -140,6 +140,13 @@ def test_image_fields_for_every_case(tmp_path):
     assert remote.task_fields("0001 x.jpg", None)["image"] == "https://images.example.org/coco/train2017/0001%20x.jpg"
     with pytest.raises(FileNotFoundError, match="neither a URL"):
         ImageRoot.parse(str(tmp_path / "nope"))
+    # a name with markup characters is text in the "not found" picture, not markup (the SVG stays well-formed)
+    import base64
+    import xml.etree.ElementTree as ET
+
+    picture = local.task_fields("<b>&x.jpg", served)["image"]
+    svg = ET.fromstring(base64.b64decode(picture.split(",", 1)[1]))
+    assert "".join(svg.itertext()) == "Image not found: <b>&x.jpg"
 
 
 def test_a_correction_comes_back_and_the_release_has_the_llava_bench_layout(ws, bench_set, labelstudio_server):

@@ -74,3 +74,34 @@ def test_vllm_args_take_a_single_option_several_or_one_quoted_string():
     assert extra("--vllm-args", "--max-num-seqs 8") == ["--max-num-seqs", "8"]
     assert extra("--vllm-args=--max-num-seqs=8") == ["--max-num-seqs=8"]
     assert extra() == []
+
+
+def test_the_process_helpers_need_nothing_but_the_standard_library_to_import():
+    """scripts/setup-venv.sh sets up the vLLM environment with pipeline.processes while pip still installs the
+    project's packages: importing it must not need them (-S: no site-packages at all)."""
+    import sys
+
+    from .conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+                           "from pipeline.processes import ensure_vllm_env, home"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_model_in_the_hub_cache_is_found_where_HF_HUB_CACHE_puts_it(tmp_path):
+    """The cache path comes from huggingface_hub (HF_HUB_CACHE, HF_HOME), not built by hand."""
+    import sys
+
+    from .conftest import REPO
+
+    snapshot = tmp_path / "cache" / "models--someorg--some-model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "cache" / "models--someorg--some-model" / "refs").mkdir()
+    (tmp_path / "cache" / "models--someorg--some-model" / "refs" / "main").write_text("abc123")
+    code = ("from pipeline.serve.vllm import in_hub_cache\n"
+            "print(in_hub_cache('someorg/some-model'), in_hub_cache('someorg/other-model'))")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("HF_")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**env, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"})
+    assert proc.stdout.split() == ["True", "False"], proc.stdout + proc.stderr[-2000:]

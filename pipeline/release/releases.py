@@ -311,12 +311,10 @@ def verify(release: str | Path) -> list[str]:
         if not fs.exists(path):
             problems.append(f"{rel}: missing")
             continue
-        h = hashlib.sha256()
         with fs.open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        if h.hexdigest() != info["sha256"]:
-            problems.append(f"{rel}: sha256 {h.hexdigest()} does not match the manifest's {info['sha256']}")
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest != info["sha256"]:
+            problems.append(f"{rel}: sha256 {digest} does not match the manifest's {info['sha256']}")
     listed = set(manifest["files"]) | {"manifest.json"}
     for path in fs.find(base):
         rel = path[len(base.rstrip("/")) + 1 :] if path.startswith(base.rstrip("/")) else path

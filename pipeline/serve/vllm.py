@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import httpx
 
 from pipeline.processes import (
     ServerRecord,
@@ -56,9 +56,19 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False
     try:
-        urllib.request.urlopen("https://huggingface.co/api/models?limit=1", timeout=timeout)
-        return True
-    except (urllib.error.URLError, OSError, ValueError):
+        return httpx.get("https://huggingface.co/api/models?limit=1", timeout=timeout).is_success
+    except httpx.HTTPError:
+        return False
+
+
+def in_hub_cache(model: str) -> bool:
+    """Whether the hub model ``model`` is in the local Hugging Face cache (wherever ``HF_HUB_CACHE``/``HF_HOME``
+    put it), so vLLM can load it without the hub."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except ValueError:  # not a repo id (a path that does not exist, say)
         return False
 
 
@@ -73,8 +83,7 @@ def resolve_model(model: str, fallback_to_tiny: bool) -> tuple[str, str]:
     if Path(model).exists():
         manifest = imported(Path(model))
         return str(Path(model).resolve()), manifest["served_name"] if manifest else model
-    cache = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub" / f"models--{model.replace('/', '--')}"
-    if fallback_to_tiny and not cache.exists() and not hub_reachable():
+    if fallback_to_tiny and not in_hub_cache(model) and not hub_reachable():
         print(f"model hub not reachable: serving the tiny test model instead of {model}", flush=True)
         return str(ensure_tiny_model()), TINY_MODEL
     return model, model

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from pipeline.translate.backends import BackendUnavailable, RequestRejected, endpoints
 
 IMPORT_MANIFEST = "polyglot_import.json"
@@ -21,20 +23,17 @@ def model_cards(server: str, timeout: float = 10.0, wait: float = 0.0) -> list[d
     """What ``GET /v1/models`` lists (of the first endpoint that answers): ``id`` (the name to request), ``root``
     (for the base model: the path or hub name it was loaded from; for an adapter: its path) and ``parent``
     (None for the base model). Base model first. ``wait``: seconds to keep asking (a server still starting)."""
-    import urllib.error
-    import urllib.request
-
     deadline, said = time.monotonic() + wait, False
     while True:
         errors = []
         for base in endpoints(server):
             url = base + "/v1/models"
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    data = json.loads(resp.read())
-                return sorted((dict(m) for m in data["data"]), key=lambda m: m.get("parent") is not None)
-            except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
-                errors.append(f"{url}: {exc}")
+                response = httpx.get(url, timeout=timeout)
+                response.raise_for_status()
+                return sorted((dict(m) for m in response.json()["data"]), key=lambda m: m.get("parent") is not None)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                errors.append(f"{url}: {type(exc).__name__}: {exc}")
         if time.monotonic() + 2 > deadline:
             break
         if not said:
@@ -60,32 +59,27 @@ def load_adapter(server: str, name: str, path: str, timeout: float = 300.0) -> b
     The server needs ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (``polyglot services up
     vllm`` sets both), and ``path`` must be readable by the server process.
     """
-    import urllib.error
-    import urllib.request
-
     loaded = False
     for base in endpoints(server):
         if name in served_models(base):
             continue
         url = base + "/v1/load_lora_adapter"
-        request = urllib.request.Request(
-            url, data=json.dumps({"lora_name": name, "lora_path": str(path)}).encode(), method="POST",
-            headers={"Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=timeout):
-                loaded = True
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode(errors="replace")[:500]
-            if "already" in body and name in served_models(base):
-                continue
-            raise RequestRejected(
-                f"the server at {url} would not load adapter {name!r} from {path} (HTTP {exc.code}: {body}). It needs "
-                f"--enable-lora, a --max-lora-rank at least the adapter's rank, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, "
-                f"and read access to the adapter directory."
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise BackendUnavailable(f"cannot reach {url} to load adapter {name!r} ({exc}); check that the server runs") from None
+            response = httpx.post(url, json={"lora_name": name, "lora_path": str(path)}, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"cannot reach {url} to load adapter {name!r} ({type(exc).__name__}: {exc}); "
+                                     f"check that the server runs") from None
+        if response.is_success:
+            loaded = True
+            continue
+        body = response.text[:500]
+        if "already" in body and name in served_models(base):
+            continue
+        raise RequestRejected(
+            f"the server at {url} would not load adapter {name!r} from {path} (HTTP {response.status_code}: {body}). It needs "
+            f"--enable-lora, a --max-lora-rank at least the adapter's rank, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, "
+            f"and read access to the adapter directory."
+        )
     return loaded
 
 
