@@ -40,11 +40,14 @@ sys.path.insert(0, str(ROOT))
 
 from annotation.review import annotation_row, apply_corrections, build_tasks  # noqa: E402
 from pipeline.processes import free_port  # noqa: E402
-from pipeline.references import load_pairs  # noqa: E402
+from pipeline.references import (
+    load_pairs,  # noqa: E402
+    shared_data,  # noqa: E402
+)
 from pipeline.review import corrections
 from pipeline.translate import registry  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "ntrex-dev"
+DATA = shared_data() / "ntrex-dev"
 
 
 def split_by_document(data: Path, held_share: float, seed: int) -> tuple[list[int], list[int]]:

@@ -18,7 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "llava" / "scienceqa_llava_test_CQM-A.json"
+from pipeline.references import shared_data
+
+SOURCE = shared_data() / "llava" / "scienceqa_llava_test_CQM-A.json"
 
 CHILD = r"""
 import json, resource, sys, time

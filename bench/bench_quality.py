@@ -38,10 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.languages import TARGET_LANGUAGES, parse_languages  # noqa: E402
-from pipeline.references import NTREX_FILES  # noqa: E402
+from pipeline.references import (
+    NTREX_FILES,  # noqa: E402
+    shared_data,  # noqa: E402
+)
 from pipeline.translate.served import model_cards  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ntrex-dev"
+DEFAULT_DATA = shared_data() / "ntrex-dev"
 
 
 def conversations(source: list[str], lines: int) -> list[dict]:

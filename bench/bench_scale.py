@@ -39,7 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LLAVA = ROOT.parent / "shared" / "data" / "llava"
+from pipeline.references import shared_data  # noqa: E402
+
+LLAVA = shared_data() / "llava"
 LANGS = "zh,hi,es,fr,ar,bn,ru,ur,ja"
 COLOURS = ["red", "blue", "green", "yellow", "white", "black", "brown", "orange", "grey", "pink", "purple"]
 

@@ -29,6 +29,7 @@ import aiohttp
 from pipeline import processes
 from pipeline.ingest.tables import ingest
 from pipeline.languages import parse_languages
+from pipeline.references import shared_data
 from pipeline.serve import vllm
 from pipeline.translate.backends import OpenAIChatBackend
 from pipeline.translate.memory import TranslationMemory
@@ -36,7 +37,7 @@ from pipeline.translate.requests import TranslateSummary, plan, translate_units
 from pipeline.translate.served import served_models
 from pipeline.translate.settings import TranslatorConfig
 
-SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "llava" / "coco_val_gpt4_30x3_multiturn.json"
+SOURCE = shared_data() / "llava" / "coco_val_gpt4_30x3_multiturn.json"
 
 
 class RecordingBackend(OpenAIChatBackend):

@@ -20,13 +20,14 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
 from aiohttp import web
 
 MODEL = "loadtest-not-a-translator"
-DEFAULT_REFERENCES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ntrex-dev"
+DEFAULT_REFERENCES = Path(os.environ.get("POLYGLOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "ntrex-dev"
 _FILES = {"Chinese": "zho-CN", "Hindi": "hin", "Spanish": "spa", "French": "fra", "Arabic": "arb", "Bengali": "ben",
           "Russian": "rus", "Urdu": "urd", "Japanese": "jpn"}
 _LANGUAGE = re.compile(r"into (?:Modern Standard |Simplified )?(\w+)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 NTREX_FILES = {
@@ -17,3 +18,9 @@ def load_pairs(ntrex_dir: Path, lang: str) -> list[tuple[str, str]]:
     if len(src) != len(ref):
         raise ValueError(f"{ntrex_dir}: {len(src)} source lines but {len(ref)} {lang} lines")
     return list(zip(src, ref))
+
+
+def shared_data() -> Path:
+    """The folder of real data the tests and benchmarks read in place: ``POLYGLOT_SHARED_DATA``, else
+    ``../shared/data`` beside the project."""
+    return Path(os.environ.get("POLYGLOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

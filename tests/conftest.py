@@ -165,8 +165,8 @@ def loadtest_server(delay: float = 0.0):
     from pipeline import processes
 
     port = processes.free_port()
-    server = subprocess.Popen([sys.executable, str(REPO / "bench" / "loadtest_server.py"), "--port", str(port), "--delay", str(delay)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, str(REPO / "bench" / "loadtest_server.py"), "--port", str(port), "--delay", str(delay),
+                               "--references", str(SHARED_DATA / "ntrex-dev")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
     def answered() -> int:
