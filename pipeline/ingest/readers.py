@@ -1,7 +1,9 @@
 """Stream records out of LLaVA files: JSON arrays, JSONL, and gzip of either, never the whole file in memory.
 
 Each record comes with its index in the file and the byte offset where it starts (in the decompressed
-stream), so a quarantined record or a broken file can be named precisely.
+stream), so a quarantined record or a broken file can be named precisely. Hand-written on purpose: no streaming
+JSON library gives both the byte offset of every record and a clean stop at the first broken byte with everything
+before it kept.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Check one LLaVA record against the conversation contract; say exactly what is wrong when it is not met."""
+"""Check one LLaVA record against the conversation contract; say exactly what is wrong when it is not met.
+
+The reason codes are the project's own (documented in docs/tables.md): they are the quarantine's stable,
+machine-readable column, which a schema library's messages would not keep stable across its versions.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
 """Train a LoRA adapter on (chat messages → answer) pairs with peft + transformers; run in the trainer environment.
 
-The pipeline's own environment has no torch: :func:`pipeline.finetune.train` writes a job file and runs
+The pipeline's own environment has no torch: :func:`pipeline.train.finetune.train_adapter` writes a job file and runs
 
-    python -m pipeline.lora_train JOB.json
+    python -m pipeline.train.lora_train JOB.json
 
 in the vLLM environment (torch, transformers, peft). The prompt is rendered with the base model's own chat
 template, exactly as the vLLM server renders it at inference, and only the answer tokens (with the template's
 end-of-turn) carry loss. Training stops early once greedy decoding reproduces every answer (checked by teacher
-forcing) or the mean loss is below ``target_loss``. On success the adapter (``adapter_config.json`` + weights) and ``train_metrics.json`` are in
+forcing) or the mean loss is below ``target_loss`` — a stop rule of its own on purpose (a plain training loop, not
+transformers' Trainer): what matters is that the corrections come back under greedy decoding, which a loss
+threshold alone does not tell. On success the adapter (``adapter_config.json`` + weights) and ``train_metrics.json`` are in
 ``out_dir``; on failure the exit code is non-zero and the last stderr line says why.
 """
 
@@ -193,7 +195,7 @@ def _peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m pipeline.lora_train JOB.json", file=sys.stderr)
+        print("usage: python -m pipeline.train.lora_train JOB.json", file=sys.stderr)
         return 2
     job = json.loads(Path(args[0]).read_text(encoding="utf-8"))
     try:

@@ -67,6 +67,11 @@ class OpenAIChatBackend:
     the fewest requests in flight; an endpoint that fails (connection error, 5xx, 429, timeout) rests for a
     growing cool-down while the others carry on, and the request is retried at once elsewhere. Only when no
     endpoint gives a usable answer for ``retry_seconds`` does the run stop.
+
+    Hand-written on purpose, not the OpenAI SDK or a retry library: least-busy routing across replicas with a
+    per-replica rest, a retry budget that starts at the first failure, streaming with a watch that closes the
+    stream, and a client cheap enough to keep many replicas busy from one process (measured: 1.06x the CPU of a
+    bare aiohttp client per request; README "Sizing").
     """
 
     def __init__(

@@ -15,6 +15,10 @@ Layout: ``ROOT/lang=LL/version=TV/``
 An ``ok`` entry is a usable translation; a ``flagged`` entry records the model's unusable answer and why (a
 permanent outcome for that version: rerunning would give the same answer). Transient failures (server down)
 are never committed, so a rerun asks for them again.
+
+The layout is hand-written on purpose (not a table format such as Delta or Iceberg): append-only part files that
+several workers write without a lock, and a compaction that switches one small JSON file, are what a crash-safe,
+lock-free memory on a shared filesystem needs, and nothing more.
 """
 
 from __future__ import annotations
