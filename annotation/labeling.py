@@ -3,7 +3,8 @@
 What a reviewer sees, top to bottom: the image the conversation is about (zoomable; a note instead when there
 is none or it is missing), the earlier turns of the conversation (English, as context), the English
 turn to check, the machine translation pre-filled in an editable box (a prediction carrying the translator
-version), what quality estimation noticed and what the automatic fixers changed, error categories and a 1–5
+version), the quality score with the translation back into English, what quality estimation noticed and what
+the automatic fixers changed, error categories and a 1–5
 rating. Arabic and Urdu boxes are right-to-left. Scripts that need a font most computers lack (Nastaliq,
 Naskh, Devanagari, Bengali, Chinese, Japanese) get one served by Label Studio itself (see ``annotation.assets``).
 """
@@ -60,6 +61,7 @@ def label_config(lang: str, font_faces: str = "") -> str:
         "unicode-bidi: plaintext; }\n"
         "    .pg-context { color: #555; font-size: 13px; white-space: pre-wrap; max-height: 14em; overflow-y: auto; }\n"
         "    .pg-notes { color: #7a4b00; font-size: 13px; white-space: pre-wrap; }\n"
+        "    .pg-quality { color: #234; font-size: 13px; white-space: pre-wrap; }\n"
         "    .pg-image-note { color: #555; font-size: 12px; }"
     )
     if font_faces:
@@ -84,6 +86,10 @@ def label_config(lang: str, font_faces: str = "") -> str:
   <View className="pg-target" style="direction: {direction}">
     <TextArea name="{TRANSLATION}" toName="{SOURCE}" editable="true" rows="6" maxSubmissions="1" required="true"
               requiredMessage="Keep or correct the translation before submitting"/>
+  </View>
+  <Header value="The machine's estimate, and its translation back into English (a help if you read the language less well than English)" size="6"/>
+  <View className="pg-quality">
+    <Text name="quality" value="$quality"/>
   </View>
   <Header value="What the machine checks noticed, and what the automatic fixers changed" size="6"/>
   <View className="pg-notes">

@@ -53,6 +53,14 @@ def _notes(reasons: list[str], fixes_json: str, flags: list[str]) -> str:
     return "\n".join(lines) or "nothing noticed, nothing changed"
 
 
+def _quality(score: float | None, back_translation: str | None) -> str:
+    """The score and the back-translation as a reviewer reads them."""
+    lines = [f"quality score {score:.2f} (the estimated chance that the translation is usable)" if score is not None
+             else "quality score: none"]
+    lines.append(f"back into English: {back_translation}" if back_translation else "back into English: not asked for this turn")
+    return "\n".join(lines)
+
+
 def build_tasks(
     workspace: Path, lang: str, conv_keys: list[str], image_root: ImageRoot | None = None, served: Served | None = None
 ) -> list[dict]:
@@ -61,7 +69,8 @@ def build_tasks(
     if not conv_keys:
         return []
     wanted = list(conv_keys)
-    columns = ["conv_key", "id", "image", "conversations", "translator_version", "turn_qe_reasons", "turn_flags", "fixes", "turn_human"]
+    columns = ["conv_key", "id", "image", "conversations", "translator_version", "turn_qe_reasons", "turn_flags", "fixes", "turn_human",
+               "turn_qe_score", "turn_back_translation"]
     mt = translations(workspace, [lang], columns).filter(pl.col("conv_key").is_in(wanted))
     turn_files = [d / "turns.parquet" for d in shard_dirs(workspace / "ingest")]
     source = (
@@ -85,6 +94,7 @@ def build_tasks(
                 "task_key": key, "lang": lang, "conv_key": row["conv_key"], "conversation_id": row["id"],
                 "turn_index": i, "role": ROLE_NAMES.get(role, role), "english": value, "context": context,
                 "notes": _notes(row["turn_qe_reasons"][i], row["fixes"][i], row["turn_flags"][i]),
+                "quality": _quality(row["turn_qe_score"][i], row["turn_back_translation"][i]),
                 "machine_text": turn["value"], "translator_version": row["translator_version"], **picture,
             }
             prediction = {

@@ -1,23 +1,24 @@
-"""Translation quality of the served model on professional references, through the project's real path.
+"""Translation quality of the served model on professional references, and how well the quality score sees it.
 
-ntrex-dev lines (``../shared/data/ntrex-dev`` by default; ``--data`` takes any folder with the same file names:
-``newstest2019-src.eng.txt`` and ``newstest2019-ref.{code}.txt``) become LLaVA conversations (two lines a
-conversation: a human turn and an assistant turn), go through ``polyglot translate`` (translate flow → answer
-checks → language rules → QE) against ``--server``, and every translated turn is scored against its
-reference with sacrebleu. Per language it prints:
+The first ``--calibrate-lines`` ntrex-dev lines of each language calibrate the quality score (what ``polyglot qe
+calibrate`` does, kept in the workspace); the next ``--lines`` lines are translated through the same real path
+(answer checks, language rules, QE, back-translation of every turn) and measured — never on a line the score
+was calibrated on. Per language it prints:
 
-- chrF and BLEU of all turns and of the turns QE accepted;
-- the share accepted / needs_review / rejected, and the mean sentence chrF of accepted vs rejected turns
-  (QE must separate them: accepted clearly higher);
-- answer-check outcomes from the translation memory: answers repaired (preamble, wrapping quotes, fences,
-  notes removed), flagged (with the commonest reasons), retried;
-- output tokens per second of the server over the run (completion tokens ÷ wall time of the translate step).
+- chrF and BLEU of the held-out turns; the shares accepted / needs review / rejected;
+- Kendall τ between ``turn_qe_score`` and sentence chrF against the reference (and, for comparison, of the raw
+  back-translation chrF and of the language-ID probability alone);
+- the share of the worst quartile (by sentence chrF) that QE accepted, the mean sentence chrF of accepted and of
+  rejected turns;
+- the references themselves run through QE as translations: shares rejected and sent to review;
+- requests, output tokens, the tokens spent on answers that ended flagged, and output tokens/s of the translate
+  step.
 
-The workspace (``--workspace``, default ``bench/out/quality``) keeps the translation memory: a rerun with the
-same settings sends only what is missing, so a long run on a slow CPU server can be stopped and resumed.
-The last line is one JSON object with every figure (for scripts comparing runs).
+The workspace (``--workspace``, default ``bench/out/quality``) keeps the translation memory: a rerun sends only what
+is missing, so a long run on a slow CPU server can be stopped and resumed. ``--calibrate-lines 0`` measures with the
+workspace's calibration as it is (or the shipped defaults). The last line is one JSON object with every figure.
 
-    .venv/bin/python bench/bench_quality.py --server http://127.0.0.1:8000 --langs es,zh,hi --lines 30
+    .venv/bin/python bench/bench_quality.py --server http://127.0.0.1:8000 --langs es,zh,hi --calibrate-lines 60 --lines 100
 """
 
 from __future__ import annotations
@@ -25,142 +26,144 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
-from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
-import polars as pl
 from sacrebleu.metrics import BLEU, CHRF
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.languages import TARGET_LANGUAGES, parse_languages  # noqa: E402
-from pipeline.references import (
-    NTREX_FILES,  # noqa: E402
-    shared_data,  # noqa: E402
-)
-from pipeline.translate.served import model_cards  # noqa: E402
-
-DEFAULT_DATA = shared_data() / "ntrex-dev"
-
-
-def conversations(source: list[str], lines: int) -> list[dict]:
-    """Two consecutive lines make one conversation (human, then assistant), ``lines`` lines in all."""
-    out = []
-    for k in range(0, lines - 1, 2):
-        out.append({"id": f"ntrex-{k:05d}", "conversations": [
-            {"from": "human", "value": source[k]}, {"from": "gpt", "value": source[k + 1]}]})
-    return out
+from pipeline.probe.lines import run_probe, scored  # noqa: E402
+from pipeline.quality.backtranslation import Judge  # noqa: E402
+from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau, pooled  # noqa: E402
+from pipeline.quality.score import calibration_path  # noqa: E402
+from pipeline.quality.score import load as load_calibration  # noqa: E402
+from pipeline.quality.signals import QEConfig  # noqa: E402
+from pipeline.references import shared_data  # noqa: E402
+from pipeline.storage import write_atomic  # noqa: E402
+from pipeline.translate.memory import TranslationMemory  # noqa: E402
+from pipeline.translate.served import served_base  # noqa: E402
+from pipeline.translate.settings import TranslatorConfig  # noqa: E402
 
 
-def memory_stats(ws: Path, lang: str, version: str) -> dict:
-    parts = sorted((ws / "tm" / f"lang={lang}" / f"version={version}").glob("*.parquet"))
-    if not parts:
-        return {"answers": 0, "repaired": 0, "flagged": 0, "retried": 0, "completion_tokens": 0, "repairs": {}, "flags": {}}
-    tm = pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed")
-    repairs: Counter[str] = Counter()
-    flags: Counter[str] = Counter()
-    if "repairs" in tm.columns:
-        for row in tm["repairs"].to_list():
-            repairs.update(r.split(":")[0] for r in row or [])
-    for row in tm.filter(pl.col("status") != "ok")["flags"].to_list():
-        flags.update(f.split(":")[0] for f in row or [])
-    return {
-        "answers": tm.height,
-        "repaired": int(tm["repairs"].list.len().gt(0).sum()) if "repairs" in tm.columns else 0,
-        "flagged": int((tm["status"] != "ok").sum()),
-        "retried": int((tm["attempts"] > 1).sum()),
-        "completion_tokens": int(tm["completion_tokens"].fill_null(0).sum()),
-        "repairs": dict(repairs.most_common()),
-        "flags": dict(flags.most_common(4)),
-    }
-
-
-def score(rows: pl.DataFrame, refs: list[str], lang: str) -> dict:
-    """chrF/BLEU of all and of accepted turns, status shares, and mean sentence chrF per status."""
-    hyps, gold, statuses = [], [], []
-    for row in rows.iter_rows(named=True):
-        k = int(row["id"].split("-")[1])
-        for t, (turn, status) in enumerate(zip(row["conversations"], row["turn_qe_status"])):
-            hyps.append(turn["value"])
-            gold.append(refs[k + t])
-            statuses.append(status)
-    chrf = CHRF()
-    # BLEU needs words: Chinese gets sacrebleu's zh tokenizer, Japanese characters (no MeCab here)
-    sentence = [chrf.sentence_score(h, [g]).score for h, g in zip(hyps, gold)]
-    out = {"turns": len(hyps)}
-    out["chrf"] = round(chrf.corpus_score(hyps, [gold]).score, 2) if hyps else None
-    bleu = BLEU(tokenize={"zh": "zh", "ja": "char"}.get(lang, "13a"))
-    out["bleu"] = round(bleu.corpus_score(hyps, [gold]).score, 2) if hyps else None
-    accepted = [i for i, s in enumerate(statuses) if s == "accepted"]
-    out["chrf_accepted"] = round(chrf.corpus_score([hyps[i] for i in accepted], [[gold[i] for i in accepted]]).score, 2) if accepted else None
-    out["bleu_accepted"] = round(bleu.corpus_score([hyps[i] for i in accepted], [[gold[i] for i in accepted]]).score, 2) if accepted else None
+def measure(probe, calibration, qe_config: QEConfig) -> dict:
+    rows = scored(probe, calibration, qe_config)
+    turns = [(t, s, st) for t, s, st in rows if not t.reference_record]
+    refs = [(t, s, st) for t, s, st in rows if t.reference_record]
+    hyps, gold = [t.text for t, _, _ in turns], [t.reference for t, _, _ in turns]
+    chrfs = [t.chrf for t, _, _ in turns]
+    out = {"turns": len(turns),
+           "chrf": round(CHRF().corpus_score(hyps, [gold]).score, 2),
+           "bleu": round(BLEU(tokenize={"zh": "zh", "ja": "char"}.get(probe.lang, "13a")).corpus_score(hyps, [gold]).score, 2)}
     for status in ("accepted", "needs_review", "rejected"):
-        picked = [sentence[i] for i, s in enumerate(statuses) if s == status]
-        out[f"share_{status}"] = round(len(picked) / len(statuses), 3) if statuses else None
+        picked = [t.chrf for t, _, st in turns if st == status]
+        out[f"share_{status}"] = round(len(picked) / len(turns), 3)
         out[f"mean_chrf_{status}"] = round(statistics.fmean(picked), 1) if picked else None
+    out["kendall_tau"] = kendall_tau([s for _, s, _ in turns], chrfs)
+    out["kendall_tau_bt_chrf"] = kendall_tau([t.bt_chrf or 0.0 for t, _, _ in turns], chrfs)
+    out["kendall_tau_lang_prob"] = kendall_tau([t.qe.lang_prob or 0.0 for t, _, _ in turns], chrfs)
+    quartile = sorted(chrfs)[max(0, len(chrfs) // 4 - 1)]
+    worst = [st for t, _, st in turns if t.chrf <= quartile]
+    out["worst_quartile_accepted"] = round(sum(st == "accepted" for st in worst) / len(worst), 3) if worst else None
+    out["references_rejected"] = round(sum(st == "rejected" for *_, st in refs) / len(refs), 3) if refs else None
+    out["references_to_review"] = round(sum(st == "needs_review" for *_, st in refs) / len(refs), 3) if refs else None
     return out
+
+
+def recording(probe, split: str) -> list[dict]:
+    """The probe's turns as the recording keeps them: line numbers and model output, never the reference text."""
+    return [{"line": t.line, "split": split, "kind": "reference", "back_translation": t.back_translation} if t.reference_record
+            else {"line": t.line, "split": split, "kind": "translation", "text": t.text, "flags": t.flags,
+                  "back_translation": t.back_translation} for t in probe.turns]
+
+
+def tokens(workspace: Path, lang: str, version: str, lines: set[str] | None = None) -> dict:
+    """Output tokens of the memory's answers for ``lang``: all, and spent on answers that ended flagged."""
+    entries = TranslationMemory(workspace / "tm").load(lang, version)
+    flagged = [e for e in entries.values() if e.status != "ok"]
+    return {"answers": len(entries), "completion_tokens": sum(e.completion_tokens for e in entries.values()),
+            "flagged": len(flagged), "flagged_tokens": sum(e.completion_tokens for e in flagged),
+            "stopped_loops": sum(e.finish_reason == "stopped" for e in entries.values())}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", required=True, help="OpenAI-compatible server (vLLM, llama.cpp…)")
     parser.add_argument("--langs", default=",".join(TARGET_LANGUAGES))
-    parser.add_argument("--lines", type=int, default=30, help="ntrex lines per language (from the first)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--lines", type=int, default=100, help="held-out lines per language, measured")
+    parser.add_argument("--calibrate-lines", type=int, default=60, help="lines before them the score is calibrated on (0: none)")
+    parser.add_argument("--data", type=Path, default=shared_data() / "ntrex-dev")
     parser.add_argument("--workspace", type=Path, default=ROOT / "bench" / "out" / "quality")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--model", default=None, help="served model name (default: the server's first)")
+    parser.add_argument("--judge-server", default=None, help="back-translates (default: --server)")
+    parser.add_argument("--precision", type=float, default=0.9)
+    parser.add_argument("--write-defaults", type=Path, default=None,
+                        help="fit one calibration on the calibration lines of every language pooled and write it here "
+                             "(how pipeline/quality/default_calibration.json was made)")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="write every probe turn's answer and back-translation (line numbers, no reference text) "
+                             "to this JSON file: the recording tests/data/qe_recorded.json is made this way")
     args = parser.parse_args()
     langs = [lang for lang in parse_languages(args.langs) if lang != "en"]
-    source = (args.data / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()
-    lines = min(args.lines + args.lines % 2, len(source))
-    args.workspace.mkdir(parents=True, exist_ok=True)
-    inputs = args.workspace / f"ntrex-{lines}.jsonl"
-    inputs.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations(source, lines)))
-    model = args.model or model_cards(args.server)[0]["id"]
-    cmd = [sys.executable, "-m", "pipeline.cli", "translate", str(inputs), "--workspace", str(args.workspace),
-           "--langs", ",".join(langs), "--server", args.server, "--model", model, "--concurrency", str(args.concurrency),
-           "--bt-rate", "0", "--review-budget", "0", "--no-progress", "--retry-seconds", "600", "--request-timeout", "7200"]
-    print(f"translating {lines} lines × {len(langs)} languages with {model} at {args.server} …", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
-        return proc.returncode
-    new_requests = int(next(line for line in proc.stdout.splitlines() if line.startswith("requests sent")).split()[2])
-    results = {}
-    header = (f"{'lang':<5}{'turns':>6}{'chrF':>7}{'BLEU':>7}{'chrF acc':>9}{'BLEU acc':>9}{'acc':>6}{'rev':>6}{'rej':>6}"
-              f"{'chrF|acc':>9}{'chrF|rej':>9}{'repaired':>9}{'flagged':>8}{'retried':>8}")
-    print(f"model {model}; {lines} lines per language; {args.data}")
-    print(header)
-    total_tokens = 0
+    model, weights = served_base(args.server, args.model, wait=60)
+    judge = Judge(args.judge_server or args.server, served_base(args.judge_server)[0] if args.judge_server else model)
+    config, qe_config = TranslatorConfig(model=model, weights=weights), QEConfig()
+    calibration_lines = list(range(args.calibrate_lines))
+    held_out = list(range(args.calibrate_lines, args.calibrate_lines + args.lines))
+    results, recorded, calibration_records = {}, {}, {}
+    print(f"model {model}, judge {judge.model}; calibrated on lines 0-{args.calibrate_lines - 1}, measured on "
+          f"{held_out[0]}-{held_out[-1]} of {args.data}", flush=True)
     for lang in langs:
-        rows = pl.read_parquet(args.workspace / "translations" / lang / "*.parquet")
-        refs = (args.data / f"newstest2019-ref.{NTREX_FILES[lang]}.txt").read_text(encoding="utf-8").splitlines()
-        r = score(rows, refs, lang)
-        r.update(memory_stats(args.workspace, lang, rows["translator_version"][0]))
-        total_tokens += r["completion_tokens"]
+        started = time.perf_counter()
+        if calibration_lines:
+            print(f"  … {lang}: calibrating on {len(calibration_lines)} lines", file=sys.stderr, flush=True)
+            probe = run_probe(args.workspace, args.data, lang, calibration_lines, args.server, config, judge, args.concurrency, qe_config)
+            calibration_records[lang] = [t.record(qe_config.bands.get(lang)) for t in probe.turns]
+            fitted = calibrate(lang, probe.translator_version, calibration_records[lang], FLOORS.get(lang, 40.0), args.precision)
+            write_atomic(calibration_path(args.workspace, lang, probe.translator_version), fitted.to_json())
+            recorded[lang] = recording(probe, "calibrate")
+        print(f"  … {lang}: measuring on {len(held_out)} lines", file=sys.stderr, flush=True)
+        probe = run_probe(args.workspace, args.data, lang, held_out, args.server, config, judge, args.concurrency, qe_config)
+        calibration = load_calibration(args.workspace, lang, probe.translator_version)
+        recorded[lang] = recorded.get(lang, []) + recording(probe, "measure")
+        r = measure(probe, calibration, qe_config)
+        r.update(calibration=calibration.source, floor=calibration.floor, reject_below=calibration.reject_below,
+                 accept_from=calibration.accept_from, calibration_figures=calibration.figures,
+                 wall_seconds=round(time.perf_counter() - started, 1), **tokens(args.workspace, lang, probe.translator_version))
         results[lang] = r
+        print(json.dumps({lang: r}), file=sys.stderr, flush=True)
 
-        def f(x, width, digits=1):
-            return f"{'-':>{width}}" if x is None else f"{x:>{width}.{digits}f}"
+    def f(x, width, digits=2):
+        return f"{'-':>{width}}" if x is None else f"{x:>{width}.{digits}f}"
 
-        print(f"{lang:<5}{r['turns']:>6}{f(r['chrf'], 7)}{f(r['bleu'], 7)}{f(r['chrf_accepted'], 9)}{f(r['bleu_accepted'], 9)}"
-              f"{f(r['share_accepted'], 6, 2)}{f(r['share_needs_review'], 6, 2)}{f(r['share_rejected'], 6, 2)}"
-              f"{f(r['mean_chrf_accepted'], 9)}{f(r['mean_chrf_rejected'], 9)}{r['repaired']:>9}{r['flagged']:>8}{r['retried']:>8}")
+    print(f"{'lang':<5}{'turns':>6}{'chrF':>7}{'BLEU':>7}{'acc':>6}{'rev':>6}{'rej':>6}{'tau':>7}{'tau bt':>7}{'tau lid':>8}"
+          f"{'worstQ acc':>11}{'chrF|acc':>9}{'chrF|rej':>9}{'ref rej':>8}{'ref rev':>8}{'tokens':>8}{'flagged tok':>12}")
     for lang, r in results.items():
-        if r["repairs"] or r["flags"]:
-            print(f"  {lang}: repairs {r['repairs'] or '-'}; flags {r['flags'] or '-'}")
-    rate = total_tokens / wall if new_requests else None
-    print(f"translate step: {wall:.0f} s, {new_requests} requests sent this run; "
-          + (f"{rate:.2f} output tokens/s" if rate else "nothing new was sent (everything came from the memory)"))
-    print(json.dumps({"model": model, "lines": lines, "server": args.server, "wall_seconds": round(wall, 1),
-                      "requests": new_requests, "output_tokens_per_s": round(rate, 3) if rate else None, "languages": results}))
+        print(f"{lang:<5}{r['turns']:>6}{f(r['chrf'], 7, 1)}{f(r['bleu'], 7, 1)}{f(r['share_accepted'], 6)}{f(r['share_needs_review'], 6)}"
+              f"{f(r['share_rejected'], 6)}{f(r['kendall_tau'], 7)}{f(r['kendall_tau_bt_chrf'], 7)}{f(r['kendall_tau_lang_prob'], 8)}"
+              f"{f(r['worst_quartile_accepted'], 11)}{f(r['mean_chrf_accepted'], 9, 1)}{f(r['mean_chrf_rejected'], 9, 1)}"
+              f"{f(r['references_rejected'], 8)}{f(r['references_to_review'], 8)}{r['completion_tokens']:>8}{r['flagged_tokens']:>12}")
+    if args.write_defaults and calibration_records:
+        fitted = calibrate("any", None, pooled(calibration_records, FLOORS), 0.0, args.precision)
+        fitted.figures.update(fitted_on=f"{args.data.name} lines 0-{args.calibrate_lines - 1}, {'/'.join(calibration_records)} pooled, "
+                                        f"each usable from its language's floor", model=model, judge=judge.model)
+        fitted.figures.pop("kendall_tau_score_chrf")  # chrF of different languages do not rank against each other
+        write_atomic(args.write_defaults, replace(fitted, known_good=False, source="defaults").to_json())
+    if args.record:
+        head = {"model": model, "judge": judge.model, "data": args.data.name,
+                "note": "answers of the served model to ntrex-dev lines (line = 0-based line of newstest2019-src.eng.txt and of "
+                        "the language's reference, read in place); a reference record holds only the back-translation of that "
+                        "reference after the language rules' human pass"}
+        body = ",\n".join(f'  "{lang}": [\n' + ",\n".join("    " + json.dumps(r, ensure_ascii=False) for r in rows) + "\n  ]"
+                          for lang, rows in recorded.items())
+        write_atomic(args.record, json.dumps(head, ensure_ascii=False)[:-1] + ', "languages": {\n' + body + "\n}}\n")
+    print(json.dumps({"model": model, "judge": judge.model, "calibrate_lines": args.calibrate_lines, "lines": args.lines,
+                      "languages": results}))
     return 0
 
 

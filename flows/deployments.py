@@ -1,7 +1,8 @@
 """Serve the project's flows as Prefect deployments (the docker-compose worker runs ``python -m flows.deployments``).
 
 Defaults come from the environment: ``POLYGLOT_WORKSPACE`` (the workspace every flow works in),
-``POLYGLOT_VLLM_URL`` (one vLLM URL or several, comma-separated), ``POLYGLOT_REVIEW_PULL_MINUTES`` (how often
+``POLYGLOT_VLLM_URL`` (one vLLM URL or several, comma-separated), ``POLYGLOT_TRANSLATORS`` (a translators file
+choosing the translator of each language, instead of one server for all), ``POLYGLOT_REVIEW_PULL_MINUTES`` (how often
 review-pull runs on its own; default 15). Each deployment's parameters can be overridden per run in the UI.
 """
 
@@ -24,7 +25,8 @@ def deployments() -> list:
     if minutes <= 0:
         raise ValueError(f"POLYGLOT_REVIEW_PULL_MINUTES must be positive, got {minutes}")
     return [
-        translate_flow.to_deployment("translate", parameters={"inputs": [], "workspace": workspace, "server": server}),
+        translate_flow.to_deployment("translate", parameters={"inputs": [], "workspace": workspace, "server": server,
+                                                              "translators": os.environ.get("POLYGLOT_TRANSLATORS")}),
         review_push_flow.to_deployment("review-push", parameters={"workspace": workspace}),
         review_pull_flow.to_deployment("review-pull", parameters={"workspace": workspace}, interval=timedelta(minutes=minutes)),
         finetune_flow.to_deployment("finetune", parameters={"workspace": workspace, "server": server}),

@@ -95,9 +95,11 @@ def finetune_flow(
         d = ft.decide(lang, held, s)
         entry = None
         if d.activated == "adapter":
-            entry = {"adapter": meta["served_name"], "adapter_path": meta["path"], "adapter_version": meta["version"], "few_shot": []}
+            entry = {"adapter": meta["served_name"], "adapter_path": meta["path"], "adapter_version": meta["version"], "few_shot": [],
+                     "held_out_chrf": d.best_chrf}
         elif d.activated == "few-shot":
-            entry = {**entries.get(lang, {}), "few_shot": [list(p) for p in candidates["few-shot"][lang]["few_shot"]]}
+            entry = {**entries.get(lang, {}), "few_shot": [list(p) for p in candidates["few-shot"][lang]["few_shot"]],
+                     "held_out_chrf": d.best_chrf}
         registry.record(ws, lang, {"decision": "activated" if entry else "needs a better translator" if d.needs_translator else "kept",
                                    "candidate": d.activated, "reason": d.reason,
                                    "adapter_version": meta["version"], "held_out": scores.get("held_out", {}).get(lang)}, entry)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prefect import flow, task
@@ -20,11 +20,13 @@ from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.shards import shard_dirs
 from pipeline.ingest.tables import IngestSummary, ingest, settle
 from pipeline.languages import parse_languages
+from pipeline.quality.backtranslation import Judge
 from pipeline.quality.signals import QEConfig
 from pipeline.review.corrections import overrides
 from pipeline.review.report import quality_report
 from pipeline.review.routing import build_queue, write_queue
 from pipeline.translate import registry
+from pipeline.translate import translators as translators_file
 from pipeline.translate.backends import OpenAIChatBackend
 from pipeline.translate.memory import TranslationMemory
 from pipeline.translate.requests import LanguageCounts, Partition, TranslateSummary, Translators, plan, translate_units
@@ -42,20 +44,39 @@ class TranslateSettings:
     retry_seconds: float = 180.0
     request_timeout: float = 1800.0
     progress: bool = True
-    bt_rate: float = 0.05
+    bt_rate: float | None = None  # None: every turn unless the translator is known good (then a sample)
+    judge_server: str | None = None  # back-translates (default: the translator's server and base model)
+    judge_model: str | None = None
     seed: int = 0
     qe_config: str | None = None
     weights: str | None = None
     commit_seconds: float = 2.0
     commit_age: float = 30.0
+    # from a translators file: lang → {"translator": name, "server": URLs, "config": TranslatorConfig fields}
+    lanes: dict[str, dict] = field(default_factory=dict)
 
-    def translator(self) -> TranslatorConfig:
-        """The base translator (an adapter given here applies to every language and wins over the registry)."""
+    def server_for(self, lang: str) -> str:
+        return self.lanes[lang]["server"] if lang in self.lanes else self.server
+
+    def judge(self, lang: str) -> Judge:
+        """Who back-translates ``lang``: ``judge_server`` with ``judge_model`` (its base model, named by the flow), else
+        the language's translator's server and base model."""
+        base = self.lanes[lang]["config"]["model"] if lang in self.lanes else self.model
+        return Judge(self.judge_server or self.server_for(lang), self.judge_model or base)
+
+    def translator(self, lang: str | None = None) -> TranslatorConfig:
+        """The base translator of ``lang`` (the translators file's, else the one ``--server`` serves; an adapter given
+        on the command line applies to every language and wins over the registry)."""
+        if lang in self.lanes:
+            return TranslatorConfig(**{**self.lanes[lang]["config"], "prompts": tuple(map(tuple, self.lanes[lang]["config"]["prompts"]))})
         return TranslatorConfig(model=self.model, adapter=self.adapter, weights=self.weights)
 
     def translators(self, workspace: Path, langs: list[str]) -> Translators:
-        """Each language's translator: the base one with the language's active adapter and few-shot examples."""
-        return registry.translators(workspace, self.translator(), langs)
+        """Each language's translator: its base one with the language's active adapter and few-shot examples."""
+        if self.adapter:
+            return {lang: self.translator(lang) for lang in langs}
+        entries = registry.active(workspace)
+        return {lang: registry.config_for(self.translator(lang), entries.get(lang)) for lang in langs}
 
 
 @task(name="ingest")
@@ -90,7 +111,7 @@ class Progress:
 
 
 @task(name="translate-units")
-def translate_units_task(workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1) -> dict:
+def translate_units_task(workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1, server: str | None = None) -> dict:
     """Partition ``index`` of ``count`` of the unique units missing in ``langs``, through its own client to the
     server list: partitions never share a (unit, language) pair, so workers running them never repeat a request."""
     s = TranslateSettings(**settings)
@@ -102,7 +123,7 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict, index
     jobs = plan(ws / "ingest", langs, memory, translators, summary, human, Partition(index, count))
     started = time.perf_counter()
     if jobs:
-        backend = OpenAIChatBackend(s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
+        backend = OpenAIChatBackend(server or s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
         bar = Progress(len(jobs), "translating" if count == 1 else f"translating (partition {index + 1}/{count})", s.progress)
 
         async def run() -> None:
@@ -141,18 +162,22 @@ def translate_all(workspace: str, languages: list[str], settings: dict, partitio
     ws = Path(workspace)
     targets = [lang for lang in languages if lang != "en"]
     translators = s.translators(ws, targets)
-    if not s.adapter and targets:
-        registry.load_active_adapters(s.server, ws, targets)
-    groups: dict[str, list[str]] = {}
+    servers: dict[str, list[str]] = {}
     for lang in targets:
-        groups.setdefault(translators[lang].served_model, []).append(lang)
+        servers.setdefault(s.server_for(lang), []).append(lang)
+    if not s.adapter:
+        for server, langs in servers.items():
+            registry.load_active_adapters(server, ws, langs)
+    groups: dict[tuple[str, str], list[str]] = {}  # (server, served model) → languages
+    for lang in targets:
+        groups.setdefault((s.server_for(lang), translators[lang].served_model), []).append(lang)
     total = {"languages": {lang: asdict(LanguageCounts()) for lang in languages}, "requests_sent": 0, "unique_pairs_requested": 0, "seconds": 0.0}
     started = time.perf_counter()
-    plans = list(groups.values()) or [[]]
+    plans = [(server, group) for (server, _), group in groups.items()] or [(s.server, [])]
     if "en" in languages:  # the source copy needs no request; its counts come with the first group
-        plans[0] = ["en", *plans[0]]
-    for group in plans:
-        futures = [translate_units_task.submit(workspace, group, settings, i, partitions) for i in range(partitions)]
+        plans[0] = (plans[0][0], ["en", *plans[0][1]])
+    for server, group in plans:
+        futures = [translate_units_task.submit(workspace, group, settings, i, partitions, server) for i in range(partitions)]
         for future in futures:
             part = future.result()
             total["requests_sent"] += part["requests_sent"]
@@ -171,8 +196,8 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     counts = LanguageCounts()
     ws = Path(workspace)
     assemble_language(
-        ws, lang, TranslationMemory(ws / "tm"), s.translators(ws, [lang])[lang], counts, [Path(shard)], s.server, s.bt_rate, s.seed,
-        QEConfig.load(s.qe_config), human=overrides(ws, lang) if lang != "en" else None,
+        ws, lang, TranslationMemory(ws / "tm"), s.translators(ws, [lang])[lang], counts, [Path(shard)], s.judge(lang), s.bt_rate, s.seed,
+        QEConfig.load(s.qe_config), human=overrides(ws, lang) if lang != "en" else None, say=lambda line: tell(line, s.progress),
     )
     return asdict(counts)
 
@@ -207,14 +232,23 @@ def translate_flow(
     progress: bool = True,
     review_budget: int | None = 1000,
     seed: int = 0,
-    bt_rate: float = 0.05,
+    bt_rate: float | None = None,
     qe_config: str | None = None,
+    judge_server: str | None = None,
+    judge_model: str | None = None,
     partitions: int = 1,
     compact_min_files: int = 16,
     commit_seconds: float = 2.0,
     commit_age: float = 30.0,
+    translators: str | None = None,
+    allow_unqualified: bool = False,
 ) -> dict:
     """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries.
+
+    ``translators``: a translators file choosing the translator (servers, model, settings) of each language; then
+    a language whose chosen translator version has no qualification or scored below its floor is refused before
+    anything is sent (:class:`Unqualified`), unless ``allow_unqualified``. Without it every language goes to
+    ``server``.
 
     ``partitions``: the missing (unit, language) pairs are cut into this many stable hash ranges, each a task on
     the flow's task runner (threads, or Dask workers on several machines) with its own client. Afterwards every
@@ -222,20 +256,30 @@ def translate_flow(
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
     languages = parse_languages(langs)
-    model, weights = served_base(server, model, wait=retry_seconds)
+    targets = [lang for lang in languages if lang != "en"]
+    lanes = _lanes(translators, targets, retry_seconds) if translators else {}
+    if lanes:
+        model, weights = lanes[targets[0]]["config"]["model"], lanes[targets[0]]["config"]["weights"]
+    else:
+        model, weights = served_base(server, model, wait=retry_seconds)
+    if judge_server and not judge_model:
+        judge_model = served_base(judge_server, wait=retry_seconds)[0]
     settings = asdict(
         TranslateSettings(
             server, model, adapter, concurrency, batch_size, retry_seconds, request_timeout,
-            progress=progress, bt_rate=bt_rate, seed=seed, qe_config=qe_config, weights=weights,
-            commit_seconds=commit_seconds, commit_age=commit_age,
+            progress=progress, bt_rate=bt_rate, seed=seed, qe_config=qe_config, weights=weights, judge_server=judge_server,
+            judge_model=judge_model, commit_seconds=commit_seconds, commit_age=commit_age, lanes=lanes,
         )
     )
-    TranslateSettings(**settings).translator()  # validate settings before any work
+    chosen = TranslateSettings(**settings).translators(Path(workspace), targets)  # validates the settings before any work
+    if translators and not allow_unqualified and (refused := translators_file.refusals(Path(workspace), translators_file.load(translators), chosen)):
+        raise translators_file.Unqualified(refused)
     QEConfig.load(qe_config)
     def say(line: str) -> None:
         tell(line, terminal=progress)
 
-    say(f"translate: {len(inputs or [])} input file(s) → {','.join(languages)} with {model} at {server}")
+    by = ", ".join(f"{lang} {lane['translator']}" for lang, lane in lanes.items()) or f"{model} at {server}"
+    say(f"translate: {len(inputs or [])} input file(s) → {','.join(languages)} with {by}")
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
     say(f"ingested: {ingest_summary['valid']} conversations, {ingest_summary['quarantined']} quarantined; planning requests")
     result = translate_all(workspace, languages, settings, partitions)
@@ -264,6 +308,19 @@ def translate_flow(
         ),
     )
     return result
+
+
+def _lanes(path: str, targets: list[str], wait: float) -> dict[str, dict]:
+    """Each target language's translator from the translators file at ``path``, its served model asked of its servers."""
+    file = translators_file.load(path)
+    lanes, served = {}, {}
+    for lang in targets:
+        translator = file.for_language(lang)
+        if translator.name not in served:
+            served[translator.name] = served_base(translator.servers, translator.model, wait=wait)
+        config = translator.config(*served[translator.name])
+        lanes[lang] = {"translator": translator.name, "server": translator.servers, "config": asdict(config)}
+    return lanes
 
 
 def _existing_ingest(workspace: str) -> dict:

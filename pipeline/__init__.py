@@ -9,6 +9,8 @@ The packages follow the loop (docs/architecture.md draws it and states which may
 - :mod:`pipeline.assemble` — memory + ingest tables → translated shards: turns put back, language rules, QE,
   human text wherever a person decided.
 - :mod:`pipeline.review` — who sees what (routing queue, quality report) and what people decided (corrections).
+- :mod:`pipeline.probe` — the real path on reference translations: calibrates the quality score, qualifies
+  translators.
 - :mod:`pipeline.train` — corrections → LoRA adapters, evaluated and activated per language.
 - :mod:`pipeline.release` — translated shards → immutable, checksummed releases; evaluation sets.
 - :mod:`pipeline.serve` — local vLLM servers, model import, the tiny test models.

@@ -160,6 +160,7 @@ class ServerRecord:
     started: float
     health: str = ""  # the path that answers 200 once the server is up
     created: float | None = None  # the process's own start time: a pid reused by another program has another
+    label: str = ""  # what the server is for (the translator it serves, from a translators file)
 
 
 def process_start(pid: int) -> float | None:
@@ -258,7 +259,7 @@ def check_slot(name: str, title: str, port: int) -> Path:
 
 def spawn(
     name: str, title: str, health: str, cmd: list[str], env_extra: dict[str, str], host: str, port: int, model: str, served: str,
-    wait_seconds: float, cwd: Path | None = None,
+    wait_seconds: float, cwd: Path | None = None, label: str = "",
 ) -> ServerRecord:
     """Start ``cmd`` in its own process group, record it, and wait until its health URL answers."""
     record_file = _record_path(name, port)
@@ -271,7 +272,7 @@ def spawn(
             start_new_session=True, cwd=cwd,
         )
     record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time(), health,
-                          process_start(proc.pid))
+                          process_start(proc.pid), label)
     write_atomic(record_file, json.dumps(asdict(record), indent=2) + "\n")
     started = time.monotonic()
     deadline = started + wait_seconds

@@ -30,9 +30,10 @@ def pytest_configure(config):
 
 # The tiny test model is no translator: QE rejects most of its text, and rejected conversations never reach
 # people. This configuration lowers the bar (script share, loops, words of other scripts, unsure language IDs)
-# so that some of its text is routed to review.
+# so that some of its text is routed to review (its quality score never rejects; below 0.99 it sends to review).
 LENIENT_QE = {"default": {"min_script_share": 0.0, "repetition_min_chars": 1_000_000,
-                          "max_foreign_script_words": 1_000_000, "min_wrong_language_prob": 1.01},
+                          "max_foreign_script_words": 1_000_000, "min_wrong_language_prob": 1.01,
+                          "score_reject": 0.0, "score_accept": 0.99},
               "length_bands": {"ur": [0, 1000], "hi": [0, 1000], "es": [0, 1000]}}
 
 

@@ -17,6 +17,7 @@ LAYERS = [
     ("quality", ["pipeline.quality"]),
     ("assemble", ["pipeline.assemble"]),
     ("review", ["pipeline.review"]),
+    ("probe", ["pipeline.probe"]),
     ("train", ["pipeline.train"]),
     ("release", ["pipeline.release"]),
     ("serve", ["pipeline.serve"]),

@@ -126,40 +126,45 @@ def test_shipped_length_bands_are_derived_from_ntrex():
     assert length_bands() == derive_length_bands(NTREX)
 
 
-def _fake_shards(ws, lang, statuses, files):
+def _fake_shards(ws, lang, statuses, files, scores):
     rows = []
-    for i, (status, source) in enumerate(zip(statuses, files)):
+    for i, (status, source, score) in enumerate(zip(statuses, files, scores)):
         rows.append({"lang": lang, "conv_key": f"k{i:04d}", "id": str(i), "source_file": source, "qe_status": status,
-                     "turn_qe_status": [status], "turn_qe_reasons": [[]], "turn_length_ratio": [1.0],
-                     "turn_script_share": [1.0], "turn_lang_prob": [0.9]})
+                     "qe_score": score, "turn_qe_status": [status], "turn_qe_reasons": [[]], "turn_length_ratio": [1.0],
+                     "turn_script_share": [1.0], "turn_lang_prob": [0.9], "turn_qe_score": [score], "turn_bt_chrf": [None]})
     path = ws / "translations" / lang / "shard-00000.parquet"
     path.parent.mkdir(parents=True)
-    pl.DataFrame(rows).write_parquet(path)
+    pl.DataFrame(rows, schema_overrides={"turn_bt_chrf": pl.List(pl.Float32)}).write_parquet(path)
 
 
-def test_routing_is_seeded_stratified_within_budget_and_skips_reviewed(tmp_path):
+def test_routing_takes_the_lowest_scores_first_keeps_a_seeded_spot_check_and_skips_reviewed(tmp_path):
+    """Budget 30: 27 conversations with the lowest scores (rejected ones go back to translation, not to people),
+    3 drawn at random from the accepted ones left (stratified by source file) to audit the score."""
     statuses = ["accepted"] * 300 + ["needs_review"] * 7 + ["rejected"] * 5
     files = ["detail.json"] * 100 + ["conv.json"] * 200 + ["x.json"] * 12
+    scores = [0.5 + 0.5 * ((i * 37) % 300) / 300 for i in range(300)] + [0.3 + i / 100 for i in range(7)] + [0.05] * 5
     for lang in ("hi", "ur"):
-        _fake_shards(tmp_path, lang, statuses, files)
+        _fake_shards(tmp_path, lang, statuses, files, scores)
     a = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7)
     b = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7)
-    c = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=8)
-    assert a.equals(b) and not a.equals(c)
+    c = build_queue(tmp_path, ["hi", "ur"], budget=300, seed=8, spot_check=0.5)
+    assert a.equals(b)
     for lang in ("hi", "ur"):
         q = a.filter(pl.col("lang") == lang)
-        assert q.filter(pl.col("reason") == "needs_review").height == 7
-        sample = q.filter(pl.col("reason") == "sample")
-        assert sample.height == 30
-        assert sample.group_by("stratum").len().sort("stratum")["len"].to_list() == [20, 10]  # conv, detail: 2:1
-        assert q["conv_key"].n_unique() == q.height
+        low, spot = q.filter(pl.col("reason") == "low score"), q.filter(pl.col("reason") == "spot check")
+        assert (low.height, spot.height) == (27, 3) and q["conv_key"].n_unique() == 30
+        candidates = sorted(s for s, st in zip(scores, statuses) if st != "rejected")
+        assert sorted(low["qe_score"].to_list()) == pytest.approx(candidates[:27])  # the lowest first
+        assert low["qe_score"].to_list()[:7] == sorted(low["qe_score"].to_list())[:7]  # needs_review (0.30-0.36) lead
+        assert spot["qe_score"].min() >= max(low["qe_score"])  # drawn from what the low-score side left
+        wide = c.filter((pl.col("lang") == lang) & (pl.col("reason") == "spot check"))
+        assert wide.group_by("stratum").len().sort("stratum")["len"].to_list() == [100, 50]  # conv, detail: 2:1
+    assert not build_queue(tmp_path, ["hi"], budget=30, seed=8).equals(a.filter(pl.col("lang") == "hi"))  # another draw
     reviewed = a.filter(pl.col("lang") == "hi").select("lang", "conv_key")
     (tmp_path / "review").mkdir()
     reviewed.write_parquet(tmp_path / "review" / "reviewed.parquet")
     again = build_queue(tmp_path, ["hi"], budget=30, seed=7)
-    assert again.join(reviewed, on=["lang", "conv_key"]).height == 0  # nothing reviewed twice
-    assert again.filter(pl.col("reason") == "needs_review").height == 0
-    assert again.filter(pl.col("reason") == "sample").height == 30
+    assert again.join(reviewed, on=["lang", "conv_key"]).height == 0 and again.height == 30  # nothing reviewed twice
 
 
 def test_allocate_keeps_total_and_sizes():
@@ -173,7 +178,7 @@ def test_cli_langid_and_qe(tmp_path):
     assert out == ["fr", "ru"]
     (tmp_path / "s.txt").write_text(SRC + "\n" + SRC + "\n")
     (tmp_path / "t.txt").write_text(GOOD_FR + "\n\n")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "--lang", "fr", "--source", str(tmp_path / "s.txt"), "--target", str(tmp_path / "t.txt")],
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "score", "--lang", "fr", "--source", str(tmp_path / "s.txt"), "--target", str(tmp_path / "t.txt")],
                           capture_output=True, text=True, cwd=REPO, check=True)
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["status"] for r in rows] == ["accepted", "rejected"]
@@ -195,7 +200,7 @@ def test_thresholds_per_language_from_a_config_file(tmp_path):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=message):
             QEConfig.load(path)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "--lang", "fr", "--source", "s", "--target", "t", "--qe-config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "score", "--lang", "fr", "--source", "s", "--target", "t", "--qe-config", str(path)],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and "expected an object" in proc.stderr
 
@@ -232,3 +237,33 @@ def test_language_id_loads_the_bundled_lite_model_through_fast_langdetects_publi
            "HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0 and proc.stdout.split() == ["fr", "zh", "True"], proc.stdout + proc.stderr[-2000:]
+
+
+def test_a_missing_or_broken_calibration_falls_back_to_the_defaults_and_says_so_once(tmp_path):
+    from pipeline.quality import score as qscore
+
+    said: list[str] = []
+    first = qscore.load(tmp_path, "hi", "tv-missing", said.append)
+    again = qscore.load(tmp_path, "hi", "tv-missing", said.append)
+    assert first.source == again.source == "defaults" and len(said) == 1 and "hi" in said[0] and "qe calibrate" in said[0]
+    path = qscore.calibration_path(tmp_path, "ur", "tv-broken")
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    broken = qscore.load(tmp_path, "ur", "tv-broken", said.append)
+    assert broken.source == "defaults" and len(said) == 2 and str(path) in said[1] and "cannot be read" in said[1]
+    good = qscore.defaults("es")
+    good.source, good.translator_version = "calibrated", "tv-good"
+    qscore.calibration_path(tmp_path, "es", "tv-good").parent.mkdir(parents=True)
+    qscore.calibration_path(tmp_path, "es", "tv-good").write_text(good.to_json())
+    assert qscore.load(tmp_path, "es", "tv-good", said.append) == good and len(said) == 2
+
+
+def test_status_comes_from_the_form_checks_and_the_score():
+    from pipeline.quality.score import defaults
+
+    c = defaults("es")
+    c.reject_below, c.accept_from = 0.3, 0.7
+    assert c.status("rejected", 0.99) == ("rejected", None)  # a broken placeholder is rejected whatever the score
+    assert c.status("accepted", 0.1)[0] == "rejected" and "0.10 below 0.30" in c.status("accepted", 0.1)[1]
+    assert c.status("accepted", 0.5)[0] == "needs_review"
+    assert c.status("accepted", 0.9) == ("accepted", None) and c.status("needs_review", 0.9) == ("needs_review", None)

@@ -43,7 +43,7 @@ def reference(vllm_server, tmp_path_factory):
     """An uninterrupted run of the 30×3 multi-turn file into all ten languages."""
     ws = tmp_path_factory.mktemp("reference")
     before = server_requests(vllm_server.url)
-    proc = run_translate(ws, vllm_server.url, "--langs", "all")
+    proc = run_translate(ws, vllm_server.url, "--langs", "all", "--bt-rate", "0.05")
     return ws, proc, server_requests(vllm_server.url) - before
 
 
@@ -94,16 +94,22 @@ def test_quality_columns_report_and_review_queue(reference):
                 assert (status == "accepted") == (reasons == [])
     summary = pl.read_parquet(ws / "reports" / "qe_summary.parquet")
     assert sorted(summary["lang"]) == sorted(TARGETS)
-    # back-translation chrF on a seeded ~5% sample of turns, through the same server
+    # back-translation on a seeded 5% sample of turns (--bt-rate 0.05), through the same server; every turn scored
     chrfs = [v for lang in TARGETS for row in shards(ws, lang)["turn_bt_chrf"].to_list() for v in row if v is not None]
     assert 20 <= len(chrfs) <= 200 and all(0.0 <= v <= 100.0 for v in chrfs)
-    assert summary["bt_sampled_turns"].sum() == len(chrfs)
+    for lang in TARGETS:
+        for row in shards(ws, lang).iter_rows(named=True):
+            assert [b is None for b in row["turn_bt_chrf"]] == [t is None for t in row["turn_back_translation"]]
+            assert all(0.0 <= s <= 1.0 for s in row["turn_qe_score"]) and row["qe_score"] == pytest.approx(min(row["turn_qe_score"]))
+    assert summary["bt_turns"].sum() == len(chrfs)
     assert (summary["accepted"] + summary["needs_review"] + summary["rejected"] == 30).all()
-    for png in ("length_ratio.png", "script_share.png"):
+    for png in ("qe_score.png", "length_ratio.png", "script_share.png"):
         assert (ws / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     queue = pl.read_parquet(ws / "review" / "queue.parquet")
-    needs = sum(shards(ws, lang).filter(pl.col("qe_status") == "needs_review").height for lang in TARGETS)
-    assert queue.filter(pl.col("reason") == "needs_review").height == needs
+    for lang in TARGETS:  # the lowest scores first, never a rejected conversation
+        df = shards(ws, lang).filter(pl.col("qe_status") != "rejected")
+        low = queue.filter((pl.col("lang") == lang) & (pl.col("reason") == "low score"))
+        assert sorted(low["qe_score"].to_list()) == pytest.approx(sorted(df["qe_score"].to_list())[:low.height])
     assert "review queue:" in proc.stdout
 
 
@@ -111,7 +117,7 @@ def test_rerun_of_a_finished_job_sends_zero_requests(reference, vllm_server):
     ws, _, _ = reference
     before = {lang: shards(ws, lang) for lang in TARGETS}
     start = server_requests(vllm_server.url)
-    proc = run_translate(ws, vllm_server.url, "--langs", "all")
+    proc = run_translate(ws, vllm_server.url, "--langs", "all", "--bt-rate", "0.05")
     assert server_requests(vllm_server.url) == start
     assert "requests sent 0 for 0 new (unit, language) pairs" in proc.stdout
     for lang in TARGETS:

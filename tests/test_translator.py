@@ -68,6 +68,17 @@ def _chat(content="ok", finish="stop"):
     return {"choices": [{"message": {"content": content}, "finish_reason": finish}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
 
 
+async def _listen(handler) -> tuple[web.AppRunner, str]:
+    """Serve ``handler`` as the chat completions endpoint on a free local port."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
 async def _serve(responses):
     """A local server answering each request with the next (status, body) of ``responses``."""
     calls = []
@@ -77,14 +88,8 @@ async def _serve(responses):
         status, body = responses[min(len(calls), len(responses)) - 1]
         return web.Response(status=status, text=body if isinstance(body, str) else json.dumps(body))
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    return runner, f"http://127.0.0.1:{port}", calls
+    runner, url = await _listen(handler)
+    return runner, url, calls
 
 
 def _complete(responses, retry_seconds=5.0):
@@ -388,13 +393,8 @@ async def _stream(pieces: list[str], finish: str | None = "stop", delay: float =
             pass  # the client closed the stream
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", sent, bodies
+    runner, url = await _listen(handler)
+    return runner, url, sent, bodies
 
 
 def test_a_streamed_answer_arrives_whole_with_the_servers_token_count():

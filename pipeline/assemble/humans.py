@@ -18,7 +18,7 @@ Override = tuple[str, str]  # (text, HUMAN_REVIEWED | HUMAN_CORRECTED)
 def apply_to_table(table: pa.Table, human: dict[tuple[str, int], Override]) -> tuple[pa.Table, int]:
     """Put human text in place of machine text in a translated shard; returns (table, turns changed).
 
-    A human turn is ``ok`` with no flags, QE ``accepted`` with no reasons, and ``turn_human`` says who decided;
+    A human turn is ``ok`` with no flags, QE ``accepted`` with no reasons and a quality score of 1, and ``turn_human`` says who decided;
     ``raw_values``/``fixes`` keep describing the machine text. Idempotent: applying twice changes nothing more.
     """
     rows = table.to_pylist()
@@ -39,9 +39,13 @@ def apply_to_table(table: pa.Table, human: dict[tuple[str, int], Override]) -> t
             row["turn_flags"][i] = []
             row["turn_qe_status"][i] = "accepted"
             row["turn_qe_reasons"][i] = []
+            if row.get("turn_qe_score") is not None:
+                row["turn_qe_score"][i] = 1.0  # a person's text is usable: they decided it
         row["turn_human"] = kinds
         row["status"] = "flagged" if "flagged" in row["turn_status"] else "ok"
         row["qe_status"] = worst(row["turn_qe_status"])
+        if row.get("turn_qe_score"):
+            row["qe_score"] = min(row["turn_qe_score"])
         row["review_status"] = (
             HUMAN_CORRECTED if HUMAN_CORRECTED in kinds else HUMAN_REVIEWED if HUMAN_REVIEWED in kinds else "unreviewed"
         )

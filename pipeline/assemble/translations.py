@@ -22,7 +22,9 @@ import language_rules
 from pipeline.assemble.humans import Override, apply_to_table
 from pipeline.ingest.shards import iter_shard_turns, shard_dirs
 from pipeline.quality import signals as quality
-from pipeline.quality.backtranslation import bt_key, chrf, make_backtranslator, sampled
+from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator, sampled
+from pipeline.quality.score import Calibration
+from pipeline.quality.score import load as load_calibration
 from pipeline.storage import write_atomic
 from pipeline.translate.memory import Entry, TranslationMemory
 from pipeline.translate.requests import LanguageCounts
@@ -54,7 +56,10 @@ TRANSLATION_SCHEMA = pa.schema(
         ("turn_lang_prob", pa.list_(pa.float32())),
         ("turn_script_share", pa.list_(pa.float32())),
         ("turn_length_ratio", pa.list_(pa.float32())),
-        ("turn_bt_chrf", pa.list_(pa.float32())),  # back-translation chrF on the sampled turns, else null
+        ("turn_bt_chrf", pa.list_(pa.float32())),  # back-translation chrF of the turns sent back to English, else null
+        ("turn_back_translation", pa.list_(pa.string())),  # the judge's English for those turns (shown to reviewers)
+        ("qe_score", pa.float32()),  # the worst turn's score
+        ("turn_qe_score", pa.list_(pa.float32())),  # estimated probability that the turn is a usable translation
         ("turn_human", pa.list_(pa.string())),  # null | reviewed | corrected: a person decided this turn's text
         ("review_status", pa.string()),  # unreviewed | reviewed | corrected (any turn)
         ("human_corrected", pa.bool_()),
@@ -86,15 +91,21 @@ def assemble_shard(
     seed: int = 0,
     qe_config: quality.QEConfig | None = None,
     human: dict[tuple[str, int], Override] | None = None,
+    calibration: Calibration | None = None,
 ) -> None:
     """Write the shard's conversations in ``lang`` (``entries`` None: the English source), language rules applied.
 
     The reassembled text of each turn is kept in ``raw_values``; the rules' changes in ``fixes``; what the
-    rules cannot decide becomes a turn flag. Turns in ``human`` (reviewers' text) replace the machine text:
+    rules cannot decide becomes a turn flag. A ``bt_rate`` share of the turns (seeded) goes back to English through
+    ``backtranslate``; every turn is scored by ``calibration`` (:mod:`pipeline.quality.score`) and its status
+    decided by the form checks and the score. Turns in ``human`` (reviewers' text) replace the machine text:
     humans win over every machine run.
     """
     rules_version = language_rules.rules_version()
     qe_config = qe_config or quality.QEConfig()
+    if entries is not None and calibration is None:
+        raise ValueError("a translated shard needs the calibration of its language's quality score")
+    signals: list[list[quality.TurnQE]] = []
     thresholds = qe_config.for_lang(lang)
     convs = pq.read_table(shard_dir / "conversations.parquet")
     turn_iter = iter_shard_turns(shard_dir, None if entries is None else partial(_unit_text, entries))
@@ -105,6 +116,7 @@ def assemble_shard(
     ):
         conversation, statuses, flags, raws, fixes, bt = [], [], [], [], [], []
         turn_qe: dict[str, list] = {name: [] for name in QE_TURN_COLUMNS}
+        turn_signals: list[quality.TurnQE] = []
         for _ in range(n_turns):
             turn = next(turn_iter)
             role, value, text, turn_flags = turn.role, turn.source, turn.text, turn.flags
@@ -122,6 +134,7 @@ def assemble_shard(
             if backtranslate and not human_turn and fixed.text.strip() and sampled(seed, lang, conv_key, len(bt), bt_rate):
                 bt_jobs.append((len(out["id"]), len(bt), fixed.text, value))
             bt.append(None)
+            turn_signals.append(q)
             for name, v in zip(QE_TURN_COLUMNS, (q.status, q.reasons, q.lang_detected, q.lang_prob, q.script_share, q.length_ratio)):
                 turn_qe[name].append(v)
             statuses.append("flagged" if turn_flags else "ok")
@@ -136,16 +149,32 @@ def assemble_shard(
             ("status", "flagged" if flagged else "ok"), ("turn_status", statuses), ("turn_flags", flags),
             ("translator_version", translator_version), ("translator", translator_json),
             ("raw_values", raws), ("fixes", fixes), ("rules_version", rules_version),
-            ("qe_status", quality.worst(turn_qe["turn_qe_status"])), *turn_qe.items(), ("turn_bt_chrf", bt),
+            ("qe_status", None), *turn_qe.items(), ("turn_bt_chrf", bt), ("turn_back_translation", [None] * n_turns),
+            ("qe_score", None), ("turn_qe_score", [None] * n_turns),
             ("source_file", source_file), ("record_index", record_index),
             ("turn_human", [None] * n_turns), ("review_status", "unreviewed"), ("human_corrected", False),
         ):
             out[name].append(value)
+        signals.append(turn_signals)
     if bt_jobs:
         english = backtranslate([(bt_key(out["conv_key"][row], turn, text), text) for row, turn, text, _ in bt_jobs])
         for (row, turn, _, source), back in zip(bt_jobs, english):
             out["turn_bt_chrf"][row][turn] = chrf(back, source)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+            out["turn_back_translation"][row][turn] = back
+    band = qe_config.bands.get(lang)
+    for row, turn_signals in enumerate(signals):
+        if entries is None:  # the English source: nothing to score
+            out["qe_status"][row] = quality.worst(out["turn_qe_status"][row])
+            continue
+        scores = [calibration.score(q, bt_chrf, band) for q, bt_chrf in zip(turn_signals, out["turn_bt_chrf"][row])]
+        for turn, (q, score) in enumerate(zip(turn_signals, scores)):
+            status, reason = calibration.status(q.status, score)
+            out["turn_qe_status"][row][turn] = status
+            if reason:
+                out["turn_qe_reasons"][row][turn] = [*q.reasons, reason]
+        out["turn_qe_score"][row] = scores
+        out["qe_score"][row] = min(scores) if scores else None
+        out["qe_status"][row] = quality.worst(out["turn_qe_status"][row])
     table = pa.table(out, schema=TRANSLATION_SCHEMA)
     if human:
         table, _ = apply_to_table(table, human)
@@ -156,6 +185,9 @@ def translations_path(workspace: Path, lang: str, shard_dir: Path) -> Path:
     return workspace / "translations" / lang / f"shard-{shard_dir.name}.parquet"
 
 
+BT_SAMPLE = 0.1  # share of turns back-translated for a language whose translator is known to be good
+
+
 def assemble_language(
     workspace: Path,
     lang: str,
@@ -163,30 +195,41 @@ def assemble_language(
     config: TranslatorConfig,
     counts: LanguageCounts,
     shards: list[Path] | None = None,
-    server: str | None = None,
-    bt_rate: float = 0.0,
+    judge: Judge | None = None,
+    bt_rate: float | None = None,
     seed: int = 0,
     qe_config: quality.QEConfig | None = None,
     human: dict[tuple[str, int], Override] | None = None,
+    calibration: Calibration | None = None,
+    say=None,
 ) -> list[Path]:
-    """Assemble every shard (or the given ones) of the workspace in ``lang``; back-translate a sample through
-    ``server`` when ``bt_rate`` > 0. ``human``: the reviewers' text for turns of ``lang`` (conv_key, turn index →
-    text, kind), from :func:`pipeline.review.corrections.overrides`: it replaces the machine text."""
-    if not 0.0 <= bt_rate <= 1.0:
-        raise ValueError(f"back-translation sample rate must be between 0 and 1, got {bt_rate}")
-    backtranslate = make_backtranslator(server, config, memory, lang) if server and bt_rate > 0 and lang != "en" else None
+    """Assemble every shard (or the given ones) of the workspace in ``lang``.
+
+    Back-translation through ``judge``: ``bt_rate`` of the turns, or by default (None) every turn — unless the
+    language's calibration found its translator known to be good, then a :data:`BT_SAMPLE` share. ``calibration``:
+    the quality score's (default: the workspace's for this translator version, else the shipped defaults).
+    ``human``: the reviewers' text for turns of ``lang`` (conv_key, turn index → text, kind), from
+    :func:`pipeline.review.corrections.overrides`: it replaces the machine text."""
+    if bt_rate is not None and not 0.0 <= bt_rate <= 1.0:
+        raise ValueError(f"back-translation rate must be between 0 and 1, got {bt_rate}")
     if lang == "en":
-        entries, version, desc, human = None, SOURCE_VERSION, json.dumps({"source": True}), None
+        entries, version, desc, human, backtranslate = None, SOURCE_VERSION, json.dumps({"source": True}), None, None
     else:
         version = config.version(lang)
         desc = json.dumps(config.description(lang), sort_keys=True)
+        th = (qe_config or quality.QEConfig()).for_lang(lang)
+        calibration = (calibration or load_calibration(workspace, lang, version, say)).with_thresholds(th.score_reject, th.score_accept)
+        if bt_rate is None:
+            bt_rate = BT_SAMPLE if calibration.known_good else 1.0
+        backtranslate = make_backtranslator(judge, memory, lang) if judge and bt_rate > 0 else None
     paths = []
     for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
         if lang != "en":  # only the shard's units: memory follows the shard, not the whole translation memory
             shard_units = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").unique()
             entries = memory.load(lang, version, shard_units.to_pylist())
         path = translations_path(workspace, lang, shard)
-        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate, seed, qe_config, human)
+        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate or 0.0, seed, qe_config, human,
+                       calibration)
         paths.append(path)
     return paths
 

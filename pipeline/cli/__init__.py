@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.cli import evaluation, ingest, release, review, services, tools, train, translate
+from pipeline.cli import evaluation, ingest, qualify, quality, release, review, services, tools, train, translate
 
-GROUPS = (ingest, translate, evaluation, train, release, tools, services, review)
+GROUPS = (ingest, translate, qualify, evaluation, train, release, quality, tools, services, review)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,6 +41,11 @@ def share(text: str) -> float:
     return _number(text, float, 0.0, 1.0)
 
 
+def bt_rate(text: str) -> float | None:
+    """A back-translation rate: a share of turns, or 'auto' (None: every turn unless the translator is known good)."""
+    return None if text.strip().lower() == "auto" else _number(text, float, 0.0, 1.0)
+
+
 def budget(text: str) -> int | None:
     """A review budget: a count, or 'all' (None: every conversation, for an evaluation set)."""
     return None if text.strip().lower() == "all" else _number(text, int, 0)

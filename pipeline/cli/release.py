@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import count, positive_int, prefect_defaults
+from pipeline.cli.common import count, positive_int, prefect_defaults, share
 
 
 def _release_path(workspace: Path | None, ref: str) -> str:
@@ -71,7 +71,8 @@ def _cmd_export_llava(args: argparse.Namespace) -> int:
     from pipeline.release.releases import export_llava
 
     langs = parse_languages(args.langs) if args.langs else None
-    counts = export_llava(_release_path(args.workspace, args.release), args.out, langs, args.mix, not args.all_rows, args.seed)
+    counts = export_llava(_release_path(args.workspace, args.release), args.out, langs, args.mix, not args.all_rows, args.seed,
+                          args.min_qe_score)
     for name, n in counts.items():
         print(f"{args.out / f'llava_{name}.json'}: {n} conversations")
     return 0
@@ -106,5 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--langs", default=None, help="default: every language of the release")
     p.add_argument("--mix", action="store_true", help="also llava_mix.json: every language, shuffled, ids suffixed -LANG")
     p.add_argument("--all-rows", action="store_true", help="also rows with untranslated turns or QE-rejected ones")
+    p.add_argument("--min-qe-score", type=share, default=None,
+                   help="only conversations whose worst turn's quality score is at least this (e.g. 0.8)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed of the mixed file")
     p.set_defaults(func=_cmd_export_llava)

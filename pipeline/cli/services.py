@@ -16,11 +16,13 @@ def _cmd_services(args: argparse.Namespace) -> int:
     if args.action == "up" and args.service == "vllm":
         from pipeline.serve.vllm import start_vllm
 
-        rec = start_vllm(
-            args.model, port=args.port or 8000, fallback_to_tiny=args.fallback_to_tiny, max_model_len=args.max_model_len,
-            dtype=args.dtype, extra_args=vllm_extra_args(args.vllm_args),
-        )
-        print(f"vllm running: {rec.url} serving {rec.served_model} (pid {rec.pid}, log {rec.log})")
+        wanted = [(args.model, args.port or 8000, "")] if not args.translators else local_servers(args.translators)
+        for model, port, label in wanted:
+            rec = start_vllm(
+                model, port=port, fallback_to_tiny=args.fallback_to_tiny, max_model_len=args.max_model_len,
+                dtype=args.dtype, extra_args=vllm_extra_args(args.vllm_args), label=label,
+            )
+            print(f"vllm running: {rec.url} serving {rec.served_model}{f' for {label}' if label else ''} (pid {rec.pid}, log {rec.log})")
     elif args.action == "up":
         data_dir = args.workspace / "labelstudio" if args.workspace else None
         from annotation.server import labelstudio_login, start_labelstudio
@@ -50,8 +52,27 @@ def _cmd_services(args: argparse.Namespace) -> int:
         if not rows:
             print("no services recorded")
         for rec, state in rows:
-            print(f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}")
+            print(f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}{f'  (translator {rec.label})' if rec.label else ''}")
     return 0
+
+
+def local_servers(path: Path) -> list[tuple[str, int, str]]:
+    """(model to load, port, translator) for every server of a translators file that this machine runs: its URL is on
+    127.0.0.1 or localhost and the translator says what to load (``serve``)."""
+    from urllib.parse import urlparse
+
+    from pipeline.translate.translators import load
+
+    file = load(path)
+    out = []
+    for translator in file.translators.values():
+        for url in translator.servers.split(","):
+            parts = urlparse(url)
+            if parts.hostname in ("127.0.0.1", "localhost") and translator.serve:
+                out.append((translator.serve, parts.port or 80, translator.name))
+    if not out:
+        raise ValueError(f"{path}: no translator has a local server (http://127.0.0.1:PORT) and a 'serve' model to load")
+    return out
 
 
 def vllm_extra_args(values: list[str]) -> list[str]:
@@ -76,6 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("services", help="start, stop and list local servers")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("service", nargs="?", default="vllm", choices=["vllm", "labelstudio"])
+    p.add_argument("--translators", type=Path, default=None,
+                   help="vllm: start every local server of this translators file, each with its translator's 'serve' model")
     p.add_argument("--model", default="tiny",
                    help="hub name, model folder, or a .gguf file (imported once, cached by sha256); 'tiny': the test model")
     p.add_argument("--port", type=positive_int, default=None)

@@ -1,4 +1,4 @@
-"""Line tools: ``polyglot fix`` (language rules), ``langid``, ``qe``; and ``polyglot tm compact``."""
+"""Line tools: ``polyglot fix`` (language rules), ``langid``; and ``polyglot tm compact``."""
 
 from __future__ import annotations
 
@@ -37,27 +37,6 @@ def _cmd_langid(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_qe(args: argparse.Namespace) -> int:
-    import json
-    from collections import Counter
-
-    from pipeline.quality.signals import QEConfig, assess
-
-    config = QEConfig.load(args.qe_config)
-    sources = args.source.read_text(encoding="utf-8").splitlines()
-    targets = args.target.read_text(encoding="utf-8").splitlines()
-    if len(sources) != len(targets):
-        raise ValueError(f"{args.source} has {len(sources)} lines but {args.target} has {len(targets)}: the files must be line-aligned")
-    counts: Counter[str] = Counter()
-    for n, (src, tgt) in enumerate(zip(sources, targets), 1):
-        q = assess(src, tgt, args.lang, th=config.for_lang(args.lang), bands=config.bands)
-        counts[q.status] += 1
-        print(json.dumps({"line": n, **q.to_dict()}, ensure_ascii=False))
-    total = len(sources) or 1
-    print(" ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" for k in ("accepted", "needs_review", "rejected")), file=sys.stderr)
-    return 0
-
-
 def _cmd_tm(args: argparse.Namespace) -> int:
     from pipeline.translate.memory import TranslationMemory
 
@@ -92,10 +71,3 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("langid", help="language of each line on stdin (fastText lid.176)")
     p.set_defaults(func=_cmd_langid)
-
-    p = sub.add_parser("qe", help="quality estimation of line-aligned source/target files: JSON per pair")
-    p.add_argument("--lang", required=True)
-    p.add_argument("--source", required=True, type=Path)
-    p.add_argument("--target", required=True, type=Path)
-    p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds")
-    p.set_defaults(func=_cmd_qe)

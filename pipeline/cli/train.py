@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import VLLM_URL, count, positive_int, prefect_defaults, share
+from pipeline.cli.common import VLLM_URL, bt_rate, count, positive_int, prefect_defaults, share
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
@@ -77,15 +77,21 @@ def _cmd_cycle(args: argparse.Namespace) -> int:
     from annotation.client import ReviewServerUnavailable
     from flows.cycle import STEPS, cycle_flow
     from pipeline.translate.backends import BackendUnavailable
+    from pipeline.translate.translators import Unqualified
 
     translate = dict(progress=False, bt_rate=args.bt_rate, review_budget=args.review_budget, seed=args.seed,
-                     qe_config=str(args.qe_config) if args.qe_config else None)
+                     qe_config=str(args.qe_config) if args.qe_config else None,
+                     translators=str(args.translators) if args.translators else None, allow_unqualified=args.allow_unqualified)
     try:
         out = cycle_flow([str(p) for p in args.inputs], str(args.workspace), args.server, args.langs, args.min_corrections,
                          args.project_prefix, args.overlap, translate, {**settings, "base_model": args.base_model})
     except (BackendUnavailable, ReviewServerUnavailable) as exc:
         print(f"polyglot cycle: stopped: {exc}; rerun to go on from the step that stopped", file=sys.stderr)
         return 3
+    except Unqualified as exc:
+        for line in exc.lines:
+            print(f"polyglot cycle: refused: {line}", file=sys.stderr)
+        return 2
     for step in STEPS:
         mark = "ran" if step in out["ran"] else "done before" if step in out["skipped"] else "waiting" if out["waiting"] and step == "pull" else "-"
         print(f"round {out['round']} {step:<12}{mark}")
@@ -138,7 +144,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project-prefix", default="llava-polyglot", help="Label Studio project titles: PREFIX · Language (code)")
     p.add_argument("--overlap", type=share, default=0.1, help="share of tasks that get a second reviewer")
     p.add_argument("--review-budget", type=count, default=1000, help="sampled conversations per language for review")
-    p.add_argument("--bt-rate", type=share, default=0.05, help="share of turns back-translated for chrF")
+    p.add_argument("--bt-rate", type=bt_rate, default=None, metavar="auto|SHARE",
+                   help="turns sent back to English for the quality score (auto: every turn unless the translator is known good)")
     p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds")
+    p.add_argument("--translators", type=Path, default=os.environ.get("POLYGLOT_TRANSLATORS"),
+                   help="a translators file: the translator of each language (see polyglot translate)")
+    p.add_argument("--allow-unqualified", action="store_true", help="translate with an unqualified translator all the same")
     finetune_options(p)
     p.set_defaults(func=_cmd_cycle)

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import VLLM_URL, budget, positive_int, positive_seconds, prefect_defaults, seconds, share
+from pipeline.cli.common import VLLM_URL, bt_rate, budget, positive_int, positive_seconds, prefect_defaults, seconds
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -17,9 +17,14 @@ def run_translate(args: argparse.Namespace) -> int:
     from pipeline.quality.signals import QEConfig
 
     QEConfig.load(args.qe_config)
+    if args.translators:
+        from pipeline.translate.translators import load
+
+        load(args.translators)  # a bad file fails here, in one line, before anything starts
     prefect_defaults()
     from flows.translate import translate_flow
     from pipeline.translate.backends import BackendUnavailable
+    from pipeline.translate.translators import Unqualified
 
     flow_fn = translate_flow
     if args.dask_workers or args.dask_address:
@@ -48,14 +53,22 @@ def run_translate(args: argparse.Namespace) -> int:
             review_budget=args.review_budget,
             seed=args.seed,
             bt_rate=args.bt_rate,
+            judge_server=args.judge_server,
+            judge_model=args.judge_model,
             qe_config=str(args.qe_config) if args.qe_config else None,
             partitions=args.partitions or args.dask_workers or 1,
             commit_seconds=args.commit_seconds,
             commit_age=args.commit_age,
+            translators=str(args.translators) if args.translators else None,
+            allow_unqualified=args.allow_unqualified,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
         return 3
+    except Unqualified as exc:
+        for line in exc.lines:
+            print(f"polyglot translate: refused: {line}", file=sys.stderr)
+        return 2
     from pipeline.ingest.tables import IngestSummary
     from pipeline.translate.requests import LanguageCounts, TranslateSummary
 
@@ -85,6 +98,10 @@ def run_translate(args: argparse.Namespace) -> int:
 def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 1000) -> None:
     p.add_argument("--workspace", required=True, type=Path)
     p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
+    p.add_argument("--translators", type=Path, default=os.environ.get("POLYGLOT_TRANSLATORS"),
+                   help="a translators file (TOML): the translator of each language, on its own servers; languages whose "
+                   "translator has no qualification or scored below its floor are refused")
+    p.add_argument("--allow-unqualified", action="store_true", help="translate with an unqualified translator all the same")
     p.add_argument("--server", default=VLLM_URL,
                    help="vLLM server URL; several replicas comma-separated (requests go to the least busy one)")
     p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)")
@@ -108,7 +125,12 @@ def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 10
     p.add_argument("--review-budget", type=budget, default=review_budget,
                    help="sampled conversations per language for review; 'all': every conversation (an evaluation set)")
     p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
-    p.add_argument("--bt-rate", type=share, default=0.05, help="share of turns back-translated for chrF (0: none)")
+    p.add_argument("--bt-rate", type=bt_rate, default=None, metavar="auto|SHARE",
+                   help="turns sent back to English for the quality score: auto (default) every turn, unless the language's "
+                   "calibration found its translator known good, then 10%%; or a share (0: none)")
+    p.add_argument("--judge-server", default=os.environ.get("POLYGLOT_JUDGE_URL"),
+                   help="server that back-translates (default: the translator's); e.g. a bigger model on a GPU")
+    p.add_argument("--judge-model", default=None, help="model the judge server serves for it (default: its base model)")
     p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)")
 
 

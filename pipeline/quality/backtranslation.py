@@ -1,21 +1,27 @@
-"""Back-translation chrF on a sample: the translated turn is sent back to English through the same server
-and scored with sacrebleu's chrF against the English source. A seeded per-turn draw picks the sample
-(``rate`` of the turns), and answers are kept in the translation memory (language ``bt-LL``), so a rerun sends
-nothing again. Answers are keyed per turn (:func:`bt_key`), so reruns give the same scores. The score is
-information for reviewers and the report; it does not change a turn's status.
+"""Back-translation: a translated turn sent back to English and compared with the English source (chrF).
+
+It is the meaning signal of the quality score (:mod:`pipeline.quality.score`): form checks cannot tell fluent
+nonsense from a translation, a round trip to English can. The *judge* answers it: by default the translator's own
+server and base model; ``--judge-server`` (and ``--judge-model``) for another, e.g. a bigger model on a GPU.
+Answers are kept in the translation memory (language ``bt-LL``, version = hash of the judge and the prompt),
+committed as they arrive (a crash loses at most the last few seconds), so a rerun sends nothing again. Answers
+are keyed per turn (:func:`bt_key`), so reruns give the same scores. Which turns are sent: every turn of a
+language whose translator is not known to be good, a seeded sample otherwise (:func:`sampled`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 
 from pipeline.ingest.units import unit_hash
 from pipeline.translate.backends import OpenAIChatBackend
 from pipeline.translate.memory import Entry, TranslationMemory
-from pipeline.translate.settings import TranslatorConfig
+from pipeline.translate.requests import loop_watch
 
 
 def prompt() -> str:
@@ -33,9 +39,6 @@ def chrf(hypothesis: str, reference: str) -> float:
     return round(CHRF().sentence_score(hypothesis, [reference]).score, 2)
 
 
-Ask = Callable[[list[str]], list[str]]  # texts → English back-translations, in order
-
-
 def bt_key(conv_key: str, turn_index: int, text: str) -> str:
     """The memory key of one turn's back-translation. Per turn, not per text: two shard tasks never ask for the
     same key, so each turn's score comes from the one answer its own task received and stored (a text shared by
@@ -44,39 +47,71 @@ def bt_key(conv_key: str, turn_index: int, text: str) -> str:
     return unit_hash(f"{conv_key}\x1f{turn_index}\x1f{text}")
 
 
-def make_backtranslator(
-    server: str, config: TranslatorConfig, memory: TranslationMemory, lang: str, concurrency: int = 16, ask: Ask | None = None
-) -> Callable[[list[tuple[str, str]]], list[str]]:
-    """A function: (key from :func:`bt_key`, text in ``lang``) pairs → English back-translations (cached in
-    ``memory``). ``ask`` replaces the server (tests)."""
-    version = hashlib.sha256(f"{config.version(lang)}\x1f{prompt()}".encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class Judge:
+    """Who back-translates: a server (one URL or replicas) and the model it serves there."""
+
+    server: str
+    model: str
+    max_tokens: int = 2048
+
+    def version(self) -> str:
+        return "bt-" + hashlib.sha256(f"{self.model}\x1f{prompt()}".encode()).hexdigest()[:16]
+
+
+Ask = Callable[[list[str], Callable[[int, str], None]], None]  # texts, on_answer(index, English) → None
+
+
+def make_backtranslator(judge: Judge, memory: TranslationMemory, lang: str, concurrency: int = 16, ask: Ask | None = None,
+                        commit_age: float = 30.0) -> Callable[[list[tuple[str, str]]], list[str]]:
+    """A function: (key from :func:`bt_key`, text in ``lang``) pairs → English back-translations, kept in
+    ``memory``: answers are committed in batches as they arrive, never older than ``commit_age`` seconds.
+    ``ask`` replaces the server (tests)."""
+    version = judge.version()
     bt_lang = f"bt-{lang}"
-    ask = ask or (lambda texts: asyncio.run(_ask(server, config, texts, concurrency)))
+    ask = ask or (lambda texts, on_answer: asyncio.run(_ask(judge, texts, concurrency, on_answer)))
 
     def run(items: list[tuple[str, str]]) -> list[str]:
         done = memory.load(bt_lang, version, {key for key, _ in items})
         missing = sorted({(key, text) for key, text in items if key not in done})
-        if missing:
-            new = ask([text for _, text in missing])
-            entries = [Entry(key, bt_lang, version, "ok", answer, answer) for (key, _), answer in zip(missing, new)]
-            memory.commit(entries)
-            done.update({e.unit_hash: e for e in entries})
+        buffer: list[Entry] = []
+        oldest = 0.0
+
+        def on_answer(index: int, answer: str) -> None:
+            nonlocal oldest
+            if not buffer:
+                oldest = time.monotonic()
+            entry = Entry(missing[index][0], bt_lang, version, "ok", answer, answer)
+            buffer.append(entry)
+            done[entry.unit_hash] = entry
+            if len(buffer) >= 64 or time.monotonic() - oldest >= commit_age:
+                memory.commit(buffer)
+                buffer.clear()
+
+        try:
+            if missing:
+                ask([text for _, text in missing], on_answer)
+        finally:
+            if buffer:
+                memory.commit(buffer)
         return [done[key].text or "" for key, _ in items]
 
     return run
 
 
-async def _ask(server: str, config: TranslatorConfig, texts: list[str], concurrency: int) -> list[str]:
-    backend = OpenAIChatBackend(server)
+async def _ask(judge: Judge, texts: list[str], concurrency: int, on_answer: Callable[[int, str], None]) -> None:
+    backend = OpenAIChatBackend(judge.server)
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one(text: str) -> str:
+    async def one(index: int, text: str) -> None:
         async with semaphore:
             messages = [{"role": "system", "content": prompt()}, {"role": "user", "content": text}]
-            answer = await backend.complete(messages, min(config.max_tokens, 2 * len(text) + 16), config.sampling(), config.model)
-            return answer.text.strip()
+            budget = min(judge.max_tokens, 2 * len(text) + 16)
+            answer = await backend.complete(messages, budget, {"temperature": 0.0, "top_p": 1.0, "seed": 0}, judge.model,
+                                            loop_watch(text, "en"))
+            on_answer(index, answer.text.strip())
 
     try:
-        return list(await asyncio.gather(*(one(t) for t in texts)))
+        await asyncio.gather(*(one(i, t) for i, t in enumerate(texts)))
     finally:
         await backend.close()

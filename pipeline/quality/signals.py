@@ -57,6 +57,9 @@ class Thresholds:
     repetition_min_chars: int = 40
     min_wrong_language_prob: float = 0.5  # a wrong-language rejection needs fastText at least this sure
     max_foreign_script_words: int = 2  # runs of another script (not Latin) that reject; fewer: review
+    usable_chrf: float | None = None  # calibration: sentence chrF from which a translation is usable (None: the language's default)
+    score_reject: float | None = None  # a quality score below this rejects (None: the calibration's threshold)
+    score_accept: float | None = None  # a quality score below this sends to review (None: the calibration's threshold)
 
 
 @dataclass

@@ -22,7 +22,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.languages import LANGUAGES
-from pipeline.release.releases import card_text, write_release
+from pipeline.release.card import card_text
+from pipeline.release.releases import write_release
 from pipeline.storage import write_atomic
 
 QUESTION_PREFIX, CONTEXT_PREFIX = "question-", "context-"

@@ -30,17 +30,19 @@ import polars as pl
 
 from pipeline.assemble.translations import translations
 from pipeline.languages import LANGUAGES
+from pipeline.release.card import dataset_card, release_notes
 from pipeline.storage import rename_durably, sha256_file, write_atomic
 from pipeline.translate import registry
+from pipeline.translate.translators import qualifications
 
 RELEASE_COLUMNS = [
     "id", "image", "conversations", "lang", "source_id", "conv_key", "source_file", "record_index",
     "translator_version", "translator", "rules_version", "status", "turn_status", "turn_flags",
     "qe_status", "turn_qe_status", "turn_qe_reasons", "turn_lang_detected", "turn_lang_prob", "turn_script_share",
-    "turn_length_ratio", "turn_bt_chrf", "review_status", "human_corrected", "turn_human",
+    "turn_length_ratio", "turn_bt_chrf", "turn_back_translation", "qe_score", "turn_qe_score", "review_status", "human_corrected",
+    "turn_human",
 ]
 VERSION_RE = re.compile(r"v(\d+)")
-LICENSE = "cc-by-nc-4.0"  # LLaVA-Instruct-150K's licence; the translations inherit it
 
 
 class ReleaseError(ValueError):
@@ -82,6 +84,7 @@ def _counts(df: pl.DataFrame) -> dict:
         "qe": {k: int(v) for k, v in qe.items()},
         "reviewed": df.filter(pl.col("review_status") != "unreviewed").height,
         "human_corrected": df.filter(pl.col("human_corrected")).height,
+        "qe_score_at_least": {"0.5": df.filter(pl.col("qe_score") >= 0.5).height, "0.8": df.filter(pl.col("qe_score") >= 0.8).height},
     }
 
 
@@ -188,10 +191,19 @@ def _manifest(workspace: Path, counts: dict, shard_rows: int, langs: list[str]) 
     from language_rules import rules_version
 
     ingest_summary = workspace / "ingest" / "summary.json"
-    versions_by_lang = {}
+    versions_by_lang, translators = {}, {}
+    measured = qualifications(workspace)
     for lang in langs:
-        tv = translations(workspace, [lang], ["translator_version"])["translator_version"].unique().sort().to_list()
-        versions_by_lang[lang] = tv
+        used = translations(workspace, [lang], ["translator_version", "translator"]).unique().sort("translator_version")
+        versions_by_lang[lang] = used["translator_version"].to_list()
+        translators[lang] = []
+        for version, described in zip(used["translator_version"], used["translator"]):
+            d = json.loads(described)
+            if d.get("source"):
+                continue
+            q = measured.get((version, lang))
+            translators[lang].append({"version": version, "model": d.get("model"), "adapter": d.get("adapter"), "weights": d.get("weights"),
+                                      "qualification_chrf": q["chrf"] if q else None, "qualification_refs": q["refs"] if q else None})
     return {
         "inputs": _input_hashes(workspace),
         "ingest": json.loads(ingest_summary.read_text()) if ingest_summary.exists() else None,
@@ -200,87 +212,11 @@ def _manifest(workspace: Path, counts: dict, shard_rows: int, langs: list[str]) 
             "shard_rows": shard_rows,
             "languages": langs,
             "translator_versions": versions_by_lang,
+            "translators": translators,
             "rules_version": rules_version(),
             "active_translators": registry.active(workspace),
         },
     }
-
-
-def dataset_card(manifest: dict, files: dict, notes: str) -> str:
-    langs = manifest["config"]["languages"]
-    metadata = dict(
-        license=LICENSE, language=langs, task_categories=["visual-question-answering", "image-text-to-text"],
-        pretty_name=f"LLaVA-Instruct multilingual ({manifest['version']})",
-        configs=[{"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/train-*.parquet"}]} for lang in langs],
-    )
-    rows = ["| lang | rows | turns | translated OK | QE accepted | needs review | rejected | reviewed | human-corrected |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for lang in langs:
-        c = manifest["counts"][lang]
-        qe = c["qe"]
-        rows.append(f"| {lang} | {c['rows']} | {c['turns']} | {c['status_ok']} | {qe.get('accepted', 0)} | "
-                    f"{qe.get('needs_review', 0)} | {qe.get('rejected', 0)} | {c['reviewed']} | {c['human_corrected']} |")
-    plots = [f"![{Path(rel).stem}]({rel})" for rel in files if rel.startswith("plots/")]
-    cfg = manifest["config"]
-    lineage = [f"- parent release: {manifest['parent'] or 'none (first release)'}",
-               f"- language-rules version: `{cfg['rules_version']}`"]
-    for lang, tvs in cfg["translator_versions"].items():
-        active = cfg["active_translators"].get(lang, {})
-        adapter = f", adapter {active['adapter_version']} (`{active['adapter']}`)" if active.get("adapter") else ""
-        lineage.append(f"- {lang}: translator version(s) {', '.join(f'`{v}`' for v in tvs)}{adapter}")
-    lineage += [f"- input `{i['path']}` sha256 `{i['sha256']}`" for i in manifest["inputs"]]
-    body = f"""
-# LLaVA-Instruct conversations in {len(langs)} languages — release {manifest['version']}
-
-Machine-translated with an LLM served by vLLM, repaired by per-language rules, scored by quality estimation,
-and partly reviewed by native speakers (their text replaces the machine's wherever they decided a turn).
-Produced by llava-polyglot; published {manifest['created_at']}.
-
-## Load it
-
-```python
-from datasets import load_dataset
-hi = load_dataset("path/to/{manifest['version']}", "hi", split="train")
-
-import polars as pl
-frame = pl.scan_parquet("path/to/{manifest['version']}/data/hi/*.parquet")
-
-from pipeline.release import load      # llava-polyglot installed: checks every sha256 first
-frame = load("path/to/{manifest['version']}", "hi")   # polars LazyFrame
-```
-
-Each row is one conversation in the LLaVA schema (`id`, `image`, `conversations` = list of `from`/`value`)
-plus `lang`, `source_id` (the English record's id), `conv_key` (hash of the English conversation),
-`translator_version`, `rules_version`, QE columns (`qe_status`, per-turn `turn_qe_status`, reasons, language ID,
-script share, length ratio, back-translation chrF), `review_status`, `human_corrected` and per-turn
-`turn_human`. Rows are all there, whatever their quality: filter on `status == "ok"` (every unit translated)
-and `qe_status` for training.
-
-## Statistics
-
-{chr(10).join(rows)}
-
-{chr(10).join(plots)}
-
-## Changes
-
-{notes}
-
-## Lineage
-
-{chr(10).join(lineage)}
-
-`manifest.json` holds the sha256 of every file; `polyglot release verify` checks them.
-"""
-    return card_text(metadata, body)
-
-
-def card_text(metadata: dict, body: str) -> str:
-    """A dataset card: ``metadata`` as the YAML front matter the Hugging Face hub and ``datasets`` read (written by
-    huggingface_hub, so keys and quoting are checked), then the markdown ``body``."""
-    from huggingface_hub import DatasetCard, DatasetCardData
-
-    return str(DatasetCard(f"---\n{DatasetCardData(**metadata).to_yaml()}\n---\n{body.lstrip()}"))
 
 
 # --- reading -------------------------------------------------------------------------------------------------
@@ -375,22 +311,12 @@ def diff(a: str | Path, b: str | Path, examples: int = 3) -> dict[str, dict]:
     return out
 
 
-def release_notes(manifest: dict, changes: dict | None) -> str:
-    lines = [f"Release {manifest['version']} ({manifest['created_at']}), parent {manifest['parent'] or 'none'}."]
-    if changes is None:
-        lines.append("First release: every conversation is new.")
-        return "\n".join(lines)
-    lines += ["", "| lang | added | removed | changed |", "| --- | ---: | ---: | ---: |"]
-    for lang, c in changes.items():
-        lines.append(f"| {lang} | {len(c['added'])} | {len(c['removed'])} | {len(c['changed'])} |")
-    return "\n".join(lines)
-
-
 def export_llava(release: str | Path, out_dir: Path, langs: list[str] | None = None, mix: bool = False,
-                 only_usable: bool = True, seed: int = 0) -> dict[str, int]:
+                 only_usable: bool = True, seed: int = 0, min_qe_score: float | None = None) -> dict[str, int]:
     """LLaVA training JSON per language (``llava_{lang}.json``) and, with ``mix``, all of them in one shuffled
     file (``llava_mix.json``, ids suffixed with the language) as the paper trained on. ``only_usable`` keeps rows
-    whose every turn was translated (``status == "ok"``) and QE did not reject."""
+    whose every turn was translated (``status == "ok"``) and QE did not reject; ``min_qe_score`` keeps rows whose
+    worst turn scores at least that (the English source always)."""
     import random
 
     manifest = read_manifest(release)
@@ -402,6 +328,8 @@ def export_llava(release: str | Path, out_dir: Path, langs: list[str] | None = N
         frame = load(release, lang)
         if only_usable:
             frame = frame.filter((pl.col("status") == "ok") & (pl.col("qe_status") != "rejected"))
+        if min_qe_score is not None:  # English rows have no score: the source is kept
+            frame = frame.filter(pl.col("qe_score").is_null() & (pl.col("lang") == "en") | (pl.col("qe_score") >= min_qe_score))
         df = frame.select("id", "image", "conversations").collect()
         records = []
         for rid, image, conv in df.iter_rows():

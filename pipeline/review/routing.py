@@ -1,11 +1,15 @@
 """Who sees what: the review queue.
 
-Queue per language = every ``needs_review`` conversation + a seeded random sample of the ``accepted`` ones,
-stratified by source file (the LLaVA subsets), ``budget`` conversations at most — minus what humans
-reviewed already. For an evaluation set (budget ``all``) every conversation not yet reviewed is queued, rejected ones
-too. Otherwise ``rejected`` conversations are not sent to people: their machine text is unusable and they go
-back to translation. Same seed, same data: same queue; a conversation's place in the draw depends
-only on (seed, language, conversation key), so adding data does not reshuffle what was drawn.
+Queue per language, ``budget`` conversations at most, none that people reviewed already: the conversations with
+the lowest quality score first (``qe_score``, their worst turn: the likeliest to be wrong), leaving a share of
+the budget (``spot_check``, default 10 %) to a seeded random sample of ``accepted`` conversations, stratified by
+source file (the LLaVA subsets), so that the calibration of the score can be audited. ``rejected`` conversations
+are not sent to people: their machine text is unusable and they go back to translation. For an evaluation set
+(budget ``all``) every conversation not yet reviewed is queued, rejected ones too.
+
+Same seed, same data: same queue; a conversation's place in the draw depends only on (seed, language,
+conversation key), so adding data does not reshuffle what was drawn. One language is read at a time (only the
+columns routing needs): memory follows the largest language, not the whole run.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.assemble.translations import translations
 from pipeline.storage import write_atomic
 
-QUEUE_COLUMNS = ["lang", "conv_key", "id", "reason", "stratum"]
+QUEUE_COLUMNS = ["lang", "conv_key", "id", "reason", "stratum", "qe_score"]
+QUEUE_SCHEMA = {**{c: pl.String for c in QUEUE_COLUMNS}, "qe_score": pl.Float32}
+SPOT_CHECK = 0.1
 
 
 def _draw_key(seed: int, lang: str, conv_key: str) -> str:
@@ -33,33 +38,53 @@ def reviewed(workspace: Path) -> pl.DataFrame:
     return pl.DataFrame(schema={"lang": pl.String, "conv_key": pl.String})
 
 
-def build_queue(workspace: Path, langs: list[str], budget: int | None = 1000, seed: int = 0) -> pl.DataFrame:
-    """The review queue; ``budget`` None: every conversation not reviewed yet, whatever its QE status (an
-    evaluation set, where every item must be checked by a person)."""
+def _candidates(workspace: Path, lang: str, seen: pl.DataFrame) -> pl.DataFrame:
+    files = sorted((Path(workspace) / "translations" / lang).glob("shard-*.parquet"))
+    if not files:
+        return pl.DataFrame(schema={"conv_key": pl.String, "id": pl.String, "source_file": pl.String, "qe_status": pl.String,
+                                    "qe_score": pl.Float32})
+    return (pl.scan_parquet(files).select("conv_key", "id", "source_file", "qe_status", "qe_score")
+            .join(seen.lazy().filter(pl.col("lang") == lang).select("conv_key"), on="conv_key", how="anti").collect())
+
+
+def _rows(lang: str, frame: pl.DataFrame, reason: str) -> pl.DataFrame:
+    return frame.select(pl.lit(lang).alias("lang"), "conv_key", "id", pl.lit(reason).alias("reason"),
+                        pl.col("source_file").alias("stratum"), pl.col("qe_score").cast(pl.Float32))
+
+
+def build_queue(workspace: Path, langs: list[str], budget: int | None = 1000, seed: int = 0,
+                spot_check: float = SPOT_CHECK) -> pl.DataFrame:
+    """The review queue (see the module's docstring); ``budget`` None: every conversation not reviewed yet, whatever
+    its QE status (an evaluation set, where every item must be checked by a person)."""
     if budget is not None and budget < 0:
         raise ValueError(f"review budget must be 0 or more, got {budget}")
-    columns = ["lang", "conv_key", "id", "source_file", "qe_status"]
-    df = translations(workspace, [lang for lang in langs if lang != "en"], columns)
-    df = df.join(reviewed(workspace), on=["lang", "conv_key"], how="anti")
-    rows: list[dict] = []
-    if budget is None:
-        for r in df.sort("lang", "conv_key").iter_rows(named=True):
-            rows.append({"lang": r["lang"], "conv_key": r["conv_key"], "id": r["id"], "reason": "every item", "stratum": r["source_file"]})
-        return pl.DataFrame(rows, schema={c: pl.String for c in QUEUE_COLUMNS})
-    for (lang,), group in df.group_by("lang", maintain_order=True):
-        for r in group.filter(pl.col("qe_status") == "needs_review").sort("conv_key").iter_rows(named=True):
-            rows.append({"lang": lang, "conv_key": r["conv_key"], "id": r["id"], "reason": "needs_review", "stratum": r["source_file"]})
-        pool = group.filter(pl.col("qe_status") == "accepted")
-        if not budget or not pool.height:
+    if not 0.0 <= spot_check <= 1.0:
+        raise ValueError(f"the spot-check share must be between 0 and 1, got {spot_check}")
+    targets = [lang for lang in langs if lang != "en"]
+    if not any((Path(workspace) / "translations" / lang).is_dir() for lang in targets):
+        raise FileNotFoundError(f"no translated shards under {Path(workspace) / 'translations'}: run 'polyglot translate' first")
+    seen = reviewed(workspace)
+    parts = []
+    for lang in targets:
+        df = _candidates(workspace, lang, seen)
+        if budget is None:
+            parts.append(_rows(lang, df.sort("conv_key"), "every item"))
             continue
-        pool = pool.with_columns(pl.col("conv_key").map_elements(lambda k, lang=lang: _draw_key(seed, lang, k), return_dtype=pl.String).alias("draw"))
-        sizes = pool.group_by("source_file").len().sort("source_file")
-        take = _allocate(dict(zip(sizes["source_file"], sizes["len"])), min(budget, pool.height))
-        for stratum, n in take.items():
-            picked = pool.filter(pl.col("source_file") == stratum).sort("draw").head(n)
-            for r in picked.iter_rows(named=True):
-                rows.append({"lang": lang, "conv_key": r["conv_key"], "id": r["id"], "reason": "sample", "stratum": stratum})
-    return pl.DataFrame(rows, schema={c: pl.String for c in QUEUE_COLUMNS})
+        if not budget or not df.height:
+            continue
+        pool = df.filter(pl.col("qe_status") != "rejected")
+        spots = min(round(budget * spot_check), pool.filter(pl.col("qe_status") == "accepted").height)
+        lowest = pool.sort("qe_score", "conv_key", nulls_last=True).head(budget - spots)
+        parts.append(_rows(lang, lowest, "low score"))
+        accepted = pool.filter(pl.col("qe_status") == "accepted").join(lowest.select("conv_key"), on="conv_key", how="anti")
+        if spots and accepted.height:
+            accepted = accepted.with_columns(
+                pl.col("conv_key").map_elements(lambda k, lang=lang: _draw_key(seed, lang, k), return_dtype=pl.String).alias("draw"))
+            sizes = accepted.group_by("source_file").len().sort("source_file")
+            for stratum, n in _allocate(dict(zip(sizes["source_file"], sizes["len"])), min(spots, accepted.height)).items():
+                picked = accepted.filter(pl.col("source_file") == stratum).sort("draw").head(n)
+                parts.append(_rows(lang, picked, "spot check"))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=QUEUE_SCHEMA)
 
 
 def _allocate(sizes: dict[str, int], total: int) -> dict[str, int]:

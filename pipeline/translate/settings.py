@@ -45,6 +45,7 @@ class TranslatorConfig:
     length_retries: int = 1  # retries with a doubled budget when the answer was cut off
     problem_retries: int = 1  # retries with a reminder for empty, refusal, copy or placeholder problems
     few_shot: tuple[tuple[str, str], ...] = ()  # (English unit, reviewed translation) pairs shown before the unit
+    prompts: tuple[tuple[str, str], ...] = ()  # (language, system prompt) overriding the shipped prompt of a language
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -59,6 +60,8 @@ class TranslatorConfig:
             problems.append("token budget settings must satisfy budget_factor > 0 and 1 <= min_tokens <= max_tokens")
         if self.length_retries < 0 or self.problem_retries < 0:
             problems.append("retry counts must not be negative")
+        if any(len(pair) != 2 or not all(isinstance(x, str) and x.strip() for x in pair) for pair in self.prompts):
+            problems.append("prompt overrides must be (language, system prompt) pairs of non-empty text")
         if any(len(pair) != 2 or not all(isinstance(x, str) and x.strip() for x in pair) for pair in self.few_shot):
             problems.append("few-shot examples must be (source, translation) pairs of non-empty text")
         if problems:
@@ -69,9 +72,17 @@ class TranslatorConfig:
         """The name to put in requests: the adapter when one is active (vLLM serves adapters by name)."""
         return self.adapter or self.model
 
+    def system_prompt(self, lang: str) -> str:
+        """The system prompt of ``lang``: the override given for it, else the shipped template."""
+        return dict(self.prompts).get(lang) or prompt_template(lang)
+
     def description(self, lang: str) -> dict:
         d = asdict(self)
-        d["prompt_sha256"] = hashlib.sha256(prompt_template(lang).encode()).hexdigest()
+        if not self.prompts:  # versions made before prompt overrides existed stay the same
+            d.pop("prompts")
+        else:
+            d["prompts"] = [p for p in self.prompts if p[0] == lang]  # only this language's prompt decides its answers
+        d["prompt_sha256"] = hashlib.sha256(self.system_prompt(lang).encode()).hexdigest()
         d["reminder_sha256"] = hashlib.sha256(retry_reminder().encode()).hexdigest()
         return d
 
@@ -81,7 +92,7 @@ class TranslatorConfig:
         return "tv-" + hashlib.sha256(blob).hexdigest()[:16]
 
     def messages(self, lang: str, source: str, problems: list[str] | None = None) -> list[dict]:
-        return build_messages(lang, source, problems, self.few_shot)
+        return build_messages(lang, source, problems, self.few_shot, self.system_prompt(lang))
 
     def budget(self, lang: str, source: str) -> int:
         language = LANGUAGES[lang]
@@ -93,10 +104,11 @@ class TranslatorConfig:
 
 
 def build_messages(
-    lang: str, source: str, problems: list[str] | None = None, examples: tuple[tuple[str, str], ...] = ()
+    lang: str, source: str, problems: list[str] | None = None, examples: tuple[tuple[str, str], ...] = (), system: str | None = None
 ) -> list[dict]:
-    """The chat request for one unit: system prompt, worked examples as earlier turns, then the unit."""
-    messages = [{"role": "system", "content": prompt_template(lang)}]
+    """The chat request for one unit: system prompt (``system``, else the shipped one), worked examples as earlier
+    turns, then the unit."""
+    messages = [{"role": "system", "content": system or prompt_template(lang)}]
     for example_source, example_target in examples:
         messages += [{"role": "user", "content": example_source}, {"role": "assistant", "content": example_target}]
     if problems:

@@ -1,0 +1,145 @@
+"""Probe a translator on reference translations through the real path: the lines of a reference folder (the NTREX
+layout of ``../shared/data/ntrex-dev``) become one-turn conversations, are ingested, translated (answer checks,
+retries, loop stops), assembled (language rules, QE signals) and back-translated by the judge like any workspace's
+turns; every translated turn is then scored against its reference (sentence chrF), and the references themselves
+run through the same QE as if they were translations.
+
+A probe keeps its own ingest and translated shards under ``WORKSPACE/probes/NAME/`` and shares the workspace's
+translation memory: probing again sends only what is missing. Calibration (:mod:`pipeline.quality.calibrate`)
+and translator qualification (:mod:`pipeline.probe.qualify`) are built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+import language_rules
+from pipeline.assemble.translations import assemble_language
+from pipeline.ingest.tables import ingest
+from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator
+from pipeline.quality.calibrate import Record
+from pipeline.quality.score import Calibration, defaults, turn_features
+from pipeline.quality.signals import QEConfig, TurnQE, assess
+from pipeline.references import load_pairs
+from pipeline.translate.backends import OpenAIChatBackend
+from pipeline.translate.memory import TranslationMemory
+from pipeline.translate.requests import LanguageCounts, TranslateSummary, plan, translate_units
+from pipeline.translate.settings import TranslatorConfig
+
+
+@dataclass
+class ProbeTurn:
+    line: int
+    source: str
+    reference: str
+    text: str  # the translation as assembled (or the reference itself, for a reference record)
+    qe: TurnQE
+    back_translation: str | None
+    bt_chrf: float | None
+    chrf: float | None  # against the reference (None for the reference itself)
+    reference_record: bool = False
+    flags: list[str] = field(default_factory=list)  # the language rules' flags on the assembled turn
+
+    def record(self, band: list[float] | None) -> Record:
+        return Record(turn_features(self.qe, self.bt_chrf, band), self.chrf, self.reference_record)
+
+
+@dataclass
+class Probe:
+    lang: str
+    translator_version: str
+    turns: list[ProbeTurn] = field(default_factory=list)  # translations, then references
+    requests: int = 0  # translation requests sent now (0 when everything came from the memory)
+    completion_tokens: int = 0  # of the probe's answers kept in the memory (all attempts)
+    seconds: float = 0.0  # wall time of the translate step now
+    answers_passing: float = 0.0  # share of the probe's units whose answer passed the answer checks
+
+    @property
+    def translations(self) -> list[ProbeTurn]:
+        return [t for t in self.turns if not t.reference_record]
+
+    @property
+    def references(self) -> list[ProbeTurn]:
+        return [t for t in self.turns if t.reference_record]
+
+
+def probe_name(refs: Path, lines: list[int]) -> str:
+    import hashlib
+
+    return f"{Path(refs).name}-{hashlib.blake2b(json.dumps(lines).encode(), digest_size=4).hexdigest()}"
+
+
+def run_probe(workspace: Path, refs: Path, lang: str, lines: list[int], server: str, translator: TranslatorConfig,
+              judge: Judge | None, concurrency: int = 16, qe_config: QEConfig | None = None, references: bool = True) -> Probe:
+    """Translate ``lines`` of ``refs`` into ``lang`` with ``translator`` at ``server``, back-translate every turn with
+    ``judge`` (None: none), and measure each against its reference; with ``references``, run the references
+    through QE too."""
+    workspace = Path(workspace)
+    qe_config = qe_config or QEConfig()
+    pairs = load_pairs(refs, lang)
+    bad = [n for n in lines if not 0 <= n < len(pairs)]
+    if bad:
+        raise ValueError(f"{refs} has {len(pairs)} lines; asked for line(s) {bad[:5]}")
+    folder = workspace / "probes" / probe_name(refs, lines)
+    source = folder / "lines.jsonl"
+    if not (folder / "ingest" / "summary.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        source.write_text("".join(json.dumps({"id": f"line-{n:05d}", "conversations": [{"from": "human", "value": pairs[n][0]}]},
+                                             ensure_ascii=False) + "\n" for n in lines), encoding="utf-8")
+        ingest([source], folder)
+    memory = TranslationMemory(workspace / "tm")
+    translators = {lang: translator}
+    summary = TranslateSummary()
+    jobs = plan(folder / "ingest", [lang], memory, translators, summary)
+    started = time.perf_counter()
+    if jobs:
+        backend = OpenAIChatBackend(server, retry_seconds=600, request_timeout=7200)
+
+        async def send() -> None:
+            try:
+                await translate_units(jobs, backend, translators, memory, summary, concurrency, commit_age=30.0)
+            finally:
+                await backend.close()
+
+        asyncio.run(send())
+    result = Probe(lang, translator.version(lang), requests=summary.requests_sent, seconds=round(time.perf_counter() - started, 1))
+    # every turn back-translated; the score's own calibration plays no part in what the probe measures
+    assemble_language(folder, lang, memory, translator, LanguageCounts(), judge=judge, bt_rate=1.0 if judge else 0.0,
+                      qe_config=qe_config, calibration=defaults(lang))
+    rows = pl.read_parquet(folder / "translations" / lang / "*.parquet").sort("id")
+    units = pl.read_parquet(folder / "ingest" / "unique_units.parquet", columns=["unit_hash"])["unit_hash"].to_list()
+    entries = memory.load(lang, result.translator_version, units)
+    result.completion_tokens = sum(e.completion_tokens for e in entries.values())
+    result.answers_passing = round(sum(e.status == "ok" for e in entries.values()) / max(1, len(units)), 4)
+    for row in rows.iter_rows(named=True):
+        n = int(row["id"].removeprefix("line-"))
+        text = row["conversations"][0]["value"]
+        # the form checks again on the assembled turn (the shard's status also holds the score's verdict)
+        qe = assess(pairs[n][0], text, lang, flags=row["turn_flags"][0], th=qe_config.for_lang(lang), bands=qe_config.bands)
+        result.turns.append(ProbeTurn(n, pairs[n][0], pairs[n][1], text, qe, row["turn_back_translation"][0], row["turn_bt_chrf"][0],
+                                      chrf(text, pairs[n][1]), flags=list(row["turn_flags"][0] or [])))
+    if references and judge:
+        backtranslate = make_backtranslator(judge, memory, lang)
+        refs_fixed = [language_rules.apply(pairs[n][1], lang, "human").text for n in lines]
+        english = backtranslate([(bt_key(f"reference:{refs.name}", n, text), text) for n, text in zip(lines, refs_fixed)])
+        th, bands = qe_config.for_lang(lang), qe_config.bands
+        for n, text, back in zip(lines, refs_fixed, english):
+            qe = assess(pairs[n][0], text, lang, th=th, bands=bands)
+            result.turns.append(ProbeTurn(n, pairs[n][0], pairs[n][1], text, qe, back, chrf(back, pairs[n][0]), None, True))
+    return result
+
+
+def scored(probe: Probe, calibration: Calibration, qe_config: QEConfig | None = None) -> list[tuple[ProbeTurn, float, str]]:
+    """Every turn of ``probe`` with its score and status under ``calibration``."""
+    band = (qe_config or QEConfig()).bands.get(probe.lang)
+    out = []
+    for turn in probe.turns:
+        score = calibration.score(turn.qe, turn.bt_chrf, band)
+        out.append((turn, score, calibration.status(turn.qe.status, score)[0]))
+    return out

@@ -1,0 +1,123 @@
+"""Calibrate the quality score on reference translations: fit, per language and translator version, the mapping
+from signals to the probability that a turn is usable, and choose the status thresholds.
+
+Input: probe records (:mod:`pipeline.probe.lines`) — reference lines translated by the translator through the
+real path, each with its signals, its back-translation chrF and its sentence chrF against the reference; and the
+references themselves run through QE as translations. A translated line is *usable* when its sentence chrF is at
+least the language's floor (QE config ``usable_chrf``; defaults in :data:`FLOORS`); a reference always is.
+
+Two logistic regressions (scikit-learn) on standardised features — with the back-translation and without it —
+and two thresholds chosen on the calibration records for a stated precision: ``accept_from`` is the lowest score
+above which at least ``precision`` of the translations are usable, and ``reject_below`` the highest score below
+which at least ``precision`` are unusable; both capped so that references stay accepted (at most 1 % below
+``reject_below``, at most 5 % below ``accept_from``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline.quality.score import FORM_FEATURES, MEANING_FEATURES, Calibration, Logistic
+
+# Sentence chrF against one professional reference from which a translation counts as usable. Character n-gram
+# scores run lower for scripts written without spaces (zh, ja) and for morphologically rich languages; set
+# ``usable_chrf`` per language in the QE config to change them.
+FLOORS = {"zh": 25.0, "ja": 25.0, "es": 45.0, "fr": 45.0, "ru": 40.0, "ar": 35.0, "hi": 35.0, "bn": 35.0, "ur": 35.0}
+KNOWN_GOOD_SHARE = 0.9  # translations usable from which the translator is "known good" (a back-translation sample will do)
+
+
+@dataclass
+class Record:
+    features: dict[str, float]  # turn_features(); "bt_chrf" present when back-translated
+    chrf: float | None  # sentence chrF against the reference (None for a reference itself)
+    reference: bool = False  # the professional reference taken as a translation
+
+    def usable(self, floor: float) -> bool:
+        return self.reference or (self.chrf is not None and self.chrf >= floor)
+
+
+def _fit(records: list[Record], floor: float, features: tuple[str, ...]) -> Logistic:
+    from sklearn.linear_model import LogisticRegression
+
+    rows = [[r.features[f] for f in features] for r in records]
+    labels = [int(r.usable(floor)) for r in records]
+    mean = [sum(col) / len(col) for col in zip(*rows)]
+    scale = [math.sqrt(sum((v - m) ** 2 for v in col) / len(col)) or 1.0 for col, m in zip(zip(*rows), mean)]
+    x = [[(v - m) / s for v, m, s in zip(row, mean, scale)] for row in rows]
+    if len(set(labels)) < 2:  # every line usable (or none): a model that says so, with no slope
+        p = min(max(sum(labels) / len(labels), 0.01), 0.99)
+        return Logistic(list(features), [0.0] * len(features), math.log(p / (1 - p)), mean, scale)
+    fitted = LogisticRegression(C=1.0, max_iter=1000).fit(x, labels)
+    return Logistic(list(features), [round(float(w), 6) for w in fitted.coef_[0]], round(float(fitted.intercept_[0]), 6),
+                    [round(m, 6) for m in mean], [round(s, 6) for s in scale])
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(math.floor(q * len(ordered)))))] if ordered else 1.0
+
+
+def choose_thresholds(scored: list[tuple[float, bool]], reference_scores: list[float], precision: float) -> tuple[float, float]:
+    """(reject_below, accept_from) for translations' (score, usable) pairs and the references' scores."""
+    candidates = sorted({s for s, _ in scored} | {0.0, 1.0})
+    accept = 1.0
+    for t in candidates:  # the lowest threshold whose accepted side is precise enough
+        above = [u for s, u in scored if s >= t]
+        if above and sum(above) / len(above) >= precision:
+            accept = t
+            break
+    reject = 0.0
+    for t in reversed(candidates):  # the highest threshold whose rejected side is precise enough
+        below = [u for s, u in scored if s < t]
+        if below and sum(not u for u in below) / len(below) >= precision:
+            reject = t
+            break
+    if reference_scores:  # references stay accepted: ≤ 1 % rejected, ≤ 5 % sent to review
+        reject = min(reject, _quantile(reference_scores, 0.01))
+        accept = min(accept, _quantile(reference_scores, 0.05))
+    return round(min(reject, accept), 4), round(accept, 4)
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float | None:
+    from scipy.stats import kendalltau
+
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return round(float(kendalltau(a, b).statistic), 3)
+
+
+def pooled(by_language: dict[str, list[Record]], floors: dict[str, float]) -> list[Record]:
+    """Records of several languages as one set, each usable by its own language's floor (chrF taken as the
+    distance above that floor, the floor then 0): what the shipped defaults are fitted on."""
+    return [Record(r.features, None if r.chrf is None else r.chrf - floors[lang], r.reference)
+            for lang, records in by_language.items() for r in records]
+
+
+def calibrate(lang: str, translator_version: str | None, records: list[Record], floor: float, precision: float = 0.9) -> Calibration:
+    """Fit the calibration of ``lang`` from ``records`` (translations and references)."""
+    translations = [r for r in records if not r.reference]
+    references = [r for r in records if r.reference]
+    if len(translations) < 8:
+        raise ValueError(f"{lang}: {len(translations)} translated probe lines are too few to calibrate on (at least 8)")
+    with_bt = [r for r in records if "bt_chrf" in r.features]
+    if not with_bt:
+        raise ValueError(f"{lang}: no probe line was back-translated: the calibration needs the meaning signal")
+    meaning = _fit(with_bt, floor, MEANING_FEATURES)
+    form = _fit(records, floor, FORM_FEATURES)
+
+    def score(r: Record) -> float:
+        return (meaning if "bt_chrf" in r.features else form).probability(r.features)
+
+    scored = [(score(r), r.usable(floor)) for r in translations]
+    ref_scores = [score(r) for r in references]
+    reject, accept = choose_thresholds(scored, ref_scores, precision)
+    usable_share = sum(u for _, u in scored) / len(scored)
+    figures = {
+        "translations": len(translations), "references": len(references), "precision_target": precision,
+        "usable_share": round(usable_share, 3),
+        "kendall_tau_score_chrf": kendall_tau([s for s, _ in scored], [r.chrf for r in translations]),
+        "references_rejected": round(sum(s < reject for s in ref_scores) / max(1, len(ref_scores)), 3),
+        "references_to_review": round(sum(reject <= s < accept for s in ref_scores) / max(1, len(ref_scores)), 3),
+    }
+    return Calibration(lang, translator_version, floor, meaning, form, reject, accept, usable_share >= KNOWN_GOOD_SHARE, figures)

