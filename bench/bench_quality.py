@@ -31,8 +31,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from sacrebleu.metrics import BLEU, CHRF
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -43,7 +41,7 @@ from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau, pooled  #
 from pipeline.quality.score import calibration_path  # noqa: E402
 from pipeline.quality.score import load as load_calibration  # noqa: E402
 from pipeline.quality.signals import QEConfig  # noqa: E402
-from pipeline.references import shared_data  # noqa: E402
+from pipeline.references import corpus_scores, shared_data  # noqa: E402
 from pipeline.storage import write_atomic  # noqa: E402
 from pipeline.translate.memory import TranslationMemory  # noqa: E402
 from pipeline.translate.served import served_base  # noqa: E402
@@ -56,9 +54,8 @@ def measure(probe, calibration, qe_config: QEConfig) -> dict:
     refs = [(t, s, st) for t, s, st in rows if t.reference_record]
     hyps, gold = [t.text for t, _, _ in turns], [t.reference for t, _, _ in turns]
     chrfs = [t.chrf for t, _, _ in turns]
-    out = {"turns": len(turns),
-           "chrf": round(CHRF().corpus_score(hyps, [gold]).score, 2),
-           "bleu": round(BLEU(tokenize={"zh": "zh", "ja": "char"}.get(probe.lang, "13a")).corpus_score(hyps, [gold]).score, 2)}
+    chrf, bleu = corpus_scores(probe.lang, hyps, gold)
+    out = {"turns": len(turns), "chrf": chrf, "bleu": bleu}
     for status in ("accepted", "needs_review", "rejected"):
         picked = [t.chrf for t, _, st in turns if st == status]
         out[f"share_{status}"] = round(len(picked) / len(turns), 3)

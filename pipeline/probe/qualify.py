@@ -13,11 +13,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sacrebleu.metrics import BLEU, CHRF
-
 from pipeline.probe.lines import run_probe, scored
 from pipeline.quality.score import load as load_calibration
 from pipeline.quality.signals import QEConfig
+from pipeline.references import corpus_scores
 from pipeline.translate.served import served_base
 from pipeline.translate.translators import TranslatorsFile, record_qualification
 
@@ -44,8 +43,7 @@ def qualify(workspace: Path, file: TranslatorsFile, candidates: list[str], refs:
             row = {
                 "translator": name, "translator_version": probe.translator_version, "lang": lang, "model": model, "weights": weights,
                 "adapter": translator.adapter, "servers": translator.servers, "refs": str(refs), "lines": [lines[0], lines[-1]],
-                "chrf": round(CHRF().corpus_score(hyps, [gold]).score, 2),
-                "bleu": round(BLEU(tokenize={"zh": "zh", "ja": "char"}.get(lang, "13a")).corpus_score(hyps, [gold]).score, 2),
+                **dict(zip(("chrf", "bleu"), corpus_scores(lang, hyps, gold))),
                 "answers_passing": probe.answers_passing,
                 **{f"qe_{s}": round(statuses.count(s) / len(statuses), 3) for s in ("accepted", "needs_review", "rejected")},
                 "qe_calibration": calibration.source, "requests": probe.requests,

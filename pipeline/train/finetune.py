@@ -201,19 +201,14 @@ class Score:
     hypotheses: list[str] = field(default_factory=list, repr=False)
 
 
-def bleu_tokenizer(lang: str) -> str:
-    return {"zh": "zh", "ja": "char"}.get(lang, "13a")
-
-
 def score(lang: str, hypotheses: list[str], references: list[str]) -> Score:
-    from sacrebleu.metrics import BLEU, CHRF
+    from pipeline.references import corpus_scores
 
     if not references:
         return Score(0, None, None, None)
     return Score(
         len(references),
-        round(CHRF().corpus_score(hypotheses, [references]).score, 2),
-        round(BLEU(tokenize=bleu_tokenizer(lang), effective_order=True).corpus_score(hypotheses, [references]).score, 2),
+        *corpus_scores(lang, hypotheses, references),
         round(sum(h == r for h, r in zip(hypotheses, references)) / len(references), 4),
         round(sum(bool(h) for h in hypotheses) / len(references), 4),
         hypotheses,
