@@ -21,6 +21,7 @@ from pipeline.ingest.shards import shard_dirs
 from pipeline.ingest.tables import IngestSummary, ingest, settle
 from pipeline.languages import parse_languages
 from pipeline.quality.backtranslation import Judge
+from pipeline.quality.score import load as load_calibration
 from pipeline.quality.signals import QEConfig
 from pipeline.review.corrections import overrides
 from pipeline.review.report import quality_report
@@ -197,7 +198,7 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     ws = Path(workspace)
     assemble_language(
         ws, lang, TranslationMemory(ws / "tm"), s.translators(ws, [lang])[lang], counts, [Path(shard)], s.judge(lang), s.bt_rate, s.seed,
-        QEConfig.load(s.qe_config), human=overrides(ws, lang) if lang != "en" else None, say=lambda line: tell(line, s.progress),
+        QEConfig.load(s.qe_config), human=overrides(ws, lang) if lang != "en" else None,
     )
     return asdict(counts)
 
@@ -286,6 +287,8 @@ def translate_flow(
     result["compacted"] = compact_task(workspace, compact_min_files)
     shards = shard_dirs(Path(workspace) / "ingest")
     say(f"translated: {result['requests_sent']} requests; assembling {len(shards) * len(languages)} shard(s) (language rules, QE)")
+    for lang in targets:  # a language on the shipped default calibration says so here, once (not once per assembling worker),
+        load_calibration(Path(workspace), lang, chosen[lang].version(lang), tell)  # on stderr even without progress lines
     futures = [(lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards]
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
     for lang, future in futures:

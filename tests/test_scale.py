@@ -94,6 +94,8 @@ def test_two_dask_workers_and_two_servers_translate_each_pair_once_and_match_one
         theirs.sort("lang", "unit_hash").select("unit_hash", "lang", "status", "text"))
     for lang in LANGS.split(","):
         assert shards(tmp_path, lang).equals(shards(reference, lang)), lang
+        # uncalibrated: said once per language, by the flow, not once per worker process that assembles shards
+        assert proc.stderr.count(f"quality score for {lang}: the shipped default calibration") == 1, proc.stderr[-3000:]
 
 
 def test_one_of_two_servers_killed_mid_run_the_other_finishes(servers, reference, tmp_path):

@@ -126,12 +126,10 @@ def defaults(lang: str) -> Calibration:
     return Calibration.from_dict({**data, "lang": lang, "source": "defaults", "known_good": False})
 
 
-_said: set[tuple[str, str]] = set()
-
-
 def load(workspace: Path, lang: str, translator_version: str, say=None) -> Calibration:
-    """The calibration of (``lang``, ``translator_version``) in the workspace, else the defaults — said once per
-    language and process, with why (none yet, or a file that cannot be read: one line naming it)."""
+    """The calibration of (``lang``, ``translator_version``) in the workspace, else the defaults — and then ``say``
+    (default: stderr) is told why, in one line: none yet, or a file that cannot be read (naming it). A caller that
+    loads per shard says it once itself and passes a silent ``say`` to the rest."""
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     path = calibration_path(workspace, lang, translator_version)
     why = f"no calibration for its translator {translator_version} (polyglot qe calibrate makes one)"
@@ -140,7 +138,5 @@ def load(workspace: Path, lang: str, translator_version: str, say=None) -> Calib
             return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError, KeyError) as exc:
             why = f"its calibration {path} cannot be read ({type(exc).__name__}: {exc}); calibrate again or delete it"
-    if (lang, why) not in _said:
-        _said.add((lang, why))
-        say(f"quality score for {lang}: the shipped default calibration, {why}")
+    say(f"quality score for {lang}: the shipped default calibration, {why}")
     return defaults(lang)
