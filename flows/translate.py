@@ -21,7 +21,7 @@ from pipeline.ingest.shards import shard_dirs
 from pipeline.ingest.tables import IngestSummary, ingest, settle
 from pipeline.languages import parse_languages
 from pipeline.quality.backtranslation import Judge
-from pipeline.quality.score import load as load_calibration
+from pipeline.quality.score import notices as calibration_notices
 from pipeline.quality.signals import QEConfig
 from pipeline.review.corrections import overrides
 from pipeline.review.report import quality_report
@@ -287,8 +287,10 @@ def translate_flow(
     result["compacted"] = compact_task(workspace, compact_min_files)
     shards = shard_dirs(Path(workspace) / "ingest")
     say(f"translated: {result['requests_sent']} requests; assembling {len(shards) * len(languages)} shard(s) (language rules, QE)")
-    for lang in targets:  # a language on the shipped default calibration says so here, once (not once per assembling worker),
-        load_calibration(Path(workspace), lang, chosen[lang].version(lang), tell)  # on stderr even without progress lines
+    # languages on the shipped default calibration are said here, once (not once per assembling worker), on stderr
+    # even without progress lines
+    for line in calibration_notices(Path(workspace), {lang: chosen[lang].version(lang) for lang in targets}):
+        tell(line)
     futures = [(lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards]
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
     for lang, future in futures:

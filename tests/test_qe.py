@@ -240,8 +240,8 @@ def test_language_id_loads_the_bundled_lite_model_through_fast_langdetects_publi
 
 
 def test_a_missing_or_broken_calibration_falls_back_to_the_defaults_and_says_why_in_one_line(tmp_path):
-    """(Said once per run and language: the translate flow says it before assembling; tests/test_scale.py counts it
-    with two worker processes.)"""
+    """(A translate run says it once, for all its languages, before assembling (:func:`notices`); tests/test_scale.py
+    counts it with two worker processes.)"""
     from pipeline.quality import score as qscore
 
     said: list[str] = []
@@ -257,6 +257,11 @@ def test_a_missing_or_broken_calibration_falls_back_to_the_defaults_and_says_why
     qscore.calibration_path(tmp_path, "es", "tv-good").parent.mkdir(parents=True)
     qscore.calibration_path(tmp_path, "es", "tv-good").write_text(good.to_json())
     assert qscore.load(tmp_path, "es", "tv-good", said.append) == good and len(said) == 2
+    # what a run over several languages says: one line for those without a calibration, one per unreadable file
+    lines = qscore.notices(tmp_path, {"hi": "tv-missing", "ur": "tv-broken", "es": "tv-good", "bn": "tv-missing"})
+    assert len(lines) == 2 and lines[0].startswith("quality score for hi, bn: the shipped default calibration")
+    assert "their translators" in lines[0] and lines[1] == said[1]
+    assert qscore.notices(tmp_path, {"es": "tv-good"}) == []
 
 
 def test_status_comes_from_the_form_checks_and_the_score():

@@ -126,17 +126,40 @@ def defaults(lang: str) -> Calibration:
     return Calibration.from_dict({**data, "lang": lang, "source": "defaults", "known_good": False})
 
 
+def _read(workspace: Path, lang: str, translator_version: str) -> tuple[Calibration | None, str | None]:
+    """(the workspace's calibration, None), or (None, why not: None when there is none yet, else what is wrong)."""
+    path = calibration_path(workspace, lang, translator_version)
+    if not path.exists():
+        return None, None
+    try:
+        return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8"))), None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return None, f"its calibration {path} cannot be read ({type(exc).__name__}: {exc}); calibrate again or delete it"
+
+
 def load(workspace: Path, lang: str, translator_version: str, say=None) -> Calibration:
     """The calibration of (``lang``, ``translator_version``) in the workspace, else the defaults — and then ``say``
-    (default: stderr) is told why, in one line: none yet, or a file that cannot be read (naming it). A caller that
-    loads per shard says it once itself and passes a silent ``say`` to the rest."""
-    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
-    path = calibration_path(workspace, lang, translator_version)
-    why = f"no calibration for its translator {translator_version} (polyglot qe calibrate makes one)"
-    if path.exists():
-        try:
-            return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            why = f"its calibration {path} cannot be read ({type(exc).__name__}: {exc}); calibrate again or delete it"
-    say(f"quality score for {lang}: the shipped default calibration, {why}")
-    return defaults(lang)
+    (default: stderr) is told why, in one line: none yet, or a file that cannot be read (naming it). A run over
+    several languages says it once with :func:`notices` and passes a silent ``say``."""
+    calibration, why = _read(workspace, lang, translator_version)
+    if calibration is None:
+        (say or (lambda line: print(line, file=sys.stderr, flush=True)))(
+            f"quality score for {lang}: the shipped default calibration, "
+            f"{why or f'no calibration for its translator {translator_version} (polyglot qe calibrate makes one)'}")
+    return calibration or defaults(lang)
+
+
+def notices(workspace: Path, versions: dict[str, str]) -> list[str]:
+    """What a run over ``versions`` (language → translator version) says about its calibrations: one line naming
+    every language without one (the shipped defaults score it), one line per calibration that cannot be read."""
+    missing, lines = [], []
+    for lang, version in versions.items():
+        calibration, why = _read(workspace, lang, version)
+        if why:
+            lines.append(f"quality score for {lang}: the shipped default calibration, {why}")
+        elif calibration is None:
+            missing.append(lang)
+    if missing:
+        lines.insert(0, f"quality score for {', '.join(missing)}: the shipped default calibration, no calibration for "
+                        f"{'its translator' if len(missing) == 1 else 'their translators'} (polyglot qe calibrate makes one)")
+    return lines
