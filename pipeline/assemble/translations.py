@@ -201,14 +201,13 @@ def assemble_language(
     qe_config: quality.QEConfig | None = None,
     human: dict[tuple[str, int], Override] | None = None,
     calibration: Calibration | None = None,
-    say=None,
 ) -> list[Path]:
     """Assemble every shard (or the given ones) of the workspace in ``lang``.
 
     Back-translation through ``judge``: ``bt_rate`` of the turns, or by default (None) every turn — unless the
     language's calibration found its translator known to be good, then a :data:`BT_SAMPLE` share. ``calibration``:
-    the quality score's (default: the workspace's for this translator version, else the shipped defaults, told to
-    ``say`` when given: the translate flow says it once per run and language, before the shards are assembled).
+    the quality score's (default: the workspace's for this translator version, else the shipped defaults, silently:
+    the translate flow names the uncalibrated languages once per run, :func:`pipeline.quality.score.notices`).
     ``human``: the reviewers' text for turns of ``lang`` (conv_key, turn index → text, kind), from
     :func:`pipeline.review.corrections.overrides`: it replaces the machine text."""
     if bt_rate is not None and not 0.0 <= bt_rate <= 1.0:
@@ -219,7 +218,7 @@ def assemble_language(
         version = config.version(lang)
         desc = json.dumps(config.description(lang), sort_keys=True)
         th = (qe_config or quality.QEConfig()).for_lang(lang)
-        calibration = calibration or load_calibration(workspace, lang, version, say or (lambda _line: None))
+        calibration = calibration or load_calibration(workspace, lang, version, say=lambda _line: None)
         calibration = calibration.with_thresholds(th.score_reject, th.score_accept)
         if bt_rate is None:
             bt_rate = BT_SAMPLE if calibration.known_good else 1.0
