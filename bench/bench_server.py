@@ -6,7 +6,9 @@ translation requests to each — the first ``--lines`` ntrex-dev lines into each
 prompts, token budgets and loop watch, ``--concurrency`` in flight, streamed — and prints per setting: start-up
 seconds, wall seconds, output tokens/s (the server's own generation counter ÷ wall), time to first token of each
 request (median, 90th percentile, maximum; the very first request apart, it waits for the first batch), requests
-stopped as loops, preemptions and prefix-cache hits.
+stopped as loops, preemptions, prefix-cache hits, and chrF against the references per language (a stopped loop
+counts as an empty answer): a setting that changes the weights (an int8 model folder as ``--model``) shows what
+its speed costs in quality.
 
     .venv/bin/python bench/bench_server.py --model .polyglot/models/gguf-cc324af070c2ecbf \\
         --setting 'defaults=' --setting 'small-chunks=--max-num-batched-tokens 256'
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import processes  # noqa: E402
-from pipeline.references import load_pairs, shared_data  # noqa: E402
+from pipeline.references import corpus_scores, load_pairs, shared_data  # noqa: E402
 from pipeline.serve.vllm import start_vllm  # noqa: E402
 from pipeline.translate.backends import WATCH_EVERY  # noqa: E402
 from pipeline.translate.requests import loop_watch  # noqa: E402
@@ -81,7 +83,8 @@ async def one(session, url: str, payload: dict, source: str, lang: str, started:
                     stopped = True
                     resp.close()
                     break
-    return {"queued_at": sent - started, "ttft": (first - sent) if first else None, "chunks": len(parts), "stopped": stopped}
+    return {"queued_at": sent - started, "ttft": (first - sent) if first else None, "chunks": len(parts), "stopped": stopped,
+            "lang": lang, "source": source, "text": "" if stopped else "".join(parts).strip()}
 
 
 async def load(url: str, model: str, requests: list[tuple[dict, str, str]], concurrency: int) -> tuple[float, list[dict]]:
@@ -108,6 +111,16 @@ def build_requests(langs: list[str], lines: int) -> list[tuple[dict, str, str]]:
     return out
 
 
+def chrf_by_language(langs: list[str], results: list[dict]) -> dict[str, float]:
+    """chrF of each language's answers against the NTREX references of the same lines."""
+    out = {}
+    for lang in langs:
+        refs = dict(load_pairs(shared_data() / "ntrex-dev", lang))
+        mine = [r for r in results if r["lang"] == lang]
+        out[lang] = corpus_scores(lang, [r["text"] for r in mine], [refs[r["source"]] for r in mine])[0]
+    return out
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -127,7 +140,7 @@ def main() -> int:
               "avx512": "avx512f" in open("/proc/cpuinfo").read(), "settings": {}}
     print(f"{len(requests)} requests ({args.langs} × {args.lines} lines), {args.concurrency} in flight, {os.cpu_count()} CPUs", flush=True)
     print(f"{'setting':<22}{'start s':>8}{'wall s':>8}{'out tok/s':>10}{'ttft med':>9}{'p90':>7}{'max':>7}{'first':>7}{'loops':>6}"
-          f"{'preempt':>8}{'prefix hit':>11}")
+          f"{'preempt':>8}{'prefix hit':>11}  chrF {'/'.join(args.langs.split(','))}")
     for spec in args.setting:
         name, _, rest = spec.partition("=")
         words = shlex.split(rest)
@@ -153,6 +166,10 @@ def main() -> int:
         delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
         first_sent = min(results, key=lambda r: r["queued_at"])
         ttfts = [r["ttft"] for r in results if r is not first_sent and r["ttft"] is not None]
+        if not ttfts:
+            raise SystemExit(f"{name}: no request got an answer from the server; its log says why "
+                             f"({processes.home() / 'logs' / f'vllm-{args.port}.log'})")
+        chrf = chrf_by_language(args.langs.split(","), results)
         row = {
             "startup_s": round(startup, 1), "wall_s": round(wall, 1),
             "output_tokens_per_s": round(delta.get("vllm:generation_tokens_total", 0.0) / wall, 2),
@@ -161,12 +178,12 @@ def main() -> int:
             "stopped_loops": sum(r["stopped"] for r in results),
             "preemptions": int(delta.get("vllm:num_preemptions_total", 0)),
             "prefix_cache_hit_share": round(delta.get("vllm:prefix_cache_hits_total", 0) / max(1.0, delta.get("vllm:prefix_cache_queries_total", 0)), 2),
-            "generated_tokens": int(delta.get("vllm:generation_tokens_total", 0)), "options": rest,
+            "generated_tokens": int(delta.get("vllm:generation_tokens_total", 0)), "chrf": chrf, "options": rest,
         }
         report["settings"][name] = row
         print(f"{name:<22}{row['startup_s']:>8}{row['wall_s']:>8}{row['output_tokens_per_s']:>10}{row['ttft_median_s']:>9}"
               f"{row['ttft_p90_s']:>7}{row['ttft_max_s']:>7}{row['ttft_first_s']:>7}{row['stopped_loops']:>6}{row['preemptions']:>8}"
-              f"{row['prefix_cache_hit_share']:>11}", flush=True)
+              f"{row['prefix_cache_hit_share']:>11}  {' / '.join(f'{v:.1f}' for v in chrf.values())}", flush=True)
     print(json.dumps(report))
     return 0
 
