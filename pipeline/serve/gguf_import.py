@@ -53,18 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     args = parser.parse_args(argv)
+    return report("import", lambda: convert(args.gguf, args.out_dir, args.dtype), args.out_dir)
+
+
+def report(name: str, work, out_dir: Path) -> int:
+    """Run ``work()``; print its result as the last stdout line (JSON), or one line on stderr saying why it failed
+    (``NAME failed: …``) and return 1. Shared by the converters that run in the vLLM environment."""
     try:
-        info = convert(args.gguf, args.out_dir, args.dtype)
+        info = work()
     except OSError as exc:  # a full disk, an unreadable file
-        print(f"import failed: {exc.strerror or exc} ({exc.filename or args.out_dir})", file=sys.stderr)
+        print(f"{name} failed: {exc.strerror or exc} ({exc.filename or out_dir})", file=sys.stderr)
         return 1
-    except Exception as exc:  # transformers names what it cannot read (architecture, tensor types) in the message
+    except Exception as exc:  # the libraries name what they cannot read (architecture, tensor types) in the message
         message = " ".join(str(exc).split())[:400]
-        print(f"import failed: {type(exc).__name__}: {message}", file=sys.stderr)
+        print(f"{name} failed: {type(exc).__name__}: {message}", file=sys.stderr)
         return 1
     print(json.dumps(info))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

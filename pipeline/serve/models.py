@@ -1,5 +1,5 @@
-"""Model files: import a GGUF file once into a Hugging Face folder that vLLM serves, and say which weights a
-served model was made from.
+"""Model files: import a GGUF file once into a Hugging Face folder that vLLM serves, make an int8 copy of a
+folder for serving on a CPU, and say which weights a served model was made from.
 
 ``polyglot models import PATH.gguf [--out DIR]`` and ``polyglot services up vllm --model PATH.gguf`` both go
 through :func:`import_gguf`. Imports are cached by the file's sha256 under ``POLYGLOT_HOME/models/`` (a second
@@ -99,33 +99,73 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
             f"not enough disk space to import {gguf.name}: about {need / 1e9:.1f} GB needed in {target.parent}, "
             f"{free / 1e9:.1f} GB free; free some space or choose another --out"
         )
-    python = processes.ensure_converter_env()
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    started = time.monotonic()
     log(f"importing into {target} ({dtype}; several minutes for a 1.5B model on 2 cores)")
-    try:
-        proc = processes.run_logged(
-            [str(python), "-m", "pipeline.serve.gguf_import", str(gguf), str(tmp), "--dtype", dtype],
-            f"importing {gguf.name}", processes.env_with_project(), check=False,
-        )
-        if proc.returncode != 0:
-            last = next((line for line in reversed(proc.output.splitlines()) if line.strip()), "no output")
-            raise RuntimeError(f"cannot import {gguf.name}: {last.removeprefix('import failed: ')}")
-        info = json.loads(proc.output.strip().splitlines()[-1])
-        manifest = {
+    started = time.monotonic()
+
+    def manifest(info: dict) -> dict:
+        return {
             "source": str(gguf), "gguf_sha256": digest, "gguf_bytes": gguf.stat().st_size, "gguf_version": header.version,
             "general_name": header.name, "served_name": served_name(gguf, digest), **info,
             "import_seconds": round(time.monotonic() - started, 1),
         }
-        (tmp / IMPORT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    _convert_into(target, processes.ensure_converter_env(), ["pipeline.serve.gguf_import", str(gguf), "--dtype", dtype],
+                  f"import {gguf.name}", manifest)
+    log(f"imported {gguf.name} → {target} in {time.monotonic() - started:.0f} s")
+    return target
+
+
+def make_int8(folder: str | Path, out: str | Path | None = None, log=print) -> Path:
+    """An int8 (W8A8) copy of the model folder ``folder`` in ``out`` (default: beside it, ``NAME-int8``), made once;
+    returns the folder. Served under the source's name plus ``-int8``, so that its translator version differs from
+    the dense model's (see :mod:`pipeline.serve.int8`)."""
+    source = Path(folder).expanduser().resolve()
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} is not a model folder (no config.json); give the folder 'models import' printed")
+    target = Path(out).expanduser().resolve() if out else source.with_name(f"{source.name}-int8")
+    done = imported(target)
+    if done and done.get("int8_of") == str(source):
+        log(f"already made: {target}")
+        return target
+    if target.exists() and any(target.iterdir()):
+        raise ValueError(f"{target} exists and is not an int8 copy of {source}; choose another --out or remove it")
+    log(f"writing an int8 copy of {source.name} into {target}")
+    started = time.monotonic()
+    base = imported(source) or {"served_name": source.name}
+
+    def manifest(info: dict) -> dict:
+        return {**base, "served_name": f"{base['served_name']}-int8", "quantization": "int8-w8a8", "int8_of": str(source),
+                **{f"int8_{k}": v for k, v in info.items()}, "int8_seconds": round(time.monotonic() - started, 1)}
+
+    info = _convert_into(target, processes.ensure_vllm_env(), ["pipeline.serve.int8", str(source)],
+                         f"make an int8 copy of {source.name}", manifest)
+    log(f"int8 copy: {info['layers']} layers, {info['bytes_before'] / 1e6:,.1f} → {info['bytes_after'] / 1e6:,.1f} MB, "
+        f"relative weight error {info['weight_error']:.4f}, {time.monotonic() - started:.0f} s")
+    return target
+
+
+def _convert_into(target: Path, python: Path, module_args: list[str], what: str, manifest) -> dict:
+    """Run ``python -m MODULE INPUT TMP [options]`` (the tmp folder goes after the module's first argument) into a
+    temporary folder beside ``target``, write ``manifest(info)`` there (info: the converter's last stdout line, a
+    JSON object) and rename it to ``target``; a failure removes the temporary folder and raises with the
+    converter's last line. Returns info."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    module, first, *options = module_args
+    try:
+        proc = processes.run_logged([str(python), "-m", module, first, str(tmp), *options], what, processes.env_with_project(), check=False)
+        if proc.returncode != 0:
+            last = next((line for line in reversed(proc.output.splitlines()) if line.strip()), "no output")
+            raise RuntimeError(f"cannot {what}: {re.sub(r'^[a-z0-9]+ failed: ', '', last)}")
+        info = json.loads(proc.output.strip().splitlines()[-1])
+        (tmp / IMPORT_MANIFEST).write_text(json.dumps(manifest(info), indent=2) + "\n")
         if target.exists():
-            target.rmdir()  # empty (checked above)
+            target.rmdir()  # empty (the callers checked)
         rename_durably(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"imported {gguf.name} → {target} in {time.monotonic() - started:.0f} s")
-    return target
+    return info
 
 
 def is_gguf(path: str | Path) -> bool:

