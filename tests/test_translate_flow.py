@@ -52,6 +52,15 @@ def test_all_languages_keep_structure_and_counts_reconcile(reference):
     source = pl.read_json(COCO).sort("id")
     assert "every language: 30 conversations translated + 0 quarantined = 30 records read" in proc.stdout
     assert requests > 0
+    # the tokens the summary reports are those the memory records for this run's answers, flagged ones apart
+    tm = pl.read_parquet(ws / "tm" / "**" / "*.parquet", hive_partitioning=True)
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("output tokens "))
+    total, flagged = (int(w.strip("(").replace(",", "")) for w in line.split()[2:4])
+    assert total == tm["completion_tokens"].sum() > 0, line
+    assert flagged == tm.filter(pl.col("status") == "flagged")["completion_tokens"].sum(), line
+    for lang in TARGETS:
+        mine = tm.filter(pl.col("lang") == lang)
+        assert f"{lang} {mine['completion_tokens'].sum():,} (" in line
     english = shards(ws, "en")
     assert english.height == 30
     for lang in ["en", *TARGETS]:

@@ -49,6 +49,9 @@ class LanguageCounts:
     conversations_flagged: int = 0
     turns: int = 0
     turns_flagged: int = 0
+    tokens: int = 0  # output tokens the server generated for this run's answers, every attempt
+    tokens_flagged: int = 0  # of those, on answers that ended flagged (loops, wrong script…)
+    loops_stopped: int = 0  # answers flagged as loops (most stopped as they were written)
 
 
 @dataclass
@@ -72,6 +75,12 @@ class TranslateSummary:
             f"every language: {valid} conversations translated + {quarantined} quarantined = {valid + quarantined} records read"
         )
         lines.append(f"requests sent {self.requests_sent} for {self.unique_pairs_requested} new (unit, language) pairs")
+        spent = [(lang, c) for lang, c in self.languages.items() if c.tokens]
+        if spent:
+            lines.append(
+                f"output tokens {sum(c.tokens for _, c in spent):,} ({sum(c.tokens_flagged for _, c in spent):,} on answers that ended flagged): "
+                + ", ".join(f"{lang} {c.tokens:,} ({c.tokens_flagged:,}; {c.loops_stopped} loops)" for lang, c in spent)
+            )
         return "\n".join(lines)
 
 
@@ -286,10 +295,13 @@ async def translate_units(
         for job in queue:
             entry = await translate_one(backend, translators[job.lang], job)
             counts = summary.languages[job.lang]
+            counts.tokens += entry.completion_tokens or 0
             if entry.status == "ok":
                 counts.translated_ok += 1
             else:
                 counts.flagged += 1
+                counts.tokens_flagged += entry.completion_tokens or 0
+                counts.loops_stopped += LOOP in entry.flags
             if not buffer:
                 oldest = time.monotonic()
             buffer.append(entry)
