@@ -154,7 +154,7 @@ def start_vllm(
             # cores, 1.5B model: 16 requests 1.7x faster on both cores, the front end still answering).
             env_extra.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{cores - 1}", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
             say(f"vLLM computes on all {cores} cores (VLLM_CPU_OMP_THREADS_BIND to choose)")
-        if model not in tiny_models.SHIPPED_MODELS and is_dense_folder(Path(model_path)):
+        if is_dense_folder(Path(model_path)) and not (Path(model_path) / tiny_models.MARKER).exists():
             say(f"an int8 copy of this model answers 2-2.6x faster on a CPU at the same chrF within noise (README 'Sizing'): "
                 f"polyglot models int8 {model_path}")
         if not any(a.startswith("--max-num-batched-tokens") for a in extra_args or []):

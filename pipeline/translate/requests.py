@@ -79,7 +79,8 @@ class TranslateSummary:
         if spent:
             lines.append(
                 f"output tokens {sum(c.tokens for _, c in spent):,} ({sum(c.tokens_flagged for _, c in spent):,} on answers that ended flagged): "
-                + ", ".join(f"{lang} {c.tokens:,} ({c.tokens_flagged:,}; {c.loops_stopped} loops)" for lang, c in spent)
+                + ", ".join(f"{lang} {c.tokens:,} ({c.tokens_flagged:,}; {c.loops_stopped} loop{'' if c.loops_stopped == 1 else 's'})"
+                            for lang, c in spent)
             )
         return "\n".join(lines)
 
