@@ -34,7 +34,6 @@ QUANTIZATION_CONFIG = {
     },
     "ignore": ["lm_head"],
 }
-LABEL = "int8 W8A8 (weights per channel, activations per token)"
 
 
 def is_decoder_linear(name: str, ndim: int) -> bool:
@@ -107,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args(argv)
     return report("int8", lambda: convert(args.source, args.out_dir), args.out_dir)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

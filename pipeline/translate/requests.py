@@ -49,7 +49,7 @@ class LanguageCounts:
     conversations_flagged: int = 0
     turns: int = 0
     turns_flagged: int = 0
-    tokens: int = 0  # output tokens the server generated for this run's answers, every attempt
+    tokens: int = 0  # output tokens of this run's answers (the server's usage reports), every attempt
     tokens_flagged: int = 0  # of those, on answers that ended flagged (loops, wrong script…)
     loops_stopped: int = 0  # answers flagged as loops (most stopped as they were written)
 
