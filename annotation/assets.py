@@ -95,15 +95,19 @@ def _download(package: str, cache: Path) -> bytes:
             write_atomic(path, tarball.content)
     except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
         if not path.exists():
-            raise RuntimeError(f"cannot fetch the font package @fontsource/{package} from {_registry()} ({exc}); "
-                               f"set POLYGLOT_NPM_REGISTRY to a reachable npm registry, or serve without fonts") from None
+            raise RuntimeError(
+                f"cannot fetch the font package @fontsource/{package} from {_registry()} ({exc}); "
+                f"set POLYGLOT_NPM_REGISTRY to a reachable npm registry, or serve without fonts"
+            ) from None
         dist = None
     data = path.read_bytes()
     if dist is not None:
         algorithm, _, expected = dist["integrity"].partition("-")
         if algorithm != "sha512" or base64.b64encode(hashlib.sha512(data).digest()).decode() != expected:
             path.unlink()
-            raise RuntimeError(f"@fontsource/{package} {FONTSOURCE_VERSION}: the download does not match the registry's sha512; try again")
+            raise RuntimeError(
+                f"@fontsource/{package} {FONTSOURCE_VERSION}: the download does not match the registry's sha512; try again"
+            )
     return data
 
 
@@ -129,8 +133,11 @@ def ensure_fonts(served: Path, langs: list[str] | None = None) -> dict[str, Path
                         css = tar.extractfile(member).read().decode()
                     elif name == "LICENSE" or (name.startswith("files/") and name.endswith("-400-normal.woff2")):
                         (tmp / name.removeprefix("files/")).write_bytes(tar.extractfile(member).read())
-            css = re.sub(r"src: url\(\./files/([\w.-]+\.woff2)\) format\('woff2'\)(?:, url\([^)]*\) format\('woff'\))?",
-                         lambda m: f"src: url({LOCAL_FILES_URL}fonts/{package}/{m.group(1)}) format('woff2')", css)
+            css = re.sub(
+                r"src: url\(\./files/([\w.-]+\.woff2)\) format\('woff2'\)(?:, url\([^)]*\) format\('woff'\))?",
+                lambda m, package=package: f"src: url({LOCAL_FILES_URL}fonts/{package}/{m.group(1)}) format('woff2')",
+                css,
+            )
             css = css.replace(f"font-family: '{family}'", f"font-family: '{served_family(lang)}'")
             (tmp / STYLESHEET).write_text(css)
             if folder.exists():
@@ -181,7 +188,7 @@ class ImageRoot:
     folder: Path | None = None
 
     @classmethod
-    def parse(cls, value: str | None) -> "ImageRoot | None":
+    def parse(cls, value: str | None) -> ImageRoot | None:
         value = value or os.environ.get("POLYGLOT_IMAGE_ROOT")
         if not value:
             return None
@@ -195,20 +202,34 @@ class ImageRoot:
     def task_fields(self, image: str | None, served: Served | None) -> dict:
         """``image`` (a URL the page can show) and ``image_note`` for one conversation."""
         if not image:
-            return {"image": _placeholder("This conversation has no image."), "image_note": "no image: this conversation has none"}
+            return {
+                "image": _placeholder("This conversation has no image."),
+                "image_note": "no image: this conversation has none",
+            }
         if self.prefix:
             return {"image": self.prefix + urllib.parse.quote(image), "image_note": f"image {image}"}
         path = (self.folder / image).resolve()
         if not path.is_relative_to(self.folder) or not path.is_file():
-            return {"image": _placeholder(f"Image not found: {image[:60]}"),
-                    "image_note": f"image not found: {image} is not in {self.folder}"}
+            return {
+                "image": _placeholder(f"Image not found: {image[:60]}"),
+                "image_note": f"image not found: {image} is not in {self.folder}",
+            }
         if served is None:
-            return {"image": _placeholder("Image not served (start Label Studio with polyglot services up labelstudio)."),
-                    "image_note": f"image {image}: no served folder for this Label Studio"}
-        return {"image": served.url(f"images/{path.relative_to(self.folder).as_posix()}"), "image_note": f"image {image}"}
+            return {
+                "image": _placeholder("Image not served (start Label Studio with polyglot services up labelstudio)."),
+                "image_note": f"image {image}: no served folder for this Label Studio",
+            }
+        return {
+            "image": served.url(f"images/{path.relative_to(self.folder).as_posix()}"),
+            "image_note": f"image {image}",
+        }
 
 
 def no_image_root(image: str | None) -> dict:
     note = "no image: this conversation has none" if not image else f"image {image} (no image root given: --image-root)"
-    return {"image": _placeholder("This conversation has no image." if not image else "Image not available: no image root given."),
-            "image_note": note}
+    return {
+        "image": _placeholder(
+            "This conversation has no image." if not image else "Image not available: no image root given."
+        ),
+        "image_note": note,
+    }

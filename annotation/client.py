@@ -50,7 +50,9 @@ def guarded(url: str, doing: str) -> Iterator[None]:
                 f"Label Studio at {url} refused the API key while {doing} (HTTP {exc.status_code}): set "
                 "LABEL_STUDIO_API_KEY (or LABEL_STUDIO_API_KEY_FILE) to an admin's token"
             ) from None
-        raise RuntimeError(f"Label Studio at {url} answered HTTP {exc.status_code} while {doing}: {str(exc.body)[:500]}") from None
+        raise RuntimeError(
+            f"Label Studio at {url} answered HTTP {exc.status_code} while {doing}: {str(exc.body)[:500]}"
+        ) from None
 
 
 def connect(login: LabelStudioLogin | None = None) -> tuple[LabelStudio, str]:
@@ -102,7 +104,13 @@ def _adopt_by_title(client: LabelStudio, title: str, owner: str) -> int | None:
 
 
 def ensure_project(
-    client: LabelStudio, workspace: Path, lang: str, prefix: str, overlap: float, served: Served | None = None, images: bool = False
+    client: LabelStudio,
+    workspace: Path,
+    lang: str,
+    prefix: str,
+    overlap: float,
+    served: Served | None = None,
+    images: bool = False,
 ) -> int:
     """The language's project: the one recorded, else the one with its title that this workspace created, else a
     new one (a title another workspace owns is an error). Settings kept current.
@@ -142,8 +150,13 @@ def ensure_project(
         have = {st.path.rstrip("/") for st in client.import_storage.local.list(project=project_id)}
         for folder in wanted:
             if folder not in have:  # Label Studio serves a file only under a storage of the task's project
-                client.import_storage.local.create(project=project_id, path=folder, title=f"polyglot {folder.rsplit('/', 1)[-1]}",
-                                                   use_blob_urls=False, recursive_scan=True)
+                client.import_storage.local.create(
+                    project=project_id,
+                    path=folder,
+                    title=f"polyglot {folder.rsplit('/', 1)[-1]}",
+                    use_blob_urls=False,
+                    recursive_scan=True,
+                )
     record_project(workspace, lang, project_id)
     return project_id
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
 
@@ -55,9 +55,14 @@ def _notes(reasons: list[str], fixes_json: str, flags: list[str]) -> str:
 
 def _quality(score: float | None, back_translation: str | None) -> str:
     """The score and the back-translation as a reviewer reads them."""
-    lines = [f"quality score {score:.2f} (the estimated chance that the translation is usable)" if score is not None
-             else "quality score: none"]
-    lines.append(f"back into English: {back_translation}" if back_translation else "back into English: not asked for this turn")
+    lines = [
+        f"quality score {score:.2f} (the estimated chance that the translation is usable)"
+        if score is not None
+        else "quality score: none"
+    ]
+    lines.append(
+        f"back into English: {back_translation}" if back_translation else "back into English: not asked for this turn"
+    )
     return "\n".join(lines)
 
 
@@ -69,8 +74,19 @@ def build_tasks(
     if not conv_keys:
         return []
     wanted = list(conv_keys)
-    columns = ["conv_key", "id", "image", "conversations", "translator_version", "turn_qe_reasons", "turn_flags", "fixes", "turn_human",
-               "turn_qe_score", "turn_back_translation"]
+    columns = [
+        "conv_key",
+        "id",
+        "image",
+        "conversations",
+        "translator_version",
+        "turn_qe_reasons",
+        "turn_flags",
+        "fixes",
+        "turn_human",
+        "turn_qe_score",
+        "turn_back_translation",
+    ]
     mt = translations(workspace, [lang], columns).filter(pl.col("conv_key").is_in(wanted))
     turn_files = [d / "turns.parquet" for d in shard_dirs(workspace / "ingest")]
     source = (
@@ -91,15 +107,30 @@ def build_tasks(
             context = "\n\n".join(f"{ROLE_NAMES.get(r, r)}: {v}" for r, v, _ in turns[:i]) or "(this is the first turn)"
             key = task_key(row["conv_key"], i, lang, row["translator_version"])
             data = {
-                "task_key": key, "lang": lang, "conv_key": row["conv_key"], "conversation_id": row["id"],
-                "turn_index": i, "role": ROLE_NAMES.get(role, role), "english": value, "context": context,
+                "task_key": key,
+                "lang": lang,
+                "conv_key": row["conv_key"],
+                "conversation_id": row["id"],
+                "turn_index": i,
+                "role": ROLE_NAMES.get(role, role),
+                "english": value,
+                "context": context,
                 "notes": _notes(row["turn_qe_reasons"][i], row["fixes"][i], row["turn_flags"][i]),
                 "quality": _quality(row["turn_qe_score"][i], row["turn_back_translation"][i]),
-                "machine_text": turn["value"], "translator_version": row["translator_version"], **picture,
+                "machine_text": turn["value"],
+                "translator_version": row["translator_version"],
+                **picture,
             }
             prediction = {
                 "model_version": row["translator_version"],
-                "result": [{"from_name": TRANSLATION, "to_name": "english", "type": "textarea", "value": {"text": [turn["value"]]}}],
+                "result": [
+                    {
+                        "from_name": TRANSLATION,
+                        "to_name": "english",
+                        "type": "textarea",
+                        "value": {"text": [turn["value"]]},
+                    }
+                ],
             }
             tasks.append({"data": data, "predictions": [prediction]})
     return tasks
@@ -125,7 +156,12 @@ def _server_tasks(client: LabelStudio, project_id: int) -> dict[str, int]:
 
 
 def push(
-    client: LabelStudio, url: str, workspace: Path, langs: list[str], prefix: str = "llava-polyglot", overlap: float = 0.1,
+    client: LabelStudio,
+    url: str,
+    workspace: Path,
+    langs: list[str],
+    prefix: str = "llava-polyglot",
+    overlap: float = 0.1,
     image_root: ImageRoot | None = None,
 ) -> dict[str, PushCounts]:
     """Send the routing queue of ``langs``; keys already on the server are skipped. Writes ``review/pushed.parquet``.
@@ -138,7 +174,9 @@ def push(
         link_images(served, image_root.folder)
     queue_path = corrections.review_dir(workspace) / "queue.parquet"
     if not queue_path.exists():
-        raise FileNotFoundError(f"no review queue at {queue_path}: run 'polyglot translate' first (it routes conversations)")
+        raise FileNotFoundError(
+            f"no review queue at {queue_path}: run 'polyglot translate' first (it routes conversations)"
+        )
     queue = pl.read_parquet(queue_path)
     out: dict[str, PushCounts] = {}
     ledger = []
@@ -219,17 +257,28 @@ def annotation_row(task: dict, annotation: dict, reviewers: dict[int, str], pull
     user = annotation.get("completed_by")
     user_id = user.get("id") if isinstance(user, dict) else user
     return {
-        "lang": data["lang"], "conv_key": data["conv_key"], "turn_index": int(data["turn_index"]),
-        "id": data.get("conversation_id"), "role": data.get("role"), "task_key": data["task_key"],
-        "translator_version": data.get("translator_version"), "source": data.get("english"),
-        "machine_text": data.get("machine_text"), "corrected_text": text,
-        "edited": text is not None and text != data.get("machine_text"), "skipped": skipped,
+        "lang": data["lang"],
+        "conv_key": data["conv_key"],
+        "turn_index": int(data["turn_index"]),
+        "id": data.get("conversation_id"),
+        "role": data.get("role"),
+        "task_key": data["task_key"],
+        "translator_version": data.get("translator_version"),
+        "source": data.get("english"),
+        "machine_text": data.get("machine_text"),
+        "corrected_text": text,
+        "edited": text is not None and text != data.get("machine_text"),
+        "skipped": skipped,
         "categories": _result_value(result, CATEGORIES_CONTROL, "choices") or [],
         "rating": int(rating) if rating is not None else None,
-        "reviewer": reviewers.get(user_id, f"user {user_id}"), "reviewer_id": user_id,
-        "annotation_id": annotation["id"], "task_id": task["id"], "project_id": annotation.get("project"),
+        "reviewer": reviewers.get(user_id, f"user {user_id}"),
+        "reviewer_id": user_id,
+        "annotation_id": annotation["id"],
+        "task_id": task["id"],
+        "project_id": annotation.get("project"),
         "lead_time": annotation.get("lead_time"),
-        "created_at": _parse_time(annotation.get("created_at")), "updated_at": _parse_time(annotation.get("updated_at")),
+        "created_at": _parse_time(annotation.get("created_at")),
+        "updated_at": _parse_time(annotation.get("updated_at")),
         "pulled_at": pulled_at,
     }
 
@@ -243,14 +292,16 @@ def pull(client: LabelStudio, url: str, workspace: Path, langs: list[str] | None
     workspace = Path(workspace)
     projects = known_projects(workspace)
     if not projects:
-        raise FileNotFoundError(f"no review projects recorded in {corrections.review_dir(workspace)}: run 'polyglot review push' first")
+        raise FileNotFoundError(
+            f"no review projects recorded in {corrections.review_dir(workspace)}: run 'polyglot review push' first"
+        )
     langs = [lang for lang in (langs or projects) if lang in projects]
     state_path = _state_path(workspace)
     state: dict[str, str] = json.loads(state_path.read_text()) if state_path.exists() else {}
     seen = corrections.history(workspace)
     seen_versions = set(zip(seen["annotation_id"].to_list(), seen["updated_at"].to_list()))
     seen_ids = set(seen["annotation_id"].to_list())
-    pulled_at = datetime.now(timezone.utc)
+    pulled_at = datetime.now(UTC)
     summary = PullSummary({lang: PullCounts() for lang in langs})
     rows: list[dict] = []
     new_state = dict(state)
@@ -261,9 +312,21 @@ def pull(client: LabelStudio, url: str, workspace: Path, langs: list[str] | None
             query = None
             if str(project_id) in state:
                 since = _parse_time(state[str(project_id)]) - CURSOR_SLACK
-                query = json.dumps({"filters": {"conjunction": "and", "items": [
-                    {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since.strftime(LS_TIME)}
-                ]}})
+                query = json.dumps(
+                    {
+                        "filters": {
+                            "conjunction": "and",
+                            "items": [
+                                {
+                                    "filter": "filter:tasks:updated_at",
+                                    "operator": "greater",
+                                    "type": "Datetime",
+                                    "value": since.strftime(LS_TIME),
+                                }
+                            ],
+                        }
+                    }
+                )
             latest = None
             for task in client.tasks.list(project=project_id, fields="all", query=query, page_size=PAGE_SIZE):
                 task = task.dict() if hasattr(task, "dict") else dict(task)
@@ -319,7 +382,9 @@ def _chrf(a: str, b: str) -> float:
 def agreement(workspace: Path) -> pl.DataFrame:
     """Per language, over tasks that two or more reviewers submitted: chrF between their texts (both ways,
     averaged), share of pairs with the same error categories, mean Jaccard of the categories, mean rating gap."""
-    df = corrections.latest_versions(corrections.history(workspace)).filter(~pl.col("skipped") & pl.col("corrected_text").is_not_null())
+    df = corrections.latest_versions(corrections.history(workspace)).filter(
+        ~pl.col("skipped") & pl.col("corrected_text").is_not_null()
+    )
     rows = []
     for (lang,), group in df.group_by("lang", maintain_order=True):
         chrfs, same, jaccard, gaps, tasks = [], [], [], [], 0
@@ -336,15 +401,26 @@ def agreement(workspace: Path) -> pl.DataFrame:
                 if a["rating"] is not None and b["rating"] is not None:
                     gaps.append(abs(a["rating"] - b["rating"]))
         if tasks:
-            rows.append({
-                "lang": lang, "tasks_with_overlap": tasks, "pairs": len(chrfs),
-                "mean_chrf": round(sum(chrfs) / len(chrfs), 2),
-                "category_exact_share": round(sum(same) / len(same), 3),
-                "category_jaccard": round(sum(jaccard) / len(jaccard), 3),
-                "mean_rating_gap": round(sum(gaps) / len(gaps), 3) if gaps else None,
-            })
-    schema = {"lang": pl.String, "tasks_with_overlap": pl.Int64, "pairs": pl.Int64, "mean_chrf": pl.Float64,
-              "category_exact_share": pl.Float64, "category_jaccard": pl.Float64, "mean_rating_gap": pl.Float64}
+            rows.append(
+                {
+                    "lang": lang,
+                    "tasks_with_overlap": tasks,
+                    "pairs": len(chrfs),
+                    "mean_chrf": round(sum(chrfs) / len(chrfs), 2),
+                    "category_exact_share": round(sum(same) / len(same), 3),
+                    "category_jaccard": round(sum(jaccard) / len(jaccard), 3),
+                    "mean_rating_gap": round(sum(gaps) / len(gaps), 3) if gaps else None,
+                }
+            )
+    schema = {
+        "lang": pl.String,
+        "tasks_with_overlap": pl.Int64,
+        "pairs": pl.Int64,
+        "mean_chrf": pl.Float64,
+        "category_exact_share": pl.Float64,
+        "category_jaccard": pl.Float64,
+        "mean_rating_gap": pl.Float64,
+    }
     out = pl.DataFrame(rows, schema=schema)
     write_atomic(Path(workspace) / "reports" / "review_agreement.parquet", out.write_parquet)
     return out

@@ -35,7 +35,9 @@ def _read_secret_file(path: str) -> str:
     try:
         return Path(path).read_text().strip()
     except OSError as exc:
-        raise RuntimeError(f"cannot read the Label Studio API key file {path} (LABEL_STUDIO_API_KEY_FILE): {exc.strerror}") from None
+        raise RuntimeError(
+            f"cannot read the Label Studio API key file {path} (LABEL_STUDIO_API_KEY_FILE): {exc.strerror}"
+        ) from None
 
 
 def labelstudio_login(create: bool = False) -> LabelStudioLogin:
@@ -47,7 +49,9 @@ def labelstudio_login(create: bool = False) -> LabelStudioLogin:
     path = secrets_file()
     stored = json.loads(path.read_text()) if path.exists() else {}
     env_key = os.environ.get("LABEL_STUDIO_API_KEY") or (
-        _read_secret_file(os.environ["LABEL_STUDIO_API_KEY_FILE"]) if os.environ.get("LABEL_STUDIO_API_KEY_FILE") else None
+        _read_secret_file(os.environ["LABEL_STUDIO_API_KEY_FILE"])
+        if os.environ.get("LABEL_STUDIO_API_KEY_FILE")
+        else None
     )
     values = {
         "username": os.environ.get("LABEL_STUDIO_USERNAME") or stored.get("username"),
@@ -75,11 +79,17 @@ def labelstudio_login(create: bool = False) -> LabelStudioLogin:
         live = [r for r in records("labelstudio") if running(r)]
         url = live[0].url if live else "http://127.0.0.1:8080"
     source = "environment" if env_key else str(path)
-    return LabelStudioLogin(url.rstrip("/"), values["username"] or "", values["password"] or "", values["api_key"], source)
+    return LabelStudioLogin(
+        url.rstrip("/"), values["username"] or "", values["password"] or "", values["api_key"], source
+    )
 
 
 def start_labelstudio(
-    port: int = 8080, host: str = "127.0.0.1", data_dir: Path | None = None, wait_seconds: float = 300.0, image_root: str | None = None,
+    port: int = 8080,
+    host: str = "127.0.0.1",
+    data_dir: Path | None = None,
+    wait_seconds: float = 300.0,
+    image_root: str | None = None,
 ) -> ServerRecord:
     """Start Label Studio (own environment, own data dir) with the admin user and API token of
     :func:`labelstudio_login`; sign-up only through the invite link; analytics and version checks off.
@@ -115,7 +125,19 @@ def start_labelstudio(
         "DO_NOT_TRACK": "1",
     }
     cmd = [str(python.parent / "label-studio"), "start", "--no-browser", "--internal-host", host, "--port", str(port)]
-    record = spawn("labelstudio", "Label Studio", "/health", cmd, env_extra, host, port, str(data), "label-studio", wait_seconds, cwd=data)
+    record = spawn(
+        "labelstudio",
+        "Label Studio",
+        "/health",
+        cmd,
+        env_extra,
+        host,
+        port,
+        str(data),
+        "label-studio",
+        wait_seconds,
+        cwd=data,
+    )
     if not answers(f"{record.url}/api/current-user/whoami", headers={"Authorization": f"Token {login.api_key}"}):
         stop("labelstudio", port)
         raise RuntimeError(
@@ -123,5 +145,3 @@ def start_labelstudio(
             "use the key that data directory was created with, or a new data directory"
         )
     return record
-
-

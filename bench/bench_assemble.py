@@ -53,7 +53,9 @@ def replicate(n: int, out: Path) -> None:
             copy = i // len(records)
             rec["id"] = f"{rec['id']}-{copy}"
             for turn in rec["conversations"]:  # every line of prose changes, so every unit is new in each copy
-                turn["value"] = "\n".join(f"{line} (copy {copy})" if line.strip() else line for line in turn["value"].split("\n"))
+                turn["value"] = "\n".join(
+                    f"{line} (copy {copy})" if line.strip() else line for line in turn["value"].split("\n")
+                )
             f.write(("" if i == 0 else ",\n") + json.dumps(rec))
         f.write("\n]\n")
 
@@ -84,8 +86,13 @@ def build(records: int, shard_size: int, root: Path) -> tuple[Path, int, int]:
 
 
 def measure(ws: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(ws), LANG], check=True, capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ws), LANG],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -101,8 +108,10 @@ def main() -> None:
             ws, units, parts = build(records, args.shard_size, Path(tmp))
             runs[records] = measure(ws) | {"units": units, "parts": parts}
     for records, r in runs.items():
-        print(f"{records:>7} records: {r['units']} unique units in {r['parts']} memory files; assembling one shard "
-              f"({r['rows']} conversations): {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+        print(
+            f"{records:>7} records: {r['units']} unique units in {r['parts']} memory files; assembling one shard "
+            f"({r['rows']} conversations): {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
     small, large = runs[args.small], runs[args.large]
     print(f"peak RSS large / small: {large['peak_rss_mb'] / small['peak_rss_mb']:.2f}  (goal <= 1.2)")
     print(f"seconds  large / small: {large['seconds'] / small['seconds']:.2f}")

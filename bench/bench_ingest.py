@@ -54,7 +54,9 @@ def run(mode: str, path: Path, workdir: Path, repeat: int) -> dict:
     best: dict = {}
     for _ in range(repeat):
         ws = Path(tempfile.mkdtemp(dir=workdir))
-        out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(ws)], check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, mode, str(path), str(ws)], check=True, capture_output=True, text=True
+        )
         result = json.loads(out.stdout.strip().splitlines()[-1])
         if not best or result["seconds"] < best["seconds"]:
             best = result

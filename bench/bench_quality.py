@@ -34,18 +34,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.languages import TARGET_LANGUAGES, parse_languages  # noqa: E402
-from pipeline.probe.lines import run_probe, scored  # noqa: E402
-from pipeline.quality.backtranslation import Judge  # noqa: E402
-from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau, pooled  # noqa: E402
-from pipeline.quality.score import calibration_path  # noqa: E402
-from pipeline.quality.score import load as load_calibration  # noqa: E402
-from pipeline.quality.signals import QEConfig  # noqa: E402
-from pipeline.references import corpus_scores, shared_data  # noqa: E402
-from pipeline.storage import write_atomic  # noqa: E402
-from pipeline.translate.memory import TranslationMemory  # noqa: E402
-from pipeline.translate.served import served_base  # noqa: E402
-from pipeline.translate.settings import TranslatorConfig  # noqa: E402
+from pipeline.languages import TARGET_LANGUAGES, parse_languages
+from pipeline.probe.lines import run_probe, scored
+from pipeline.quality.backtranslation import Judge
+from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau, pooled
+from pipeline.quality.score import calibration_path
+from pipeline.quality.score import load as load_calibration
+from pipeline.quality.signals import QEConfig
+from pipeline.references import corpus_scores, shared_data
+from pipeline.storage import write_atomic
+from pipeline.translate.memory import TranslationMemory
+from pipeline.translate.served import served_base
+from pipeline.translate.settings import TranslatorConfig
 
 
 def measure(probe, calibration, qe_config: QEConfig) -> dict:
@@ -73,18 +73,32 @@ def measure(probe, calibration, qe_config: QEConfig) -> dict:
 
 def recording(probe, split: str) -> list[dict]:
     """The probe's turns as the recording keeps them: line numbers and model output, never the reference text."""
-    return [{"line": t.line, "split": split, "kind": "reference", "back_translation": t.back_translation} if t.reference_record
-            else {"line": t.line, "split": split, "kind": "translation", "text": t.text, "flags": t.flags,
-                  "back_translation": t.back_translation} for t in probe.turns]
+    return [
+        {"line": t.line, "split": split, "kind": "reference", "back_translation": t.back_translation}
+        if t.reference_record
+        else {
+            "line": t.line,
+            "split": split,
+            "kind": "translation",
+            "text": t.text,
+            "flags": t.flags,
+            "back_translation": t.back_translation,
+        }
+        for t in probe.turns
+    ]
 
 
 def tokens(workspace: Path, lang: str, version: str, lines: set[str] | None = None) -> dict:
     """Output tokens of the memory's answers for ``lang``: all, and spent on answers that ended flagged."""
     entries = TranslationMemory(workspace / "tm").load(lang, version)
     flagged = [e for e in entries.values() if e.status != "ok"]
-    return {"answers": len(entries), "completion_tokens": sum(e.completion_tokens for e in entries.values()),
-            "flagged": len(flagged), "flagged_tokens": sum(e.completion_tokens for e in flagged),
-            "stopped_loops": sum(e.finish_reason == "stopped" for e in entries.values())}
+    return {
+        "answers": len(entries),
+        "completion_tokens": sum(e.completion_tokens for e in entries.values()),
+        "flagged": len(flagged),
+        "flagged_tokens": sum(e.completion_tokens for e in flagged),
+        "stopped_loops": sum(e.finish_reason == "stopped" for e in entries.values()),
+    }
 
 
 def main() -> int:
@@ -92,19 +106,29 @@ def main() -> int:
     parser.add_argument("--server", required=True, help="OpenAI-compatible server (vLLM, llama.cpp…)")
     parser.add_argument("--langs", default=",".join(TARGET_LANGUAGES))
     parser.add_argument("--lines", type=int, default=100, help="held-out lines per language, measured")
-    parser.add_argument("--calibrate-lines", type=int, default=60, help="lines before them the score is calibrated on (0: none)")
+    parser.add_argument(
+        "--calibrate-lines", type=int, default=60, help="lines before them the score is calibrated on (0: none)"
+    )
     parser.add_argument("--data", type=Path, default=shared_data() / "ntrex-dev")
     parser.add_argument("--workspace", type=Path, default=ROOT / "bench" / "out" / "quality")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--model", default=None, help="served model name (default: the server's first)")
     parser.add_argument("--judge-server", default=None, help="back-translates (default: --server)")
     parser.add_argument("--precision", type=float, default=0.9)
-    parser.add_argument("--write-defaults", type=Path, default=None,
-                        help="fit one calibration on the calibration lines of every language pooled and write it here "
-                             "(how pipeline/quality/default_calibration.json was made)")
-    parser.add_argument("--record", type=Path, default=None,
-                        help="write every probe turn's answer and back-translation (line numbers, no reference text) "
-                             "to this JSON file: the recording tests/data/qe_recorded.json is made this way")
+    parser.add_argument(
+        "--write-defaults",
+        type=Path,
+        default=None,
+        help="fit one calibration on the calibration lines of every language pooled and write it here "
+        "(how pipeline/quality/default_calibration.json was made)",
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="write every probe turn's answer and back-translation (line numbers, no reference text) "
+        "to this JSON file: the recording tests/data/qe_recorded.json is made this way",
+    )
     args = parser.parse_args()
     langs = [lang for lang in parse_languages(args.langs) if lang != "en"]
     model, weights = served_base(args.server, args.model, wait=60)
@@ -113,54 +137,100 @@ def main() -> int:
     calibration_lines = list(range(args.calibrate_lines))
     held_out = list(range(args.calibrate_lines, args.calibrate_lines + args.lines))
     results, recorded, calibration_records = {}, {}, {}
-    print(f"model {model}, judge {judge.model}; calibrated on lines 0-{args.calibrate_lines - 1}, measured on "
-          f"{held_out[0]}-{held_out[-1]} of {args.data}", flush=True)
+    print(
+        f"model {model}, judge {judge.model}; calibrated on lines 0-{args.calibrate_lines - 1}, measured on "
+        f"{held_out[0]}-{held_out[-1]} of {args.data}",
+        flush=True,
+    )
     for lang in langs:
         started = time.perf_counter()
         if calibration_lines:
             print(f"  … {lang}: calibrating on {len(calibration_lines)} lines", file=sys.stderr, flush=True)
-            probe = run_probe(args.workspace, args.data, lang, calibration_lines, args.server, config, judge, args.concurrency, qe_config)
+            probe = run_probe(
+                args.workspace,
+                args.data,
+                lang,
+                calibration_lines,
+                args.server,
+                config,
+                judge,
+                args.concurrency,
+                qe_config,
+            )
             calibration_records[lang] = [t.record(qe_config.bands.get(lang)) for t in probe.turns]
-            fitted = calibrate(lang, probe.translator_version, calibration_records[lang], FLOORS.get(lang, 40.0), args.precision)
+            fitted = calibrate(
+                lang, probe.translator_version, calibration_records[lang], FLOORS.get(lang, 40.0), args.precision
+            )
             write_atomic(calibration_path(args.workspace, lang, probe.translator_version), fitted.to_json())
             recorded[lang] = recording(probe, "calibrate")
         print(f"  … {lang}: measuring on {len(held_out)} lines", file=sys.stderr, flush=True)
-        probe = run_probe(args.workspace, args.data, lang, held_out, args.server, config, judge, args.concurrency, qe_config)
+        probe = run_probe(
+            args.workspace, args.data, lang, held_out, args.server, config, judge, args.concurrency, qe_config
+        )
         calibration = load_calibration(args.workspace, lang, probe.translator_version)
         recorded[lang] = recorded.get(lang, []) + recording(probe, "measure")
         r = measure(probe, calibration, qe_config)
-        r.update(calibration=calibration.source, floor=calibration.floor, reject_below=calibration.reject_below,
-                 accept_from=calibration.accept_from, calibration_figures=calibration.figures,
-                 wall_seconds=round(time.perf_counter() - started, 1), **tokens(args.workspace, lang, probe.translator_version))
+        r.update(
+            calibration=calibration.source,
+            floor=calibration.floor,
+            reject_below=calibration.reject_below,
+            accept_from=calibration.accept_from,
+            calibration_figures=calibration.figures,
+            wall_seconds=round(time.perf_counter() - started, 1),
+            **tokens(args.workspace, lang, probe.translator_version),
+        )
         results[lang] = r
         print(json.dumps({lang: r}), file=sys.stderr, flush=True)
 
     def f(x, width, digits=2):
         return f"{'-':>{width}}" if x is None else f"{x:>{width}.{digits}f}"
 
-    print(f"{'lang':<5}{'turns':>6}{'chrF':>7}{'BLEU':>7}{'acc':>6}{'rev':>6}{'rej':>6}{'tau':>7}{'tau bt':>7}{'tau lid':>8}"
-          f"{'worstQ acc':>11}{'chrF|acc':>9}{'chrF|rej':>9}{'ref rej':>8}{'ref rev':>8}{'tokens':>8}{'flagged tok':>12}")
+    print(
+        f"{'lang':<5}{'turns':>6}{'chrF':>7}{'BLEU':>7}{'acc':>6}{'rev':>6}{'rej':>6}{'tau':>7}{'tau bt':>7}{'tau lid':>8}"
+        f"{'worstQ acc':>11}{'chrF|acc':>9}{'chrF|rej':>9}{'ref rej':>8}{'ref rev':>8}{'tokens':>8}{'flagged tok':>12}"
+    )
     for lang, r in results.items():
-        print(f"{lang:<5}{r['turns']:>6}{f(r['chrf'], 7, 1)}{f(r['bleu'], 7, 1)}{f(r['share_accepted'], 6)}{f(r['share_needs_review'], 6)}"
-              f"{f(r['share_rejected'], 6)}{f(r['kendall_tau'], 7)}{f(r['kendall_tau_bt_chrf'], 7)}{f(r['kendall_tau_lang_prob'], 8)}"
-              f"{f(r['worst_quartile_accepted'], 11)}{f(r['mean_chrf_accepted'], 9, 1)}{f(r['mean_chrf_rejected'], 9, 1)}"
-              f"{f(r['references_rejected'], 8)}{f(r['references_to_review'], 8)}{r['completion_tokens']:>8}{r['flagged_tokens']:>12}")
+        print(
+            f"{lang:<5}{r['turns']:>6}{f(r['chrf'], 7, 1)}{f(r['bleu'], 7, 1)}{f(r['share_accepted'], 6)}{f(r['share_needs_review'], 6)}"
+            f"{f(r['share_rejected'], 6)}{f(r['kendall_tau'], 7)}{f(r['kendall_tau_bt_chrf'], 7)}{f(r['kendall_tau_lang_prob'], 8)}"
+            f"{f(r['worst_quartile_accepted'], 11)}{f(r['mean_chrf_accepted'], 9, 1)}{f(r['mean_chrf_rejected'], 9, 1)}"
+            f"{f(r['references_rejected'], 8)}{f(r['references_to_review'], 8)}{r['completion_tokens']:>8}{r['flagged_tokens']:>12}"
+        )
     if args.write_defaults and calibration_records:
         fitted = calibrate("any", None, pooled(calibration_records, FLOORS), 0.0, args.precision)
-        fitted.figures.update(fitted_on=f"{args.data.name} lines 0-{args.calibrate_lines - 1}, {'/'.join(calibration_records)} pooled, "
-                                        f"each usable from its language's floor", model=model, judge=judge.model)
+        fitted.figures.update(
+            fitted_on=f"{args.data.name} lines 0-{args.calibrate_lines - 1}, {'/'.join(calibration_records)} pooled, "
+            f"each usable from its language's floor",
+            model=model,
+            judge=judge.model,
+        )
         fitted.figures.pop("kendall_tau_score_chrf")  # chrF of different languages do not rank against each other
         write_atomic(args.write_defaults, replace(fitted, known_good=False, source="defaults").to_json())
     if args.record:
-        head = {"model": model, "judge": judge.model, "data": args.data.name,
-                "note": "answers of the served model to ntrex-dev lines (line = 0-based line of newstest2019-src.eng.txt and of "
-                        "the language's reference, read in place); a reference record holds only the back-translation of that "
-                        "reference after the language rules' human pass"}
-        body = ",\n".join(f'  "{lang}": [\n' + ",\n".join("    " + json.dumps(r, ensure_ascii=False) for r in rows) + "\n  ]"
-                          for lang, rows in recorded.items())
+        head = {
+            "model": model,
+            "judge": judge.model,
+            "data": args.data.name,
+            "note": "answers of the served model to ntrex-dev lines (line = 0-based line of newstest2019-src.eng.txt and of "
+            "the language's reference, read in place); a reference record holds only the back-translation of that "
+            "reference after the language rules' human pass",
+        }
+        body = ",\n".join(
+            f'  "{lang}": [\n' + ",\n".join("    " + json.dumps(r, ensure_ascii=False) for r in rows) + "\n  ]"
+            for lang, rows in recorded.items()
+        )
         write_atomic(args.record, json.dumps(head, ensure_ascii=False)[:-1] + ', "languages": {\n' + body + "\n}}\n")
-    print(json.dumps({"model": model, "judge": judge.model, "calibrate_lines": args.calibrate_lines, "lines": args.lines,
-                      "languages": results}))
+    print(
+        json.dumps(
+            {
+                "model": model,
+                "judge": judge.model,
+                "calibrate_lines": args.calibrate_lines,
+                "lines": args.lines,
+                "languages": results,
+            }
+        )
+    )
     return 0
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pipeline.references import shared_data  # noqa: E402
+from pipeline.references import shared_data
 
 LLAVA = shared_data() / "llava"
 LANGS = "zh,hi,es,fr,ar,bn,ru,ur,ja"
@@ -62,7 +62,13 @@ def _sources() -> dict:
         for inst in json.loads(line)["instances"]:
             objects.add(inst["category"])
             boxes.append(inst["bbox"])
-    return {"instructions": instructions, "questions": questions, "answers": answers, "objects": sorted(objects), "boxes": boxes}
+    return {
+        "instructions": instructions,
+        "questions": questions,
+        "answers": answers,
+        "objects": sorted(objects),
+        "boxes": boxes,
+    }
 
 
 def _vary(text: str, rng: random.Random, src: dict) -> str:
@@ -76,8 +82,12 @@ def _vary(text: str, rng: random.Random, src: dict) -> str:
         # every paragraph about a thing of its own (as GPT-4's answers are each written anew): one "the/a X" becomes
         # "the <colour> <object>" — without this, short answers repeat across conversations and the corpus dedups
         # far more than LLaVA-Instruct does as it grows
-        para = re.sub(r"\b(the|a|an) ([a-z]+)\b", lambda m: f"{'a' if m.group(1) == 'an' else m.group(1)} "
-                      f"{rng.choice(COLOURS)} {rng.choice(src['objects'])}", para, count=1)
+        para = re.sub(
+            r"\b(the|a|an) ([a-z]+)\b",
+            lambda m: f"{'a' if m.group(1) == 'an' else m.group(1)} {rng.choice(COLOURS)} {rng.choice(src['objects'])}",
+            para,
+            count=1,
+        )
         sentences = re.split(r"(?<=[.!?]) ", para)
         if len(sentences) > 2:
             head, rest = sentences[0], sentences[1:]
@@ -92,7 +102,12 @@ def _vary(text: str, rng: random.Random, src: dict) -> str:
 def _question(rng: random.Random, src: dict) -> str:
     q = rng.choice(src["questions"])
     if rng.random() < 0.5:  # the same question about another object: LLaVA's questions repeat in this way
-        q = re.sub(r"\bthe (\w+)", lambda m: f"the {rng.choice(src['objects'])}" if rng.random() < 0.5 else m.group(0), q, count=1)
+        q = re.sub(
+            r"\bthe (\w+)",
+            lambda m: f"the {rng.choice(src['objects'])}" if rng.random() < 0.5 else m.group(0),
+            q,
+            count=1,
+        )
     return q
 
 
@@ -128,8 +143,13 @@ def stage_ingest(ws: Path, args) -> dict:
     from pipeline.ingest.tables import ingest
 
     summary = ingest([ws / "corpus.jsonl"], ws, shard_size=10_000)
-    return {"records": summary.records_read, "units": summary.units, "unique_units": summary.unique_units,
-            "dedup_ratio": round(summary.dedup_ratio, 3), "shards": summary.shards}
+    return {
+        "records": summary.records_read,
+        "units": summary.units,
+        "unique_units": summary.unique_units,
+        "dedup_ratio": round(summary.dedup_ratio, 3),
+        "shards": summary.shards,
+    }
 
 
 def _jobs(ws: Path, langs: list[str], memory_dir: Path):
@@ -173,8 +193,13 @@ def stage_translate(ws: Path, args, memory_dir: str = "tm", sample: int | None =
     cpu, wall = time.process_time(), time.perf_counter()
     asyncio.run(run())
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {"pairs": len(jobs), "requests": summary.requests_sent, "seconds": round(wall, 2),
-            "requests_per_s": round(summary.requests_sent / wall, 1), "client_cpu_ms_per_request": round(1000 * cpu / max(1, summary.requests_sent), 3)}
+    return {
+        "pairs": len(jobs),
+        "requests": summary.requests_sent,
+        "seconds": round(wall, 2),
+        "requests_per_s": round(summary.requests_sent / wall, 1),
+        "client_cpu_ms_per_request": round(1000 * cpu / max(1, summary.requests_sent), 3),
+    }
 
 
 def stage_client_sample(ws: Path, args) -> dict:
@@ -196,16 +221,26 @@ def stage_bare(ws: Path, args) -> dict:
 
     jobs, translators, _ = _jobs(ws, args.langs.split(","), ws / "tm-empty")
     jobs = _spread(jobs, args.bare_requests)
-    payloads = [{"model": translators[j.lang].served_model, "messages": translators[j.lang].messages(j.lang, j.text),
-                 "max_tokens": translators[j.lang].budget(j.lang, j.text), **translators[j.lang].sampling()} for j in jobs]
+    payloads = [
+        {
+            "model": translators[j.lang].served_model,
+            "messages": translators[j.lang].messages(j.lang, j.text),
+            "max_tokens": translators[j.lang].budget(j.lang, j.text),
+            **translators[j.lang].sampling(),
+        }
+        for j in jobs
+    ]
     url = args.server.rstrip("/") + "/v1/chat/completions"
 
     async def run() -> None:
         queue = iter(payloads)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
             async def worker() -> None:
                 for body in queue:  # serialising the request is part of sending it
-                    async with session.post(url, data=json.dumps(body), headers={"Content-Type": "application/json"}) as resp:
+                    async with session.post(
+                        url, data=json.dumps(body), headers={"Content-Type": "application/json"}
+                    ) as resp:
                         json.loads(await resp.text())["choices"][0]["message"]["content"]
 
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
@@ -213,7 +248,11 @@ def stage_bare(ws: Path, args) -> dict:
     cpu, wall = time.process_time(), time.perf_counter()
     asyncio.run(run())
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {"requests": len(payloads), "requests_per_s": round(len(payloads) / wall, 1), "client_cpu_ms_per_request": round(1000 * cpu / max(1, len(payloads)), 3)}
+    return {
+        "requests": len(payloads),
+        "requests_per_s": round(len(payloads) / wall, 1),
+        "client_cpu_ms_per_request": round(1000 * cpu / max(1, len(payloads)), 3),
+    }
 
 
 def _assemble(ws: Path, lang: str, shard: Path) -> dict:
@@ -244,7 +283,11 @@ def stage_compact(ws: Path, args) -> dict:
     before = sum(len(memory.files(*key)) for key in memory.keys())
     reports = memory.compact_all(min_files=1)
     after = sum(len(memory.files(*key)) for key in memory.keys())
-    return {"memory_files_before": before, "memory_files_after": after, "entries": sum(r["entries"] for r in reports.values())}
+    return {
+        "memory_files_before": before,
+        "memory_files_after": after,
+        "entries": sum(r["entries"] for r in reports.values()),
+    }
 
 
 def _assemble_job(job: tuple[str, str, str]) -> dict:
@@ -257,7 +300,9 @@ def stage_assemble(ws: Path, args) -> dict:
 
     from pipeline.ingest.shards import shard_dirs
 
-    jobs = [(str(ws), lang, str(shard)) for lang in ["en", *args.langs.split(",")] for shard in shard_dirs(ws / "ingest")]
+    jobs = [
+        (str(ws), lang, str(shard)) for lang in ["en", *args.langs.split(",")] for shard in shard_dirs(ws / "ingest")
+    ]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(_assemble_job, jobs))
     return {"tasks": len(jobs), "conversations": sum(r["conversations"] for r in results)}
@@ -278,12 +323,22 @@ def stage_publish(ws: Path, args) -> dict:
     from pipeline.release.releases import publish
 
     result = publish(ws)
-    return {"version": result.version, "files": len(json.loads((Path(result.path) / "manifest.json").read_text())["files"])}
+    return {
+        "version": result.version,
+        "files": len(json.loads((Path(result.path) / "manifest.json").read_text())["files"]),
+    }
 
 
 STAGES = {
-    "ingest": stage_ingest, "plan": stage_plan, "translate": stage_translate, "bare": stage_bare, "one_shard_before": stage_one_shard,
-    "compact": stage_compact, "one_shard_after": stage_one_shard, "assemble": stage_assemble, "routing": stage_routing,
+    "ingest": stage_ingest,
+    "plan": stage_plan,
+    "translate": stage_translate,
+    "bare": stage_bare,
+    "one_shard_before": stage_one_shard,
+    "compact": stage_compact,
+    "one_shard_after": stage_one_shard,
+    "assemble": stage_assemble,
+    "routing": stage_routing,
     "publish": stage_publish,
 }
 LLM_STAGES = {"translate", "bare"}
@@ -293,9 +348,24 @@ STAGES["client_sample"] = stage_client_sample  # run in pairs with "bare" after 
 
 def run_stage(name: str, ws: Path, args, requests: int | None = None) -> dict:
     """Run one stage in a child process; its figures plus wall time, CPU time and peak RSS."""
-    cmd = [sys.executable, __file__, "--stage", name, "--workspace", str(ws), "--langs", args.langs, "--server", args.server,
-           "--concurrency", str(args.concurrency), "--workers", str(args.workers),
-           "--bare-requests", str(requests or args.bare_requests)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--stage",
+        name,
+        "--workspace",
+        str(ws),
+        "--langs",
+        args.langs,
+        "--server",
+        args.server,
+        "--concurrency",
+        str(args.concurrency),
+        "--workers",
+        str(args.workers),
+        "--bare-requests",
+        str(requests or args.bare_requests),
+    ]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     out = proc.stdout.read()
@@ -304,7 +374,12 @@ def run_stage(name: str, ws: Path, args, requests: int | None = None) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"stage {name} failed (exit {os.waitstatus_to_exitcode(status)})")
     figures = json.loads(out.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **figures}
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        **figures,
+    }
 
 
 def main() -> int:
@@ -316,7 +391,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="processes assembling shards")
     parser.add_argument("--bare-requests", type=int, default=200_000, help="requests the bare client replays")
     parser.add_argument("--compare", type=Path, default=None, help="the JSON last line of an earlier (smaller) run")
-    parser.add_argument("--client-rounds", type=int, default=5, help="paired client/bare measurements of the client cost")
+    parser.add_argument(
+        "--client-rounds", type=int, default=5, help="paired client/bare measurements of the client cost"
+    )
     parser.add_argument("--client-sample", type=int, default=20_000, help="requests in each of those measurements")
     parser.add_argument("--stage", choices=list(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--server", default="", help=argparse.SUPPRESS)
@@ -327,7 +404,9 @@ def main() -> int:
             before = json.loads(args.compare.read_text().strip().splitlines()[-1])
             before["conversations"]
         except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
-            parser.error(f"--compare {args.compare}: not the JSON last line of an earlier run ({type(exc).__name__}: {exc})")
+            parser.error(
+                f"--compare {args.compare}: not the JSON last line of an earlier run ({type(exc).__name__}: {exc})"
+            )
     if args.stage:
         print(json.dumps(STAGES[args.stage](args.workspace, args)))
         return 0
@@ -337,7 +416,10 @@ def main() -> int:
     ws.mkdir(parents=True)
     started = time.perf_counter()
     write_corpus(ws / "corpus.jsonl", args.conversations)
-    print(f"corpus: {args.conversations} conversations in {time.perf_counter() - started:.1f} s ({(ws / 'corpus.jsonl').stat().st_size / 1e6:.0f} MB)", flush=True)
+    print(
+        f"corpus: {args.conversations} conversations in {time.perf_counter() - started:.1f} s ({(ws / 'corpus.jsonl').stat().st_size / 1e6:.0f} MB)",
+        flush=True,
+    )
 
     from pipeline.processes import free_port
 
@@ -358,7 +440,10 @@ def main() -> int:
             results[name] = run_stage(name, ws, args)
             r = results[name]
             extra = {k: v for k, v in r.items() if k not in ("wall_s", "cpu_s", "peak_rss_mb")}
-            print(f"{name:<17}{r['wall_s']:>9.1f} s{r['cpu_s']:>9.1f} s cpu{r['peak_rss_mb']:>9.0f} MB   {extra}", flush=True)
+            print(
+                f"{name:<17}{r['wall_s']:>9.1f} s{r['cpu_s']:>9.1f} s cpu{r['peak_rss_mb']:>9.0f} MB   {extra}",
+                flush=True,
+            )
         # Client cost: CPU per request of the project's client ÷ the bare client's, on the same requests, in
         # alternating pairs; the median pair is reported (single runs differ by ±15% on a 2-core machine).
         pairs = []
@@ -366,38 +451,62 @@ def main() -> int:
             ours = run_stage("client_sample", ws, args, args.client_sample)["client_cpu_ms_per_request"]
             bare = run_stage("bare", ws, args, args.client_sample)["client_cpu_ms_per_request"]
             pairs.append((round(ours / max(bare, 1e-9), 3), ours, bare))
-            print(f"client cost pair {len(pairs)}: {ours} ms vs bare {bare} ms per request ({pairs[-1][0]:.2f}x)", flush=True)
+            print(
+                f"client cost pair {len(pairs)}: {ours} ms vs bare {bare} ms per request ({pairs[-1][0]:.2f}x)",
+                flush=True,
+            )
     finally:
         server.terminate()
         server.wait()
-    non_llm = round(sum(r["wall_s"] for n, r in results.items() if n not in LLM_STAGES | {"one_shard_before", "one_shard_after"}), 1)
+    non_llm = round(
+        sum(r["wall_s"] for n, r in results.items() if n not in LLM_STAGES | {"one_shard_before", "one_shard_after"}), 1
+    )
     ratio = results["translate"]["client_cpu_ms_per_request"] / max(results["bare"]["client_cpu_ms_per_request"], 1e-9)
     median_pair = sorted(pairs)[len(pairs) // 2] if pairs else (None, None, None)
     summary = {
-        "conversations": args.conversations, "langs": args.langs, "dedup_ratio": results["ingest"]["dedup_ratio"],
-        "unique_units": results["ingest"]["unique_units"], "pairs": results["plan"]["pairs"], "non_llm_seconds": non_llm,
+        "conversations": args.conversations,
+        "langs": args.langs,
+        "dedup_ratio": results["ingest"]["dedup_ratio"],
+        "unique_units": results["ingest"]["unique_units"],
+        "pairs": results["plan"]["pairs"],
+        "non_llm_seconds": non_llm,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in results.values()),
         "client_cpu_ms_per_request": results["translate"]["client_cpu_ms_per_request"],
-        "bare_cpu_ms_per_request": results["bare"]["client_cpu_ms_per_request"], "client_cost_ratio": round(ratio, 3),
-        "client_cost_ratio_median_pair": median_pair[0], "client_cost_pairs": pairs,
+        "bare_cpu_ms_per_request": results["bare"]["client_cpu_ms_per_request"],
+        "client_cost_ratio": round(ratio, 3),
+        "client_cost_ratio_median_pair": median_pair[0],
+        "client_cost_pairs": pairs,
         "requests_per_s": results["translate"]["requests_per_s"],
         "one_shard_seconds_before_compaction": results["one_shard_before"]["seconds"],
         "one_shard_seconds_after_compaction": results["one_shard_after"]["seconds"],
-        "memory_files_before": results["compact"]["memory_files_before"], "memory_files_after": results["compact"]["memory_files_after"],
+        "memory_files_before": results["compact"]["memory_files_before"],
+        "memory_files_after": results["compact"]["memory_files_after"],
         "stages": results,
     }
-    print(f"non-LLM stages {non_llm} s; peak RSS {summary['peak_rss_mb']:.0f} MB; client CPU per request "
-          f"{summary['client_cpu_ms_per_request']} ms vs bare {summary['bare_cpu_ms_per_request']} ms ({ratio:.2f}x; median of "
-          f"{len(pairs)} pairs of {args.client_sample} requests {median_pair[0]}x, goal ≤ 1.1); "
-          f"one shard {summary['one_shard_seconds_before_compaction']} s with {summary['memory_files_before']} memory files, "
-          f"{summary['one_shard_seconds_after_compaction']} s after compaction into {summary['memory_files_after']}")
+    print(
+        f"non-LLM stages {non_llm} s; peak RSS {summary['peak_rss_mb']:.0f} MB; client CPU per request "
+        f"{summary['client_cpu_ms_per_request']} ms vs bare {summary['bare_cpu_ms_per_request']} ms ({ratio:.2f}x; median of "
+        f"{len(pairs)} pairs of {args.client_sample} requests {median_pair[0]}x, goal ≤ 1.1); "
+        f"one shard {summary['one_shard_seconds_before_compaction']} s with {summary['memory_files_before']} memory files, "
+        f"{summary['one_shard_seconds_after_compaction']} s after compaction into {summary['memory_files_after']}"
+    )
     if before:
         growth = args.conversations / before["conversations"]
         print(f"against {before['conversations']} conversations ({growth:.1f}x the corpus):")
-        for key in ("unique_units", "pairs", "non_llm_seconds", "peak_rss_mb", "client_cpu_ms_per_request", "requests_per_s",
-                    "one_shard_seconds_after_compaction", "memory_files_before"):
+        for key in (
+            "unique_units",
+            "pairs",
+            "non_llm_seconds",
+            "peak_rss_mb",
+            "client_cpu_ms_per_request",
+            "requests_per_s",
+            "one_shard_seconds_after_compaction",
+            "memory_files_before",
+        ):
             print(f"  {key:<38}{before[key]:>12} → {summary[key]:>12}   x{summary[key] / max(before[key], 1e-9):.2f}")
-        print(f"  non-LLM time ÷ (smaller run × {growth:.0f}) = {non_llm / (before['non_llm_seconds'] * growth):.2f} (goal ≤ 2)")
+        print(
+            f"  non-LLM time ÷ (smaller run × {growth:.0f}) = {non_llm / (before['non_llm_seconds'] * growth):.2f} (goal ≤ 2)"
+        )
     print(json.dumps(summary))
     return 0
 

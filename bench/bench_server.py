@@ -34,13 +34,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import processes  # noqa: E402
-from pipeline.references import corpus_scores, load_pairs, shared_data  # noqa: E402
-from pipeline.serve.vllm import start_vllm  # noqa: E402
-from pipeline.translate.backends import WATCH_EVERY  # noqa: E402
-from pipeline.translate.requests import loop_watch  # noqa: E402
-from pipeline.translate.served import served_models  # noqa: E402
-from pipeline.translate.settings import TranslatorConfig  # noqa: E402
+from pipeline import processes
+from pipeline.references import corpus_scores, load_pairs, shared_data
+from pipeline.serve.vllm import start_vllm
+from pipeline.translate.backends import WATCH_EVERY
+from pipeline.translate.requests import loop_watch
+from pipeline.translate.served import served_models
+from pipeline.translate.settings import TranslatorConfig
 
 
 def metrics(url: str) -> dict[str, float]:
@@ -52,8 +52,13 @@ def metrics(url: str) -> dict[str, float]:
             continue
         name, value = line.rsplit(" ", 1)
         key = name.split("{", 1)[0]
-        if key in ("vllm:generation_tokens_total", "vllm:prompt_tokens_total", "vllm:num_preemptions_total",
-                   "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"):
+        if key in (
+            "vllm:generation_tokens_total",
+            "vllm:prompt_tokens_total",
+            "vllm:num_preemptions_total",
+            "vllm:prefix_cache_hits_total",
+            "vllm:prefix_cache_queries_total",
+        ):
             out[key] = out.get(key, 0.0) + float(value)
     return out
 
@@ -66,7 +71,9 @@ async def one(session, url: str, payload: dict, source: str, lang: str, started:
     parts: list[str] = []
     looked = 0
     stopped = False
-    async with session.post(f"{url}/v1/chat/completions", data=orjson.dumps(payload), headers={"Content-Type": "application/json"}) as resp:
+    async with session.post(
+        f"{url}/v1/chat/completions", data=orjson.dumps(payload), headers={"Content-Type": "application/json"}
+    ) as resp:
         async for line in resp.content:
             if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
                 continue
@@ -83,15 +90,25 @@ async def one(session, url: str, payload: dict, source: str, lang: str, started:
                     stopped = True
                     resp.close()
                     break
-    return {"queued_at": sent - started, "ttft": (first - sent) if first else None, "chunks": len(parts), "stopped": stopped,
-            "lang": lang, "source": source, "text": "" if stopped else "".join(parts).strip()}
+    return {
+        "queued_at": sent - started,
+        "ttft": (first - sent) if first else None,
+        "chunks": len(parts),
+        "stopped": stopped,
+        "lang": lang,
+        "source": source,
+        "text": "" if stopped else "".join(parts).strip(),
+    }
 
 
-async def load(url: str, model: str, requests: list[tuple[dict, str, str]], concurrency: int) -> tuple[float, list[dict]]:
+async def load(
+    url: str, model: str, requests: list[tuple[dict, str, str]], concurrency: int
+) -> tuple[float, list[dict]]:
     queue = iter(requests)
     results: list[dict] = []
     started = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=7200)) as session:
+
         async def worker():
             for payload, source, lang in queue:
                 results.append(await one(session, url, {**payload, "model": model}, source, lang, started))
@@ -105,8 +122,13 @@ def build_requests(langs: list[str], lines: int) -> list[tuple[dict, str, str]]:
     out = []
     for lang in langs:
         for source, _ in load_pairs(shared_data() / "ntrex-dev", lang)[:lines]:
-            payload = {"messages": config.messages(lang, source), "max_tokens": config.budget(lang, source), **config.sampling(),
-                       "stream": True, "stream_options": {"include_usage": True}}
+            payload = {
+                "messages": config.messages(lang, source),
+                "max_tokens": config.budget(lang, source),
+                **config.sampling(),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
             out.append((payload, source, lang))
     return out
 
@@ -129,18 +151,31 @@ def quantile(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="what services up vllm takes: a folder, a GGUF file, a hub name")
-    parser.add_argument("--setting", action="append", required=True, help="NAME='[VAR=value …] vllm serve options' (repeatable)")
+    parser.add_argument(
+        "--setting", action="append", required=True, help="NAME='[VAR=value …] vllm serve options' (repeatable)"
+    )
     parser.add_argument("--langs", default="es,zh,hi")
     parser.add_argument("--lines", type=int, default=12)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--port", type=int, default=8411)
     args = parser.parse_args()
     requests = build_requests(args.langs.split(","), args.lines)
-    report = {"model": args.model, "requests": len(requests), "concurrency": args.concurrency, "cpu_count": os.cpu_count(),
-              "avx512": "avx512f" in open("/proc/cpuinfo").read(), "settings": {}}
-    print(f"{len(requests)} requests ({args.langs} × {args.lines} lines), {args.concurrency} in flight, {os.cpu_count()} CPUs", flush=True)
-    print(f"{'setting':<22}{'start s':>8}{'wall s':>8}{'out tok/s':>10}{'ttft med':>9}{'p90':>7}{'max':>7}{'first':>7}{'loops':>6}"
-          f"{'preempt':>8}{'prefix hit':>11}  chrF {'/'.join(args.langs.split(','))}")
+    report = {
+        "model": args.model,
+        "requests": len(requests),
+        "concurrency": args.concurrency,
+        "cpu_count": os.cpu_count(),
+        "avx512": "avx512f" in open("/proc/cpuinfo").read(),
+        "settings": {},
+    }
+    print(
+        f"{len(requests)} requests ({args.langs} × {args.lines} lines), {args.concurrency} in flight, {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    print(
+        f"{'setting':<22}{'start s':>8}{'wall s':>8}{'out tok/s':>10}{'ttft med':>9}{'p90':>7}{'max':>7}{'first':>7}{'loops':>6}"
+        f"{'preempt':>8}{'prefix hit':>11}  chrF {'/'.join(args.langs.split(','))}"
+    )
     for spec in args.setting:
         name, _, rest = spec.partition("=")
         words = shlex.split(rest)
@@ -167,23 +202,37 @@ def main() -> int:
         first_sent = min(results, key=lambda r: r["queued_at"])
         ttfts = [r["ttft"] for r in results if r is not first_sent and r["ttft"] is not None]
         if not ttfts:
-            raise SystemExit(f"{name}: no request got an answer from the server; its log says why "
-                             f"({processes.home() / 'logs' / f'vllm-{args.port}.log'})")
+            raise SystemExit(
+                f"{name}: no request got an answer from the server; its log says why "
+                f"({processes.home() / 'logs' / f'vllm-{args.port}.log'})"
+            )
         chrf = chrf_by_language(args.langs.split(","), results)
         row = {
-            "startup_s": round(startup, 1), "wall_s": round(wall, 1),
+            "startup_s": round(startup, 1),
+            "wall_s": round(wall, 1),
             "output_tokens_per_s": round(delta.get("vllm:generation_tokens_total", 0.0) / wall, 2),
-            "ttft_median_s": round(statistics.median(ttfts), 1), "ttft_p90_s": round(quantile(ttfts, 0.9), 1),
-            "ttft_max_s": round(max(ttfts), 1), "ttft_first_s": round(first_sent["ttft"] or 0.0, 1),
+            "ttft_median_s": round(statistics.median(ttfts), 1),
+            "ttft_p90_s": round(quantile(ttfts, 0.9), 1),
+            "ttft_max_s": round(max(ttfts), 1),
+            "ttft_first_s": round(first_sent["ttft"] or 0.0, 1),
             "stopped_loops": sum(r["stopped"] for r in results),
             "preemptions": int(delta.get("vllm:num_preemptions_total", 0)),
-            "prefix_cache_hit_share": round(delta.get("vllm:prefix_cache_hits_total", 0) / max(1.0, delta.get("vllm:prefix_cache_queries_total", 0)), 2),
-            "generated_tokens": int(delta.get("vllm:generation_tokens_total", 0)), "chrf": chrf, "options": rest,
+            "prefix_cache_hit_share": round(
+                delta.get("vllm:prefix_cache_hits_total", 0)
+                / max(1.0, delta.get("vllm:prefix_cache_queries_total", 0)),
+                2,
+            ),
+            "generated_tokens": int(delta.get("vllm:generation_tokens_total", 0)),
+            "chrf": chrf,
+            "options": rest,
         }
         report["settings"][name] = row
-        print(f"{name:<22}{row['startup_s']:>8}{row['wall_s']:>8}{row['output_tokens_per_s']:>10}{row['ttft_median_s']:>9}"
-              f"{row['ttft_p90_s']:>7}{row['ttft_max_s']:>7}{row['ttft_first_s']:>7}{row['stopped_loops']:>6}{row['preemptions']:>8}"
-              f"{row['prefix_cache_hit_share']:>11}  {' / '.join(f'{v:.1f}' for v in chrf.values())}", flush=True)
+        print(
+            f"{name:<22}{row['startup_s']:>8}{row['wall_s']:>8}{row['output_tokens_per_s']:>10}{row['ttft_median_s']:>9}"
+            f"{row['ttft_p90_s']:>7}{row['ttft_max_s']:>7}{row['ttft_first_s']:>7}{row['stopped_loops']:>6}{row['preemptions']:>8}"
+            f"{row['prefix_cache_hit_share']:>11}  {' / '.join(f'{v:.1f}' for v in chrf.values())}",
+            flush=True,
+        )
     print(json.dumps(report))
     return 0
 

@@ -68,6 +68,7 @@ async def pipeline_pass(url, ws, jobs_ws, langs, config, concurrency, tag):
 async def raw_pass(url, payloads, concurrency):
     queue = iter(payloads)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
         async def worker():
             for payload in queue:
                 async with session.post(f"{url}/v1/chat/completions", json=payload) as resp:
@@ -95,7 +96,7 @@ def main() -> None:
         url = record.url
     try:
         config = TranslatorConfig(model=served_models(url)[0])
-        langs = [l for l in parse_languages(args.langs) if l != "en"]
+        langs = [lang for lang in parse_languages(args.langs) if lang != "en"]
         with tempfile.TemporaryDirectory() as tmp:
             ws = Path(tmp)
             ingested = ingest([args.input], ws)
@@ -103,22 +104,32 @@ def main() -> None:
             raw_s = pipe_s = float("inf")
             for r in range(args.rounds):
                 raw_s = min(raw_s, asyncio.run(raw_pass(url, warm.sent, args.concurrency)))
-                seconds, _, timed = asyncio.run(pipeline_pass(url, ws, ws, langs, config, args.concurrency, f"timed{r}"))
+                seconds, _, timed = asyncio.run(
+                    pipeline_pass(url, ws, ws, langs, config, args.concurrency, f"timed{r}")
+                )
                 pipe_s = min(pipe_s, seconds)
         n = len(timed.sent)
-        first_attempts = len({(p["messages"][0]["content"], p["messages"][1]["content"].split("\n\n")[0]) for p in timed.sent})
-        print(f"server {url}; {len(langs)} languages; {pairs} unique (unit, language) pairs; concurrency {args.concurrency}")
+        first_attempts = len(
+            {(p["messages"][0]["content"], p["messages"][1]["content"].split("\n\n")[0]) for p in timed.sent}
+        )
+        print(
+            f"server {url}; {len(langs)} languages; {pairs} unique (unit, language) pairs; concurrency {args.concurrency}"
+        )
         print(f"raw aiohttp client: {len(warm.sent)} requests in {raw_s:.1f} s ({len(warm.sent) / raw_s:.1f} req/s)")
-        print(f"pipeline:           {n} requests in {pipe_s:.1f} s ({n / pipe_s:.1f} req/s); warm-up pass {warm_s:.1f} s")
+        print(
+            f"pipeline:           {n} requests in {pipe_s:.1f} s ({n / pipe_s:.1f} req/s); warm-up pass {warm_s:.1f} s"
+        )
         print(f"(a) throughput pipeline / raw client: {(n / pipe_s) / (len(warm.sent) / raw_s):.3f}  (goal >= 0.95)")
         print(f"(b) first-attempt requests / unique pairs: {first_attempts / pairs:.3f}  (goal 1.00)")
         print(f"    all requests (retries included) / unique pairs: {n / pairs:.3f}")
         units_per_conv = ingested.unique_units / ingested.valid
         pairs_per_s = pairs / pipe_s
         hours = args.size_conversations * units_per_conv * args.size_langs / pairs_per_s / 3600
-        print(f"(c) {pairs_per_s:.2f} unique pairs/s; {units_per_conv:.2f} unique units per conversation "
-              f"(dedup {ingested.dedup_ratio:.2f}); at this rate {args.size_conversations:,} conversations x "
-              f"{args.size_langs} languages take {hours:,.1f} server-hours on one replica")
+        print(
+            f"(c) {pairs_per_s:.2f} unique pairs/s; {units_per_conv:.2f} unique units per conversation "
+            f"(dedup {ingested.dedup_ratio:.2f}); at this rate {args.size_conversations:,} conversations x "
+            f"{args.size_langs} languages take {hours:,.1f} server-hours on one replica"
+        )
     finally:
         if record:
             processes.stop("vllm", record.port)

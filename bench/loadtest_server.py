@@ -27,16 +27,33 @@ from pathlib import Path
 from aiohttp import web
 
 MODEL = "loadtest-not-a-translator"
-DEFAULT_REFERENCES = Path(os.environ.get("POLYGLOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "ntrex-dev"
-_FILES = {"Chinese": "zho-CN", "Hindi": "hin", "Spanish": "spa", "French": "fra", "Arabic": "arb", "Bengali": "ben",
-          "Russian": "rus", "Urdu": "urd", "Japanese": "jpn"}
+DEFAULT_REFERENCES = (
+    Path(os.environ.get("POLYGLOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "ntrex-dev"
+)
+_FILES = {
+    "Chinese": "zho-CN",
+    "Hindi": "hin",
+    "Spanish": "spa",
+    "French": "fra",
+    "Arabic": "arb",
+    "Bengali": "ben",
+    "Russian": "rus",
+    "Urdu": "urd",
+    "Japanese": "jpn",
+}
 _LANGUAGE = re.compile(r"into (?:Modern Standard |Simplified )?(\w+)")
 _PLACEHOLDER = re.compile(r"⟦\d+⟧")
 
 
 def load_references(folder: Path) -> dict[str, list[str]]:
-    return {name: [line for line in (folder / f"newstest2019-ref.{code}.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
-            for name, code in _FILES.items()}
+    return {
+        name: [
+            line
+            for line in (folder / f"newstest2019-ref.{code}.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        for name, code in _FILES.items()
+    }
 
 
 def pseudo_translate(references: dict[str, list[str]], system: str, text: str) -> str:
@@ -65,35 +82,59 @@ class LoadTestServer:
         head = {"id": f"loadtest-{self.answered}", "model": MODEL, "system_fingerprint": "loadtest: not a translator"}
         usage = {"prompt_tokens": len(user) // 4 + 150, "completion_tokens": len(text) // 3 + 1}
         if not body.get("stream"):
-            return web.json_response({
-                **head, "object": "chat.completion", "usage": usage,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            })
+            return web.json_response(
+                {
+                    **head,
+                    "object": "chat.completion",
+                    "usage": usage,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                }
+            )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        pieces = [text[i:i + 32] for i in range(0, len(text), 32)]
-        events = [{**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                  for piece in pieces]
-        events.append({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        pieces = [text[i : i + 32] for i in range(0, len(text), 32)]
+        events = [
+            {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
+            for piece in pieces
+        ]
+        events.append(
+            {**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        )
         events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
-        await response.write("".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events).encode() + b"data: [DONE]\n\n")
+        await response.write(
+            "".join(f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events).encode() + b"data: [DONE]\n\n"
+        )
         await response.write_eof()
         return response
 
     async def models(self, _request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": MODEL, "root": "load test: not a translator", "parent": None}]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": MODEL, "root": "load test: not a translator", "parent": None}]}
+        )
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(text=f'vllm:request_success_total{{finished_reason="stop",model_name="{MODEL}"}} {self.answered}\n'
-                                 f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="2xx"}} {self.answered}\n')
+        return web.Response(
+            text=f'vllm:request_success_total{{finished_reason="stop",model_name="{MODEL}"}} {self.answered}\n'
+            f'http_requests_total{{handler="/v1/chat/completions",method="POST",status="2xx"}} {self.answered}\n'
+        )
 
 
 def app(references: Path = DEFAULT_REFERENCES, delay: float = 0.0) -> web.Application:
     server = LoadTestServer(load_references(references), delay)
     application = web.Application(client_max_size=16 << 20)
-    application.add_routes([
-        web.post("/v1/chat/completions", server.chat), web.get("/v1/models", server.models), web.get("/metrics", server.metrics),
-    ])
+    application.add_routes(
+        [
+            web.post("/v1/chat/completions", server.chat),
+            web.get("/v1/models", server.models),
+            web.get("/metrics", server.metrics),
+        ]
+    )
     return application
 
 
@@ -110,7 +151,9 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    web.run_app(app(args.references, args.delay), host=args.host, port=args.port, access_log=None, print=lambda *_: None)
+    web.run_app(
+        app(args.references, args.delay), host=args.host, port=args.port, access_log=None, print=lambda *_: None
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ complete and the next run starts round N+1.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
@@ -81,7 +81,7 @@ def cycle_flow(
         result = fn()
         if result is None:
             return False
-        state["done"][step] = {"at": datetime.now(timezone.utc).isoformat(), "summary": _brief(result)}
+        state["done"][step] = {"at": datetime.now(UTC).isoformat(), "summary": _brief(result)}
         _save(ws, state)
         out["ran"].append(step)
         out["results"][step] = result
@@ -99,7 +99,7 @@ def cycle_flow(
         return {**result, "new_corrections": arrived}
 
     def tune():
-        started = datetime.now(timezone.utc).isoformat()
+        started = datetime.now(UTC).isoformat()
         result = finetune_flow(workspace, server, ",".join(languages), **(finetune or {}))
         state["last_finetune_at"] = started
         return result

@@ -25,10 +25,19 @@ def deployments() -> list:
     if minutes <= 0:
         raise ValueError(f"POLYGLOT_REVIEW_PULL_MINUTES must be positive, got {minutes}")
     return [
-        translate_flow.to_deployment("translate", parameters={"inputs": [], "workspace": workspace, "server": server,
-                                                              "translators": os.environ.get("POLYGLOT_TRANSLATORS")}),
+        translate_flow.to_deployment(
+            "translate",
+            parameters={
+                "inputs": [],
+                "workspace": workspace,
+                "server": server,
+                "translators": os.environ.get("POLYGLOT_TRANSLATORS"),
+            },
+        ),
         review_push_flow.to_deployment("review-push", parameters={"workspace": workspace}),
-        review_pull_flow.to_deployment("review-pull", parameters={"workspace": workspace}, interval=timedelta(minutes=minutes)),
+        review_pull_flow.to_deployment(
+            "review-pull", parameters={"workspace": workspace}, interval=timedelta(minutes=minutes)
+        ),
         finetune_flow.to_deployment("finetune", parameters={"workspace": workspace, "server": server}),
         publish_flow.to_deployment("publish", parameters={"workspace": workspace}),
         cycle_flow.to_deployment("cycle", parameters={"inputs": [], "workspace": workspace, "server": server}),

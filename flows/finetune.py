@@ -30,19 +30,30 @@ def supervised_task(workspace: str, langs: list[str], settings: dict) -> dict:
     keys = supervised.held_out_keys(Path(workspace), s.held_out_ids) if s.held_out_ids else None
     train, held, dropped = supervised.split(data.examples, s.held_out, s.seed, keys)
     return {
-        "train": [asdict(e) for e in train], "held_out": [asdict(e) for e in held], "held_out_dropped": dropped,
-        "turns": data.turns, "skipped": data.skipped,
+        "train": [asdict(e) for e in train],
+        "held_out": [asdict(e) for e in held],
+        "held_out_dropped": dropped,
+        "turns": data.turns,
+        "skipped": data.skipped,
     }
 
 
 @task(name="train-adapter")
 def train_task(workspace: str, train: list[dict], base_model: str, settings: dict, model: str) -> dict:
-    return ft.train_adapter(Path(workspace), [supervised.Example(**e) for e in train], base_model, ft.FinetuneSettings(**settings), TranslatorConfig(model=model))
+    return ft.train_adapter(
+        Path(workspace),
+        [supervised.Example(**e) for e in train],
+        base_model,
+        ft.FinetuneSettings(**settings),
+        TranslatorConfig(model=model),
+    )
 
 
 @task(name="evaluate")
 def evaluate_task(server: str, candidates: dict, splits: dict) -> dict:
-    configs = {name: {lang: TranslatorConfig(**c) for lang, c in by_lang.items()} for name, by_lang in candidates.items()}
+    configs = {
+        name: {lang: TranslatorConfig(**c) for lang, c in by_lang.items()} for name, by_lang in candidates.items()
+    }
     examples = {name: [supervised.Example(**e) for e in rows] for name, rows in splits.items()}
     return ft.scores_json(ft.evaluate(server, configs, examples))
 
@@ -66,7 +77,11 @@ def finetune_flow(
     model, weights = served_base(server, model)
     base_model = base_model or base.get("root") or model
     data = supervised_task(workspace, languages, asdict(s))
-    result = {"languages": languages, "base_model": base_model, "examples": {k: data[k] for k in ("turns", "skipped", "held_out_dropped")}}
+    result = {
+        "languages": languages,
+        "base_model": base_model,
+        "examples": {k: data[k] for k in ("turns", "skipped", "held_out_dropped")},
+    }
     result["examples"]["train"] = len(data["train"])
     result["examples"]["held_out"] = len(data["held_out"])
     try:
@@ -82,11 +97,16 @@ def finetune_flow(
     candidates: dict[str, dict[str, dict]] = {"current": {}, "adapter": {}, "few-shot": {}}
     for lang in languages:
         candidates["current"][lang] = _config_dict(current[lang])
-        candidates["adapter"][lang] = _config_dict(TranslatorConfig(model=model, adapter=meta["served_name"], weights=weights))
+        candidates["adapter"][lang] = _config_dict(
+            TranslatorConfig(model=model, adapter=meta["served_name"], weights=weights)
+        )
         shots = supervised.few_shot_examples(train, lang, s.few_shot)
         if shots:
             candidates["few-shot"][lang] = _config_dict(replace(current[lang], few_shot=shots))
-    splits = {"held_out": data["held_out"], "train": [asdict(e) for e in supervised.train_sample(train, s.train_eval, s.seed)]}
+    splits = {
+        "held_out": data["held_out"],
+        "train": [asdict(e) for e in supervised.train_sample(train, s.train_eval, s.seed)],
+    }
     scores = evaluate_task(server, candidates, splits)
     decisions = []
     entries = registry.active(ws)
@@ -95,14 +115,31 @@ def finetune_flow(
         d = ft.decide(lang, held, s)
         entry = None
         if d.activated == "adapter":
-            entry = {"adapter": meta["served_name"], "adapter_path": meta["path"], "adapter_version": meta["version"], "few_shot": [],
-                     "held_out_chrf": d.best_chrf}
+            entry = {
+                "adapter": meta["served_name"],
+                "adapter_path": meta["path"],
+                "adapter_version": meta["version"],
+                "few_shot": [],
+                "held_out_chrf": d.best_chrf,
+            }
         elif d.activated == "few-shot":
-            entry = {**entries.get(lang, {}), "few_shot": [list(p) for p in candidates["few-shot"][lang]["few_shot"]],
-                     "held_out_chrf": d.best_chrf}
-        registry.record(ws, lang, {"decision": "activated" if entry else "needs a better translator" if d.needs_translator else "kept",
-                                   "candidate": d.activated, "reason": d.reason,
-                                   "adapter_version": meta["version"], "held_out": scores.get("held_out", {}).get(lang)}, entry)
+            entry = {
+                **entries.get(lang, {}),
+                "few_shot": [list(p) for p in candidates["few-shot"][lang]["few_shot"]],
+                "held_out_chrf": d.best_chrf,
+            }
+        registry.record(
+            ws,
+            lang,
+            {
+                "decision": "activated" if entry else "needs a better translator" if d.needs_translator else "kept",
+                "candidate": d.activated,
+                "reason": d.reason,
+                "adapter_version": meta["version"],
+                "held_out": scores.get("held_out", {}).get(lang),
+            },
+            entry,
+        )
         decisions.append(asdict(d))
     ft.update_metadata(meta, evaluation=scores, decisions=decisions)
     result.update(adapter=meta, scores=scores, decisions=decisions)
@@ -111,8 +148,17 @@ def finetune_flow(
     result["report"] = str(report)
     create_table_artifact(
         key="finetune",
-        table=[{"lang": d["lang"], "activated": d["activated"], "current_chrf": d["current_chrf"], "best": d["best"],
-                "best_chrf": d["best_chrf"], "reason": d["reason"]} for d in decisions],
+        table=[
+            {
+                "lang": d["lang"],
+                "activated": d["activated"],
+                "current_chrf": d["current_chrf"],
+                "best": d["best"],
+                "best_chrf": d["best_chrf"],
+                "reason": d["reason"],
+            }
+            for d in decisions
+        ],
         description=f"Adapter {meta['version']} ({meta['served_name']}) trained on {len(train)} units",
     )
     return result

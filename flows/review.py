@@ -27,7 +27,11 @@ def push_language_task(workspace: str, lang: str, prefix: str, overlap: float, i
 
 @flow(name="review-push", log_prints=False)
 def review_push_flow(
-    workspace: str, langs: str = "all", prefix: str = "llava-polyglot", overlap: float = 0.1, image_root: str | None = None
+    workspace: str,
+    langs: str = "all",
+    prefix: str = "llava-polyglot",
+    overlap: float = 0.1,
+    image_root: str | None = None,
 ) -> dict:
     """Send the routing queue of ``langs`` to Label Studio (one project per language); idempotent. ``image_root``
     (or ``POLYGLOT_IMAGE_ROOT``): a URL prefix or a local folder of the conversations' images."""
@@ -35,7 +39,11 @@ def review_push_flow(
         raise ValueError(f"overlap must be a share between 0 and 1, got {overlap}")
     ImageRoot.parse(image_root)  # a bad value named before any task
     connect()  # a clear error before any task when the server is down or the key is wrong
-    result = {lang: push_language_task(workspace, lang, prefix, overlap, image_root) for lang in parse_languages(langs) if lang != "en"}
+    result = {
+        lang: push_language_task(workspace, lang, prefix, overlap, image_root)
+        for lang in parse_languages(langs)
+        if lang != "en"
+    }
     create_table_artifact(
         key="review-push",
         table=[{"lang": lang, **counts} for lang, counts in result.items()],
@@ -61,5 +69,9 @@ def review_pull_flow(workspace: str, langs: str | None = None) -> dict:
         description=f"Annotation versions pulled into {result['corrections_file'] or 'nothing new'}",
     )
     if result["agreement"]:
-        create_table_artifact(key="review-agreement", table=result["agreement"], description="Agreement between reviewers on overlapping tasks")
+        create_table_artifact(
+            key="review-agreement",
+            table=result["agreement"],
+            description="Agreement between reviewers on overlapping tasks",
+        )
     return result

@@ -69,7 +69,9 @@ class TranslateSettings:
         """The base translator of ``lang`` (the translators file's, else the one ``--server`` serves; an adapter given
         on the command line applies to every language and wins over the registry)."""
         if lang in self.lanes:
-            return TranslatorConfig(**{**self.lanes[lang]["config"], "prompts": tuple(map(tuple, self.lanes[lang]["config"]["prompts"]))})
+            return TranslatorConfig(
+                **{**self.lanes[lang]["config"], "prompts": tuple(map(tuple, self.lanes[lang]["config"]["prompts"]))}
+            )
         return TranslatorConfig(model=self.model, adapter=self.adapter, weights=self.weights)
 
     def translators(self, workspace: Path, langs: list[str]) -> Translators:
@@ -104,7 +106,10 @@ class Progress:
             self.bar.update()
         if (now := time.monotonic()) - self.last >= self.every:
             self.last = now
-            tell(f"  … {self.label}: {self.done}/{self.total} units, {now - self.started:.0f} s", terminal=self.terminal and self.bar is None)
+            tell(
+                f"  … {self.label}: {self.done}/{self.total} units, {now - self.started:.0f} s",
+                terminal=self.terminal and self.bar is None,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -112,7 +117,9 @@ class Progress:
 
 
 @task(name="translate-units")
-def translate_units_task(workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1, server: str | None = None) -> dict:
+def translate_units_task(
+    workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1, server: str | None = None
+) -> dict:
     """Partition ``index`` of ``count`` of the unique units missing in ``langs``, through its own client to the
     server list: partitions never share a (unit, language) pair, so workers running them never repeat a request."""
     s = TranslateSettings(**settings)
@@ -124,14 +131,25 @@ def translate_units_task(workspace: str, langs: list[str], settings: dict, index
     jobs = plan(ws / "ingest", langs, memory, translators, summary, human, Partition(index, count))
     started = time.perf_counter()
     if jobs:
-        backend = OpenAIChatBackend(server or s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout)
-        bar = Progress(len(jobs), "translating" if count == 1 else f"translating (partition {index + 1}/{count})", s.progress)
+        backend = OpenAIChatBackend(
+            server or s.server, retry_seconds=s.retry_seconds, request_timeout=s.request_timeout
+        )
+        bar = Progress(
+            len(jobs), "translating" if count == 1 else f"translating (partition {index + 1}/{count})", s.progress
+        )
 
         async def run() -> None:
             try:
                 await translate_units(
-                    jobs, backend, translators, memory, summary, s.concurrency, s.batch_size,
-                    on_done=lambda _e: bar.update(), commit_seconds=s.commit_seconds,
+                    jobs,
+                    backend,
+                    translators,
+                    memory,
+                    summary,
+                    s.concurrency,
+                    s.batch_size,
+                    on_done=lambda _e: bar.update(),
+                    commit_seconds=s.commit_seconds,
                     commit_age=s.commit_age,
                 )
             finally:
@@ -172,13 +190,20 @@ def translate_all(workspace: str, languages: list[str], settings: dict, partitio
     groups: dict[tuple[str, str], list[str]] = {}  # (server, served model) → languages
     for lang in targets:
         groups.setdefault((s.server_for(lang), translators[lang].served_model), []).append(lang)
-    total = {"languages": {lang: asdict(LanguageCounts()) for lang in languages}, "requests_sent": 0, "unique_pairs_requested": 0, "seconds": 0.0}
+    total = {
+        "languages": {lang: asdict(LanguageCounts()) for lang in languages},
+        "requests_sent": 0,
+        "unique_pairs_requested": 0,
+        "seconds": 0.0,
+    }
     started = time.perf_counter()
     plans = [(server, group) for (server, _), group in groups.items()] or [(s.server, [])]
     if "en" in languages:  # the source copy needs no request; its counts come with the first group
         plans[0] = (plans[0][0], ["en", *plans[0][1]])
     for server, group in plans:
-        futures = [translate_units_task.submit(workspace, group, settings, i, partitions, server) for i in range(partitions)]
+        futures = [
+            translate_units_task.submit(workspace, group, settings, i, partitions, server) for i in range(partitions)
+        ]
         for future in futures:
             part = future.result()
             total["requests_sent"] += part["requests_sent"]
@@ -197,8 +222,17 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     counts = LanguageCounts()
     ws = Path(workspace)
     assemble_language(
-        ws, lang, TranslationMemory(ws / "tm"), s.translators(ws, [lang])[lang], counts, [Path(shard)], s.judge(lang), s.bt_rate, s.seed,
-        QEConfig.load(s.qe_config), human=overrides(ws, lang) if lang != "en" else None,
+        ws,
+        lang,
+        TranslationMemory(ws / "tm"),
+        s.translators(ws, [lang])[lang],
+        counts,
+        [Path(shard)],
+        s.judge(lang),
+        s.bt_rate,
+        s.seed,
+        QEConfig.load(s.qe_config),
+        human=overrides(ws, lang) if lang != "en" else None,
     )
     return asdict(counts)
 
@@ -214,7 +248,12 @@ def qe_report_task(workspace: str, langs: list[str], review_budget: int | None, 
         table=summary.to_dicts(),
         description=f"Quality estimation per language; review queue: {queue.height} conversations in {path}",
     )
-    return {"summary": summary.to_dicts(), "queue": queue.height, "queue_path": str(path), "plots": [str(p) for p in pngs]}
+    return {
+        "summary": summary.to_dicts(),
+        "queue": queue.height,
+        "queue_path": str(path),
+        "plots": [str(p) for p in pngs],
+    }
 
 
 @flow(name="translate", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
@@ -267,31 +306,58 @@ def translate_flow(
         judge_model = served_base(judge_server, wait=retry_seconds)[0]
     settings = asdict(
         TranslateSettings(
-            server, model, adapter, concurrency, batch_size, retry_seconds, request_timeout,
-            progress=progress, bt_rate=bt_rate, seed=seed, qe_config=qe_config, weights=weights, judge_server=judge_server,
-            judge_model=judge_model, commit_seconds=commit_seconds, commit_age=commit_age, lanes=lanes,
+            server,
+            model,
+            adapter,
+            concurrency,
+            batch_size,
+            retry_seconds,
+            request_timeout,
+            progress=progress,
+            bt_rate=bt_rate,
+            seed=seed,
+            qe_config=qe_config,
+            weights=weights,
+            judge_server=judge_server,
+            judge_model=judge_model,
+            commit_seconds=commit_seconds,
+            commit_age=commit_age,
+            lanes=lanes,
         )
     )
-    chosen = TranslateSettings(**settings).translators(Path(workspace), targets)  # validates the settings before any work
-    if translators and not allow_unqualified and (refused := translators_file.refusals(Path(workspace), translators_file.load(translators), chosen)):
+    chosen = TranslateSettings(**settings).translators(
+        Path(workspace), targets
+    )  # validates the settings before any work
+    if (
+        translators
+        and not allow_unqualified
+        and (refused := translators_file.refusals(Path(workspace), translators_file.load(translators), chosen))
+    ):
         raise translators_file.Unqualified(refused)
     QEConfig.load(qe_config)
+
     def say(line: str) -> None:
         tell(line, terminal=progress)
 
     by = ", ".join(f"{lang} {lane['translator']}" for lang, lane in lanes.items()) or f"{model} at {server}"
     say(f"translate: {len(inputs or [])} input file(s) → {','.join(languages)} with {by}")
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
-    say(f"ingested: {ingest_summary['valid']} conversations, {ingest_summary['quarantined']} quarantined; planning requests")
+    say(
+        f"ingested: {ingest_summary['valid']} conversations, {ingest_summary['quarantined']} quarantined; planning requests"
+    )
     result = translate_all(workspace, languages, settings, partitions)
     result["compacted"] = compact_task(workspace, compact_min_files)
     shards = shard_dirs(Path(workspace) / "ingest")
-    say(f"translated: {result['requests_sent']} requests; assembling {len(shards) * len(languages)} shard(s) (language rules, QE)")
+    say(
+        f"translated: {result['requests_sent']} requests; assembling {len(shards) * len(languages)} shard(s) (language rules, QE)"
+    )
     # languages on the shipped default calibration are said here, once (not once per assembling worker), on stderr
     # even without progress lines
     for line in calibration_notices(Path(workspace), {lang: chosen[lang].version(lang) for lang in targets}):
         tell(line)
-    futures = [(lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards]
+    futures = [
+        (lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards
+    ]
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
     for lang, future in futures:
         part = future.result()
@@ -304,9 +370,7 @@ def translate_flow(
         result["qe"] = qe_report_task(workspace, languages, review_budget, seed)
     create_table_artifact(
         key="translate-counts",
-        table=[
-            {"lang": lang, "quarantined": ingest_summary["quarantined"], **asdict(c)} for lang, c in totals.items()
-        ],
+        table=[{"lang": lang, "quarantined": ingest_summary["quarantined"], **asdict(c)} for lang, c in totals.items()],
         description=(
             f"Per-language counts: {ingest_summary['records_read']} records read, {ingest_summary['valid']} valid, "
             f"{ingest_summary['quarantined']} quarantined; {result['requests_sent']} requests sent."
@@ -332,7 +396,9 @@ def _existing_ingest(workspace: str) -> dict:
     settle(workspace)
     path = Path(workspace) / "ingest" / "summary.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: give input files, or run 'polyglot ingest' into this workspace first")
+        raise FileNotFoundError(
+            f"{path} not found: give input files, or run 'polyglot ingest' into this workspace first"
+        )
     import json
 
     data = json.loads(path.read_text())

@@ -15,12 +15,20 @@ SOURCE = "Arabic typographic practice; Unicode Arabic block"
 _LETTER = r"[\p{Arabic}&&\p{L}]"
 
 RULES = [
-    rule("ar.punct", rf"(?<={_LETTER}[\p{{M}}]*)[ \t]*([,?;])(?!\p{{N}})", lambda m: {",": "،", "?": "؟", ";": "؛"}[m.group(1)], SOURCE),
+    rule(
+        "ar.punct",
+        rf"(?<={_LETTER}[\p{{M}}]*)[ \t]*([,?;])(?!\p{{N}})",
+        lambda m: {",": "،", "?": "؟", ";": "؛"}[m.group(1)],
+        SOURCE,
+    ),
     rule("ar.no_space_before_punct", r"(?<=\S)[ \t]+(?=[،؟؛])", "", SOURCE),
     rule("ar.tatweel", rf"(?<={_LETTER})\u0640+(?={_LETTER})", "", SOURCE),
     unify_digits("ar.digits_consistent", "arabic_indic", "western", SOURCE),
 ]
-_PAIRS = [GenderPair(f"أنا {m}", f"أنا {f}") for m, f in [("متأكد", "متأكدة"), ("سعيد", "سعيدة"), ("مستعد", "مستعدة"), ("قادر", "قادرة"), ("آسف", "آسفة")]]
+_PAIRS = [
+    GenderPair(f"أنا {m}", f"أنا {f}")
+    for m, f in [("متأكد", "متأكدة"), ("سعيد", "سعيدة"), ("مستعد", "مستعدة"), ("قادر", "قادرة"), ("آسف", "آسفة")]
+]
 _SPEECH = r"(?<!\w)(?:قال|قالت|يقول|تقول|أضاف|أضافت|صرح|صرحت|أوضح|أوضحت|كتب|كتبت)(?!\w)"
 GENDER = gender_rules("ar", _PAIRS, "persona policy: masculine first person", speech_words=_SPEECH)
 FLAGS = [flag_patterns([(r"(?<!\w)أنتِ(?!\w)", "gender: user addressed in the feminine (policy: masculine singular)")])]

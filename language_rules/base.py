@@ -87,7 +87,7 @@ def rule(id: str, pattern: str, replacement: Replacement, source: str = "", flag
     return Rule(id, regex.compile(pattern, flags | regex.V1 | regex.MULTILINE), replacement, source, also_skip)
 
 
-def translate_chars(table: dict[str, str]) -> Callable[["regex.Match[str]"], str]:
+def translate_chars(table: dict[str, str]) -> Callable[[regex.Match[str]], str]:
     trans = str.maketrans(table)
     return lambda m: m.group(0).translate(trans)
 
@@ -96,7 +96,9 @@ def translate_chars(table: dict[str, str]) -> Callable[["regex.Match[str]"], str
 HAN = r"\p{Han}"
 KANA = r"\p{Hiragana}\p{Katakana}ー"
 CJK_PUNCT = "，。？！：；（）、「」『』《》〈〉【】"
-FULLWIDTH_ALNUM = {chr(c): chr(c - 0xFEE0) for c in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]}
+FULLWIDTH_ALNUM = {
+    chr(c): chr(c - 0xFEE0) for c in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]
+}
 DIGITS = {
     "western": "0123456789",
     "devanagari": "०१२३४५६७८९",
@@ -180,7 +182,10 @@ def gender_rules(lang: str, pairs: list[GenderPair], source: str, speech_words: 
         variants.append(p)
         if p.other[0].upper() != p.other[0]:
             variants.append(GenderPair(p.policy[0].upper() + p.policy[1:], p.other[0].upper() + p.other[1:]))
-    return [rule(f"{lang}.gender.persona", rf"(?<!\w){regex.escape(p.other)}(?!\w)", p.policy, source, also_skip=skip) for p in variants]
+    return [
+        rule(f"{lang}.gender.persona", rf"(?<!\w){regex.escape(p.other)}(?!\w)", p.policy, source, also_skip=skip)
+        for p in variants
+    ]
 
 
 def persona_left_alone(gender: list[Rule]) -> Callable[[str], list[str]]:
@@ -196,7 +201,10 @@ def persona_left_alone(gender: list[Rule]) -> Callable[[str], list[str]]:
             for m in r.pattern.finditer(text):
                 if not _overlaps(m.start(), m.end(), protected) and _overlaps(m.start(), m.end(), speech):
                     found.append(m.group(0))
-        return [f"gender: {form!r} in quoted or reported speech, left as written (check who speaks)" for form in dict.fromkeys(found)]
+        return [
+            f"gender: {form!r} in quoted or reported speech, left as written (check who speaks)"
+            for form in dict.fromkeys(found)
+        ]
 
     return check
 
@@ -209,5 +217,3 @@ def flag_patterns(patterns: list[tuple[str, str]]) -> Callable[[str], list[str]]
         return [f"{reason}: {m.group(0)!r}" for pat, reason in compiled for m in [pat.search(text)] if m]
 
     return check
-
-

@@ -14,7 +14,7 @@ from language_rules.base import flag_patterns
 from language_rules.indic import indic_rules
 
 # Short words that end sentences (a ``.`` after them is a full stop, not an abbreviation's dot).
-_SHORT = {"আছে", "হয়", "হয়", "না", "নয়", "নয়", "ছিল", "হবে", "যায়", "যায়", "গেছে", "করে", "দেয়", "দেয়", "নেই", "পারে"}
+_SHORT = {"আছে", "হয়", "না", "নয়", "ছিল", "হবে", "যায়", "গেছে", "করে", "দেয়", "নেই", "পারে"}
 RULES = indic_rules("bn", "Bengali", "\u09cd", "\u09bc", "\u09be-\u09cc\u09d7", "bengali", "\u0983", _SHORT)
 GENDER = []
 FLAGS = [flag_patterns([(r"(?<!\w)(?:তুমি|তুই|তোমার|তোর)(?!\w)", "register: informal address (policy: আপনি)")])]

@@ -23,7 +23,17 @@ def _open(mark: str, close: str):
 
 
 RULES = [_open("¿", "?"), _open("¡", "!")]
-_PAIRS = [GenderPair(f"estoy {m}", f"estoy {f}") for m, f in [("seguro", "segura"), ("encantado", "encantada"), ("contento", "contenta"), ("preparado", "preparada"), ("listo", "lista"), ("convencido", "convencida")]]
+_PAIRS = [
+    GenderPair(f"estoy {m}", f"estoy {f}")
+    for m, f in [
+        ("seguro", "segura"),
+        ("encantado", "encantada"),
+        ("contento", "contenta"),
+        ("preparado", "preparada"),
+        ("listo", "lista"),
+        ("convencido", "convencida"),
+    ]
+]
 _SPEECH = r"(?<!\w)(?:dijo|dice|decía|afirmó|afirma|declaró|explicó|aseguró|comentó|añadió|escribió)(?!\w)"
 GENDER = gender_rules("es", _PAIRS, "persona policy: masculine agreement", speech_words=_SPEECH)
 FLAGS = [flag_patterns([(r"(?i)(?<!\w)(?:tú|contigo)(?!\w)", "register: informal address (policy: usted)")])]

@@ -20,7 +20,18 @@ RULES = [
     rule("fr.nbsp_after_opening_guillemet", r"«(?=\p{Latin})", "«\u00a0", SOURCE),
     rule("fr.nbsp_before_closing_guillemet", r"(?<=\p{Latin}[\p{M}]*[.!?…]?)»", "\u00a0»", SOURCE),
 ]
-_PAIRS = [GenderPair(f"je suis {m}", f"je suis {f}") for m, f in [("sûr", "sûre"), ("ravi", "ravie"), ("désolé", "désolée"), ("content", "contente"), ("prêt", "prête"), ("certain", "certaine"), ("heureux", "heureuse")]]
+_PAIRS = [
+    GenderPair(f"je suis {m}", f"je suis {f}")
+    for m, f in [
+        ("sûr", "sûre"),
+        ("ravi", "ravie"),
+        ("désolé", "désolée"),
+        ("content", "contente"),
+        ("prêt", "prête"),
+        ("certain", "certaine"),
+        ("heureux", "heureuse"),
+    ]
+]
 _SPEECH = r"(?<!\w)(?:dit|disait|a déclaré|déclare|affirme|a affirmé|a expliqué|explique|a ajouté|ajoute|raconte|a raconté|écrit)(?!\w)"
 GENDER = gender_rules("fr", _PAIRS, "persona policy: masculine agreement", speech_words=_SPEECH)
 FLAGS = [flag_patterns([(r"(?i)(?<!\w)(?:tu|toi)(?!\w)", "register: informal address (policy: vous)")])]

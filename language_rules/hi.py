@@ -17,11 +17,40 @@ from language_rules.base import GenderPair, flag_patterns, gender_rules
 from language_rules.indic import indic_rules
 
 # Short words that end sentences (a ``.`` after them is a full stop, not an abbreviation's dot).
-_SHORT = {"है", "हैं", "था", "थे", "थी", "हो", "हूँ", "हूं", "गया", "गई", "गए", "ही", "भी", "नहीं", "रहा", "रही", "रहे", "दें", "करें"}
+_SHORT = {
+    "है",
+    "हैं",
+    "था",
+    "थे",
+    "थी",
+    "हो",
+    "हूँ",
+    "हूं",
+    "गया",
+    "गई",
+    "गए",
+    "ही",
+    "भी",
+    "नहीं",
+    "रहा",
+    "रही",
+    "रहे",
+    "दें",
+    "करें",
+}
 RULES = indic_rules("hi", "Devanagari", "\u094d", "\u093c", "\u093e-\u094c", "devanagari", "\u0903", _SHORT)
 _PAIRS = [
     GenderPair(f"{m} {aux}", f"{f} {aux}")
-    for m, f in [("सकता", "सकती"), ("रहा", "रही"), ("चुका", "चुकी"), ("गया", "गई"), ("करता", "करती"), ("देता", "देती"), ("पाता", "पाती"), ("चाहता", "चाहती")]
+    for m, f in [
+        ("सकता", "सकती"),
+        ("रहा", "रही"),
+        ("चुका", "चुकी"),
+        ("गया", "गई"),
+        ("करता", "करती"),
+        ("देता", "देती"),
+        ("पाता", "पाती"),
+        ("चाहता", "चाहती"),
+    ]
     for aux in ("हूँ", "हूं")
 ] + [GenderPair(m, f) for m, f in [("सकूँगा", "सकूँगी"), ("करूँगा", "करूँगी"), ("दूँगा", "दूँगी"), ("बताऊँगा", "बताऊँगी")]]
 _SPEECH = r"(?<!\w)(?:कहा|कहती|कहते|कहता|कहना|बताया|बताती|बोली|बोला|बोले|लिखा)(?!\w)"
@@ -29,7 +58,10 @@ GENDER = gender_rules("hi", _PAIRS, "persona policy: masculine first person", sp
 FLAGS = [
     flag_patterns(
         [
-            (r"मैं[^।?\n]*(?<!\w)(?:थी|गई|रही|सकती)(?!\w)", "gender: feminine first-person form, uncertain (policy: masculine)"),
+            (
+                r"मैं[^।?\n]*(?<!\w)(?:थी|गई|रही|सकती)(?!\w)",
+                "gender: feminine first-person form, uncertain (policy: masculine)",
+            ),
             (r"(?<!\w)(?:तुम|तू|तुम्हें|तुम्हारा)(?!\w)", "register: informal address (policy: आप)"),
         ]
     )

@@ -36,13 +36,24 @@ def full_stop_to_danda(script: str, visarga: str, short_words: set[str]):
 
 
 def indic_rules(
-    lang: str, script: str, virama: str, nukta: str, vowel_signs: str, native_digits: str, visarga: str, short_words: set[str]
+    lang: str,
+    script: str,
+    virama: str,
+    nukta: str,
+    vowel_signs: str,
+    native_digits: str,
+    visarga: str,
+    short_words: set[str],
 ) -> list:
     letter = rf"[\p{{{script}}}&&[\p{{L}}\p{{M}}]]"
     return [
         rule(f"{lang}.danda_pipe", rf"(?<={letter})[ \t]*\|(?=[ \t]|$)", "।", SOURCE),
-        rule(f"{lang}.danda_full_stop", rf"(?<={letter})\.(?=[ \t]+\p{{{script}}}|[ \t\r]*$)",
-             full_stop_to_danda(script, visarga, short_words), SOURCE),
+        rule(
+            f"{lang}.danda_full_stop",
+            rf"(?<={letter})\.(?=[ \t]+\p{{{script}}}|[ \t\r]*$)",
+            full_stop_to_danda(script, visarga, short_words),
+            SOURCE,
+        ),
         rule(f"{lang}.danda_latin_i", rf"(?<={letter})[ \t]*I(?=[ \t]+\p{{{script}}}|[ \t]*$)", "।", SOURCE),
         rule(f"{lang}.no_space_before_danda", rf"(?<={letter})[ \t]+(?=।)", "", SOURCE),
         # The nukta belongs right after its consonant, once. (Precomposed and letter + nukta forms are

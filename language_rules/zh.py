@@ -28,7 +28,10 @@ FLAGS = []
 CHECKS = [
     flag_patterns(
         [
-            (r"\p{Han}[ \t]+[\p{Han}，。？！；、]|[，。？！；、][ \t]+\p{Han}", "spacing: a space between Chinese characters"),
+            (
+                r"\p{Han}[ \t]+[\p{Han}，。？！；、]|[，。？！；、][ \t]+\p{Han}",
+                "spacing: a space between Chinese characters",
+            ),
             (r"\p{Han}[,;:?!][ \t]+\p{Han}", "punctuation: an ASCII mark inside Chinese text"),
         ]
     )

@@ -45,7 +45,10 @@ def say(message: str) -> None:
 
 
 def has_cuda() -> bool:
-    return shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    return (
+        shutil.which("nvidia-smi") is not None
+        and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    )
 
 
 def ensure_env(name: str, requirement: str, remove: list[str] | None = None) -> Path:
@@ -80,7 +83,9 @@ def _ensure_addon(requirements: list[str], purpose: str) -> Path:
     marker = python.parent.parent / f".polyglot-addon-{purpose.replace(' ', '-').lower()}"
     if not marker.exists() or marker.read_text().strip() != wanted:
         say(f"adding {wanted} to {python.parent.parent} for {purpose} (once)")
-        run_logged([str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements], f"installing {wanted}")
+        run_logged(
+            [str(python), "-m", "pip", "install", "--progress-bar", "off", *requirements], f"installing {wanted}"
+        )
         write_atomic(marker, wanted + "\n")
     return python
 
@@ -102,7 +107,9 @@ class Finished:
     log: Path
 
 
-def run_logged(cmd: list[str], what: str, env: dict[str, str] | None = None, check: bool = True, every: float = 15.0) -> Finished:
+def run_logged(
+    cmd: list[str], what: str, env: dict[str, str] | None = None, check: bool = True, every: float = 15.0
+) -> Finished:
     """Run ``cmd`` with its output in a log file; every ``every`` seconds say on stderr that it still runs and what
     it printed last, so that a long step (a pip install, a model build) is never silent. With ``check`` a failure
     raises with the end of the output."""
@@ -129,8 +136,11 @@ def run_logged(cmd: list[str], what: str, env: dict[str, str] | None = None, che
 def _last_line(path: Path, width: int = 110) -> str:
     with open(path, "rb") as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()
-                 if line.strip() and not line.startswith("WARNING: Location")]  # pip's noise about unreachable indexes
+        lines = [
+            line.strip()
+            for line in f.read().decode(errors="replace").splitlines()
+            if line.strip() and not line.startswith("WARNING: Location")
+        ]  # pip's noise about unreachable indexes
     last = lines[-1] if lines else "(no output yet)"
     return last if len(last) <= width else last[: width - 1] + "…"
 
@@ -192,8 +202,10 @@ def stale_because(rec: ServerRecord) -> str | None:
     tolerance = 0.5 if rec.created is not None else 60.0
     if not (expected - tolerance <= created <= expected + 0.5):
         when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))  # noqa: E731
-        return (f"pid {rec.pid} is now another program ({' '.join(proc.cmdline()[:2]) or proc.name()}, started {when(created)}; "
-                f"the {rec.name} server was started {when(expected)})")
+        return (
+            f"pid {rec.pid} is now another program ({' '.join(proc.cmdline()[:2]) or proc.name()}, started {when(created)}; "
+            f"the {rec.name} server was started {when(expected)})"
+        )
     return None
 
 
@@ -258,8 +270,18 @@ def check_slot(name: str, title: str, port: int) -> Path:
 
 
 def spawn(
-    name: str, title: str, health: str, cmd: list[str], env_extra: dict[str, str], host: str, port: int, model: str, served: str,
-    wait_seconds: float, cwd: Path | None = None, label: str = "",
+    name: str,
+    title: str,
+    health: str,
+    cmd: list[str],
+    env_extra: dict[str, str],
+    host: str,
+    port: int,
+    model: str,
+    served: str,
+    wait_seconds: float,
+    cwd: Path | None = None,
+    label: str = "",
 ) -> ServerRecord:
     """Start ``cmd`` in its own process group, record it, and wait until its health URL answers."""
     record_file = _record_path(name, port)
@@ -268,11 +290,27 @@ def spawn(
     log_path = logs / f"{name}-{port}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env_with_project(env_extra),
-            start_new_session=True, cwd=cwd,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env_with_project(env_extra),
+            start_new_session=True,
+            cwd=cwd,
         )
-    record = ServerRecord(name, proc.pid, port, f"http://{host}:{port}", model, served, str(log_path), time.time(), health,
-                          process_start(proc.pid), label)
+    record = ServerRecord(
+        name,
+        proc.pid,
+        port,
+        f"http://{host}:{port}",
+        model,
+        served,
+        str(log_path),
+        time.time(),
+        health,
+        process_start(proc.pid),
+        label,
+    )
     write_atomic(record_file, json.dumps(asdict(record), indent=2) + "\n")
     started = time.monotonic()
     deadline = started + wait_seconds
@@ -284,7 +322,9 @@ def spawn(
         if proc.poll() is not None:
             record_file.unlink(missing_ok=True)
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
-            raise RuntimeError(f"the {title} server exited with code {proc.returncode} while starting; end of {log_path}:\n{tail}")
+            raise RuntimeError(
+                f"the {title} server exited with code {proc.returncode} while starting; end of {log_path}:\n{tail}"
+            )
         if answers(record.url + health):
             return record
         time.sleep(1.0)

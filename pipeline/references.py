@@ -7,8 +7,16 @@ import os
 from pathlib import Path
 
 NTREX_FILES = {
-    "en": "eng-US", "zh": "zho-CN", "hi": "hin", "es": "spa", "fr": "fra",
-    "ar": "arb", "bn": "ben", "ru": "rus", "ur": "urd", "ja": "jpn",
+    "en": "eng-US",
+    "zh": "zho-CN",
+    "hi": "hin",
+    "es": "spa",
+    "fr": "fra",
+    "ar": "arb",
+    "bn": "ben",
+    "ru": "rus",
+    "ur": "urd",
+    "ja": "jpn",
 }
 
 
@@ -36,5 +44,9 @@ def corpus_scores(lang: str, hypotheses: list[str], references: list[str]) -> tu
     """(chrF, BLEU) of ``hypotheses`` against one reference each, rounded to 2 places."""
     from sacrebleu.metrics import BLEU, CHRF
 
-    return (round(CHRF().corpus_score(hypotheses, [references]).score, 2),
-            round(BLEU(tokenize=bleu_tokenizer(lang), effective_order=True).corpus_score(hypotheses, [references]).score, 2))
+    return (
+        round(CHRF().corpus_score(hypotheses, [references]).score, 2),
+        round(
+            BLEU(tokenize=bleu_tokenizer(lang), effective_order=True).corpus_score(hypotheses, [references]).score, 2
+        ),
+    )

@@ -17,6 +17,9 @@ if ! command -v chromium >/dev/null 2>&1; then
     || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; } \
     || { echo "error: could not install chromium (apt-get install chromium)" >&2; exit 1; }
 fi
+# Lint before the long run: the rules and the line length are in pyproject.toml ([tool.ruff]).
+.venv/bin/ruff check --quiet . || { echo "error: ruff check found the problems above (ruff check --fix fixes some)" >&2; exit 1; }
+.venv/bin/ruff format --check --quiet . || { echo "error: the files above are not formatted: run .venv/bin/ruff format ." >&2; exit 1; }
 .venv/bin/python -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then

@@ -24,17 +24,27 @@ LLAVA_CONVERSATION_FILES = [
 def pytest_configure(config):
     """The tests read ../shared/data in place; without it, one line instead of errors in every module."""
     if not (LLAVA.is_dir() and (SHARED_DATA / "ntrex-dev").is_dir()):
-        pytest.exit(f"the tests need the shared data folder (llava/ and ntrex-dev/); looked in {SHARED_DATA}; "
-                    f"point POLYGLOT_SHARED_DATA at another copy", returncode=4)
+        pytest.exit(
+            f"the tests need the shared data folder (llava/ and ntrex-dev/); looked in {SHARED_DATA}; "
+            f"point POLYGLOT_SHARED_DATA at another copy",
+            returncode=4,
+        )
 
 
 # The tiny test model is no translator: QE rejects most of its text, and rejected conversations never reach
 # people. This configuration lowers the bar (script share, loops, words of other scripts, unsure language IDs)
 # so that some of its text is routed to review (its quality score never rejects; below 0.99 it sends to review).
-LENIENT_QE = {"default": {"min_script_share": 0.0, "repetition_min_chars": 1_000_000,
-                          "max_foreign_script_words": 1_000_000, "min_wrong_language_prob": 1.01,
-                          "score_reject": 0.0, "score_accept": 0.99},
-              "length_bands": {"ur": [0, 1000], "hi": [0, 1000], "es": [0, 1000]}}
+LENIENT_QE = {
+    "default": {
+        "min_script_share": 0.0,
+        "repetition_min_chars": 1_000_000,
+        "max_foreign_script_words": 1_000_000,
+        "min_wrong_language_prob": 1.01,
+        "score_reject": 0.0,
+        "score_accept": 0.99,
+    },
+    "length_bands": {"ur": [0, 1000], "hi": [0, 1000], "es": [0, 1000]},
+}
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +75,11 @@ def server_requests(url: str) -> float:
     import urllib.request
 
     text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("http_requests_total{") and 'handler="/v1/chat/completions"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("http_requests_total{") and 'handler="/v1/chat/completions"' in line
+    )
 
 
 def polyglot(*args: str, env: dict | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
@@ -74,7 +87,11 @@ def polyglot(*args: str, env: dict | None = None, timeout: float = 1200) -> subp
     remove the variable)."""
     merged = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={k: v for k, v in merged.items() if v is not None},
     )
 
@@ -90,12 +107,22 @@ def prefect_server(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("prefect-home")
     port = processes.free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 300
     while True:
@@ -166,8 +193,20 @@ def loadtest_server(delay: float = 0.0):
     from pipeline import processes
 
     port = processes.free_port()
-    server = subprocess.Popen([sys.executable, str(REPO / "bench" / "loadtest_server.py"), "--port", str(port), "--delay", str(delay),
-                               "--references", str(SHARED_DATA / "ntrex-dev")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "bench" / "loadtest_server.py"),
+            "--port",
+            str(port),
+            "--delay",
+            str(delay),
+            "--references",
+            str(SHARED_DATA / "ntrex-dev"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def answered() -> int:
@@ -196,8 +235,15 @@ def admin_page(url: str, width: int = 1400, height: int = 1000):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium_path(),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": width, "height": height})

@@ -58,7 +58,10 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module for alias in node.names]
+            names = [
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                for alias in node.names
+            ]
         else:
             continue
         found.update(name for name in names if name.split(".")[0] in PACKAGES)
@@ -118,7 +121,11 @@ def test_the_shared_modules_import_nothing_but_each_other():
 
 
 def test_no_source_file_over_450_lines():
-    long = {str(p.relative_to(REPO)): n for p in modules().values() if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in modules().values()
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long, f"split these files (at most {MAX_LINES} lines each): {long}"
 
 
@@ -127,6 +134,6 @@ def test_the_layers_match_the_architecture_document():
     import re
 
     text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
-    rule = text[text.index("## Which may import which"):]
+    rule = text[text.index("## Which may import which") :]
     documented = [re.findall(r"`([\w.]+)`", line) for line in rule.splitlines() if re.match(r"\d+\. ", line)]
     assert [names[0] for names in documented] == [prefixes[0] for _, prefixes in LAYERS]

@@ -45,11 +45,20 @@ BAD_RECORDS = [
     ("bad_role", conv(("human", "Hello there"), ("assistant", "Hi, how can I help?"))),
     ("bad_role_order", conv(("gpt", "I start"), ("human", "Then me"))),
     ("bad_role_order", conv(("human", "One question"), ("human", "Another question"))),
-    ("value_not_string", {"id": "v", "conversations": [{"from": "human", "value": 42}, {"from": "gpt", "value": "Yes"}]}),
+    (
+        "value_not_string",
+        {"id": "v", "conversations": [{"from": "human", "value": 42}, {"from": "gpt", "value": "Yes"}]},
+    ),
     ("empty_value", conv(("human", "What is this?"), ("gpt", "   "))),
     ("multiple_image_tokens", conv(("human", "<image>\nWhat?"), ("gpt", "See <image> here."))),
-    ("source_not_english", conv(("human", "这张图片里有什么东西？请详细描述。"), ("gpt", "图片里有一辆红色的公共汽车停在路边。"))),
-    ("source_not_english", conv(("human", "Что изображено на этой картинке?"), ("gpt", "На картинке красный автобус."))),
+    (
+        "source_not_english",
+        conv(("human", "这张图片里有什么东西？请详细描述。"), ("gpt", "图片里有一辆红色的公共汽车停在路边。")),
+    ),
+    (
+        "source_not_english",
+        conv(("human", "Что изображено на этой картинке?"), ("gpt", "На картинке красный автобус.")),
+    ),
     ("turn_too_long", conv(("human", "Describe it."), ("gpt", "word " * 400_000))),  # a 2 MB turn
 ]
 
@@ -132,7 +141,13 @@ def test_jsonl_bad_lines_are_quarantined_and_reading_goes_on(tmp_path):
 
 def test_invalid_utf8_inside_an_array_quarantines_only_that_record(tmp_path):
     path = tmp_path / "latin1.json.gz"
-    body = b"[" + json.dumps(good(1)).encode() + b',{"id": "x", "conversations": [{"from": "human", "value": "caf\xe9?"}, {"from": "gpt", "value": "Yes"}]},' + json.dumps(good(2)).encode() + b"]"
+    body = (
+        b"["
+        + json.dumps(good(1)).encode()
+        + b',{"id": "x", "conversations": [{"from": "human", "value": "caf\xe9?"}, {"from": "gpt", "value": "Yes"}]},'
+        + json.dumps(good(2)).encode()
+        + b"]"
+    )
     path.write_bytes(gzip.compress(body))
     summary = ingest([path], tmp_path / "ws")
     q = pl.read_parquet(tmp_path / "ws" / "ingest" / "quarantine.parquet")
@@ -154,7 +169,6 @@ def test_bad_settings_are_refused(tmp_path):
         ingest([path], tmp_path / "ws", shard_size=0)
     with pytest.raises(FileNotFoundError, match="missing.json"):
         ingest([tmp_path / "missing.json"], tmp_path / "ws")
-
 
 
 SERVER = ("--server", "http://127.0.0.1:9")  # nothing listens there: the value must be refused before any request
@@ -181,8 +195,13 @@ def test_bad_option_values_are_refused_before_anything_starts(tmp_path, args, op
 def test_a_flow_command_in_a_fresh_home_starts_prefect_and_names_what_is_missing(tmp_path):
     home = tmp_path / "new" / "home"  # neither exists yet: Prefect's ephemeral server needs its home's parents
     # no Prefect server configured: the command starts its own temporary one
-    proc = polyglot("publish", "--workspace", str(tmp_path / "ws"), env={"POLYGLOT_HOME": str(home), "PREFECT_API_URL": None,
-                                                                         "PREFECT_HOME": None}, timeout=110)
+    proc = polyglot(
+        "publish",
+        "--workspace",
+        str(tmp_path / "ws"),
+        env={"POLYGLOT_HOME": str(home), "PREFECT_API_URL": None, "PREFECT_HOME": None},
+        timeout=110,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "no translations" in proc.stderr and "run 'polyglot translate' first" in proc.stderr
     assert "Traceback" not in proc.stderr and (home / "prefect").is_dir()
@@ -192,10 +211,23 @@ def test_a_flow_command_in_a_fresh_home_starts_prefect_and_names_what_is_missing
 def test_a_server_that_is_down_is_said_in_one_line(tmp_path):
     source = tmp_path / "in.json"
     source.write_text('[{"id": "a", "conversations": [{"from": "human", "value": "What is on the table?"}]}]')
-    proc = polyglot("translate", str(source), "--workspace", str(tmp_path / "ws"), "--langs", "es", "--server", "http://127.0.0.1:9",
-                    "--retry-seconds", "0", "--no-progress")
+    proc = polyglot(
+        "translate",
+        str(source),
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--langs",
+        "es",
+        "--server",
+        "http://127.0.0.1:9",
+        "--retry-seconds",
+        "0",
+        "--no-progress",
+    )
     assert proc.returncode == 3, proc.stderr[-3000:]
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "polyglot services status" in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "polyglot services status" in proc.stderr, (
+        proc.stderr
+    )
 
 
 @pytest.mark.parametrize("layout", ["jsonl", "json"])
@@ -209,7 +241,7 @@ def test_a_cut_gzip_file_keeps_the_records_before_the_cut_and_names_the_offset(t
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "EOFError" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "cut.%s.gz" % layout in errors[0] and "gzip file ends before" in errors[0], proc.stderr
+    assert len(errors) == 1 and f"cut.{layout}.gz" in errors[0] and "gzip file ends before" in errors[0], proc.stderr
     summary = json.loads((tmp_path / "ws" / "ingest" / "summary.json").read_text())
     kept = summary["valid"]
     assert 100 < kept < 400 and summary["records_read"] == kept + summary["quarantined"] == kept + 1

@@ -5,7 +5,7 @@ test_review.py.)"""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -17,16 +17,42 @@ from pipeline.assemble.translations import TRANSLATION_SCHEMA
 from pipeline.languages import LANGUAGES
 from pipeline.review import corrections
 
-T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def row(annotation_id: int, minutes: int, text: str | None, machine: str = "machine", skipped: bool = False, turn: int = 0, reviewer: int = 1) -> dict:
+def row(
+    annotation_id: int,
+    minutes: int,
+    text: str | None,
+    machine: str = "machine",
+    skipped: bool = False,
+    turn: int = 0,
+    reviewer: int = 1,
+) -> dict:
     return {
-        "lang": "ur", "conv_key": "c1", "turn_index": turn, "id": "x", "role": "gpt", "task_key": f"c1:{turn}:ur:tv",
-        "translator_version": "tv", "source": "src", "machine_text": machine, "corrected_text": text,
-        "edited": text is not None and text != machine, "skipped": skipped, "categories": [], "rating": None,
-        "reviewer": f"r{reviewer}", "reviewer_id": reviewer, "annotation_id": annotation_id, "task_id": 1, "project_id": 1,
-        "lead_time": 1.0, "created_at": T0, "updated_at": T0 + timedelta(minutes=minutes), "pulled_at": T0 + timedelta(minutes=minutes),
+        "lang": "ur",
+        "conv_key": "c1",
+        "turn_index": turn,
+        "id": "x",
+        "role": "gpt",
+        "task_key": f"c1:{turn}:ur:tv",
+        "translator_version": "tv",
+        "source": "src",
+        "machine_text": machine,
+        "corrected_text": text,
+        "edited": text is not None and text != machine,
+        "skipped": skipped,
+        "categories": [],
+        "rating": None,
+        "reviewer": f"r{reviewer}",
+        "reviewer_id": reviewer,
+        "annotation_id": annotation_id,
+        "task_id": 1,
+        "project_id": 1,
+        "lead_time": 1.0,
+        "created_at": T0,
+        "updated_at": T0 + timedelta(minutes=minutes),
+        "pulled_at": T0 + timedelta(minutes=minutes),
     }
 
 
@@ -50,10 +76,19 @@ def shard(values: list[str], qe: list[str]) -> pa.Table:
     n = len(values)
     data = {name: None for name in TRANSLATION_SCHEMA.names}
     data.update(
-        id="x", conv_key="c1", lang="ur", conversations=[{"from": "gpt", "value": v} for v in values], status="flagged",
-        turn_status=["flagged"] + ["ok"] * (n - 1), turn_flags=[["unit 0: truncated"]] + [[]] * (n - 1),
-        turn_qe_status=qe, turn_qe_reasons=[["truncated"]] + [[]] * (n - 1), qe_status="rejected",
-        turn_human=[None] * n, review_status="unreviewed", human_corrected=False,
+        id="x",
+        conv_key="c1",
+        lang="ur",
+        conversations=[{"from": "gpt", "value": v} for v in values],
+        status="flagged",
+        turn_status=["flagged"] + ["ok"] * (n - 1),
+        turn_flags=[["unit 0: truncated"]] + [[]] * (n - 1),
+        turn_qe_status=qe,
+        turn_qe_reasons=[["truncated"]] + [[]] * (n - 1),
+        qe_status="rejected",
+        turn_human=[None] * n,
+        review_status="unreviewed",
+        human_corrected=False,
     )
     return pa.Table.from_pylist([data], schema=TRANSLATION_SCHEMA)
 

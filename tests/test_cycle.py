@@ -29,8 +29,27 @@ def setup(vllm_server, labelstudio_server, tmp_path_factory):
 
 def cycle(setup, *extra: str):
     ws, source, qe, url = setup
-    return polyglot("cycle", str(source), "--workspace", str(ws), "--server", url, "--langs", "hi,ur", "--project-prefix", "cycle-test",
-                    "--qe-config", str(qe), "--bt-rate", "0", "--max-steps", "30", "--held-out", "0.34", *extra)
+    return polyglot(
+        "cycle",
+        str(source),
+        "--workspace",
+        str(ws),
+        "--server",
+        url,
+        "--langs",
+        "hi,ur",
+        "--project-prefix",
+        "cycle-test",
+        "--qe-config",
+        str(qe),
+        "--bt-rate",
+        "0",
+        "--max-steps",
+        "30",
+        "--held-out",
+        "0.34",
+        *extra,
+    )
 
 
 def test_cycle_stops_for_reviews_fails_in_training_and_goes_on_where_it_stopped(setup):
@@ -47,10 +66,15 @@ def test_cycle_stops_for_reviews_fails_in_training_and_goes_on_where_it_stopped(
     assert tasks
     for n, task in enumerate(tasks):
         lines = task.data["english"].split("\n")
-        text = "\n".join(line if not line.strip() or line.strip() == "<image>" else f"सुधारी गई पंक्ति {n}।" for line in lines)
-        client.annotations.create(id=task.id, result=[
-            {"from_name": TRANSLATION, "to_name": "english", "type": "textarea", "value": {"text": [text]}},
-        ])
+        text = "\n".join(
+            line if not line.strip() or line.strip() == "<image>" else f"सुधारी गई पंक्ति {n}।" for line in lines
+        )
+        client.annotations.create(
+            id=task.id,
+            result=[
+                {"from_name": TRANSLATION, "to_name": "english", "type": "textarea", "value": {"text": [text]}},
+            ],
+        )
 
     failed = cycle(setup, "--base-model", str(ws / "missing-model"))
     assert failed.returncode == 2 and "training the adapter failed" in failed.stderr, failed.stderr[-2000:]

@@ -9,7 +9,7 @@ The tests run in order on one workspace.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -51,30 +51,50 @@ def ws(base_server, tmp_path_factory) -> Path:
     templates = json.loads((LLAVA / "instruction_templates.json").read_text())
     english = templates["detailed_description_instructions"] + templates["brief_description_instructions"]
     records = [
-        {"id": f"t{i:02d}", "image": f"{i:012d}.jpg", "conversations": [
-            {"from": "human", "value": f"<image>\n{text}"},
-            {"from": "gpt", "value": f"The photo shows {i} people standing near a red bus."},
-        ]}
+        {
+            "id": f"t{i:02d}",
+            "image": f"{i:012d}.jpg",
+            "conversations": [
+                {"from": "human", "value": f"<image>\n{text}"},
+                {"from": "gpt", "value": f"The photo shows {i} people standing near a red bus."},
+            ],
+        }
         for i, text in enumerate(english)
     ]
     source = workspace.parent / "templates.json"
     source.write_text(json.dumps(records))
-    proc = polyglot("translate", str(source), "--workspace", str(workspace), "--langs", "es", "--server", base_server.url,
-                    "--no-progress", "--bt-rate", "0")
+    proc = polyglot(
+        "translate",
+        str(source),
+        "--workspace",
+        str(workspace),
+        "--langs",
+        "es",
+        "--server",
+        base_server.url,
+        "--no-progress",
+        "--bt-rate",
+        "0",
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     spanish = json.loads(CORRECTIONS.read_text())
     shards = pl.read_parquet(workspace / "translations" / "es" / "*.parquet").sort("id")
     keys = shards["conv_key"].to_list()[:N_CORRECTED]
     tasks = [t for t in build_tasks(workspace, "es", keys) if t["data"]["turn_index"] == 0]
     assert len(tasks) == N_CORRECTED
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for n, task in enumerate(tasks):  # what annotation.review.pull writes for each annotation it fetches
         text = "<image>\n" + spanish[task["data"]["english"].removeprefix("<image>\n")]
         stamp = (now - timedelta(minutes=N_CORRECTED - n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         annotation = {
-            "id": 1000 + n, "project": 7, "completed_by": 3, "was_cancelled": False, "lead_time": 21.5,
-            "created_at": stamp, "updated_at": stamp,
+            "id": 1000 + n,
+            "project": 7,
+            "completed_by": 3,
+            "was_cancelled": False,
+            "lead_time": 21.5,
+            "created_at": stamp,
+            "updated_at": stamp,
             "result": [{"from_name": TRANSLATION, "to_name": "english", "type": "textarea", "value": {"text": [text]}}],
         }
         rows.append(annotation_row({"id": 500 + n, **task}, annotation, {3: "reviewer@example.org"}, now))
@@ -92,8 +112,11 @@ def _greedy(server: str, model: str, lang: str, source: str, max_tokens: int = 6
     """One request on its own (nothing else in the server's batch)."""
     messages = TranslatorConfig(model=model).messages(lang, source)
     sampling = TranslatorConfig(model=model).sampling()
-    r = requests.post(f"{server}/v1/chat/completions", json={"model": model, "messages": messages, "max_tokens": max_tokens, **sampling},
-                      timeout=120)
+    r = requests.post(
+        f"{server}/v1/chat/completions",
+        json={"model": model, "messages": messages, "max_tokens": max_tokens, **sampling},
+        timeout=120,
+    )
     r.raise_for_status()
     return r.json()["choices"][0]["message"]["content"]
 
@@ -110,7 +133,9 @@ def test_supervised_set_is_unit_level_in_the_inference_format(ws):
 
 
 def test_finetune_hot_loads_an_adapter_that_reproduces_the_corrections(ws, base_server):
-    proc = polyglot("finetune", "--workspace", str(ws), "--langs", "es", "--server", base_server.url, "--held-out", "0.25")
+    proc = polyglot(
+        "finetune", "--workspace", str(ws), "--langs", "es", "--server", base_server.url, "--held-out", "0.25"
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     print(proc.stdout)
     entry = registry.active(ws)["es"]
@@ -138,14 +163,25 @@ def test_finetune_hot_loads_an_adapter_that_reproduces_the_corrections(ws, base_
 def test_next_translate_uses_the_adapter_and_leaves_human_turns(ws, base_server):
     """Spanish (adapter now active) and French (base model) in one run: each keeps to its own translator."""
     before = pl.read_parquet(ws / "translations" / "es" / "*.parquet").sort("id")
-    proc = polyglot("translate", "--workspace", str(ws), "--langs", "es,fr", "--server", base_server.url, "--no-progress", "--bt-rate", "0")
+    proc = polyglot(
+        "translate",
+        "--workspace",
+        str(ws),
+        "--langs",
+        "es,fr",
+        "--server",
+        base_server.url,
+        "--no-progress",
+        "--bt-rate",
+        "0",
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     after = pl.read_parquet(ws / "translations" / "es" / "*.parquet").sort("id")
     config = registry.translators(ws, TranslatorConfig(model="tiny-random"), ["es"])["es"]
     assert config.adapter == registry.active(ws)["es"]["adapter"]
     assert set(after["translator_version"]) == {config.version("es")} != set(before["translator_version"])
     # the units that occur only in corrected turns were not sent again
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("es "))
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("es "))
     assert int(line.split()[3]) == N_CORRECTED, proc.stdout
     fixed = corrections.in_force(ws, "es")
     reviewer = dict(zip(fixed["conv_key"], fixed["corrected_text"]))
@@ -168,25 +204,57 @@ def test_next_translate_uses_the_adapter_and_leaves_human_turns(ws, base_server)
 
 def test_worse_adapter_and_failed_training_leave_the_active_translator(ws, base_server):
     active = _active(ws)
-    proc = polyglot("finetune", "--workspace", str(ws), "--langs", "es", "--server", base_server.url, "--held-out", "0.25",
-                    "--max-steps", "1")
+    proc = polyglot(
+        "finetune",
+        "--workspace",
+        str(ws),
+        "--langs",
+        "es",
+        "--server",
+        base_server.url,
+        "--held-out",
+        "0.25",
+        "--max-steps",
+        "1",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "kept the current translator" in proc.stdout
     assert _active(ws) == active
     adapters = sorted(p.name for p in (ws / "adapters").iterdir())
-    proc = polyglot("finetune", "--workspace", str(ws), "--langs", "es", "--server", base_server.url, "--base-model", str(ws / "no-such-model"))
+    proc = polyglot(
+        "finetune",
+        "--workspace",
+        str(ws),
+        "--langs",
+        "es",
+        "--server",
+        base_server.url,
+        "--base-model",
+        str(ws / "no-such-model"),
+    )
     assert proc.returncode == 2 and "training the adapter failed" in proc.stderr, proc.stderr[-2000:]
     assert _active(ws) == active
     assert sorted(p.name for p in (ws / "adapters").iterdir()) == adapters  # no half-written version left behind
-    history = [json.loads(l) for l in (ws / "translator" / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(x) for x in (ws / "translator" / "history.jsonl").read_text().splitlines()]
     assert [h["decision"] for h in history] == ["activated", "kept", "kept"]
 
 
 def test_a_rerun_on_the_same_corrections_and_settings_reuses_the_adapter(ws, base_server):
     """A rerun (say, after a crash during evaluation) evaluates the adapter it trained instead of training again."""
     adapters = sorted(p.name for p in (ws / "adapters").iterdir())
-    proc = polyglot("finetune", "--workspace", str(ws), "--langs", "es", "--server", base_server.url, "--held-out", "0.25",
-                    "--train-eval", "3")
+    proc = polyglot(
+        "finetune",
+        "--workspace",
+        str(ws),
+        "--langs",
+        "es",
+        "--server",
+        base_server.url,
+        "--held-out",
+        "0.25",
+        "--train-eval",
+        "3",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "adapter a0001 was trained on the same corrections" in proc.stderr
     assert sorted(p.name for p in (ws / "adapters").iterdir()) == adapters
@@ -217,8 +285,11 @@ def test_an_int8_copy_of_the_base_serves_the_trained_adapter(ws):
     record = vllm.start_vllm(str(out), port=port)
     try:
         assert record.served_model == "tiny-random-int8"
-        r = requests.post(f"{record.url}/v1/load_lora_adapter", json={"lora_name": entry["adapter"], "lora_path": entry["adapter_path"]},
-                          timeout=300)
+        r = requests.post(
+            f"{record.url}/v1/load_lora_adapter",
+            json={"lora_name": entry["adapter"], "lora_path": entry["adapter_path"]},
+            timeout=300,
+        )
         assert r.status_code == 200, r.text
         data = supervised.supervised_examples(ws, ["es"])
         train, _, _ = supervised.split(data.examples, 0.25, 0)
@@ -234,18 +305,25 @@ def test_bad_settings_are_named():
         finetune.FinetuneSettings(rank=64)
     with pytest.raises(ValueError, match="activate must be one of"):
         finetune.FinetuneSettings(activate="sometimes")
-    assert supervised.align_units("Boxes [0.1, 0.2] and [0.3, 0.4].", "Cajas [0.3, 0.4] y [0.1, 0.2].")[0][1] == "Cajas ⟦1⟧ y ⟦0⟧."
+    assert (
+        supervised.align_units("Boxes [0.1, 0.2] and [0.3, 0.4].", "Cajas [0.3, 0.4] y [0.1, 0.2].")[0][1]
+        == "Cajas ⟦1⟧ y ⟦0⟧."
+    )
     assert supervised.align_units("One line.\nTwo lines.", "Una línea.") == "lines differ from the English turn"
 
 
 def test_the_training_hash_covers_the_rendered_prompt_not_only_the_corrections():
     """Adapter reuse compares this hash: a changed prompt (here a few-shot example) is new training input."""
-    examples = [supervised.Example("es", "c1", 1, "u1", "A cat.", "Un gato.", "corrected", 1.0),
-                supervised.Example("es", "c2", 1, "u2", "A dog.", "Un perro.", "reviewed", 2.0)]
+    examples = [
+        supervised.Example("es", "c1", 1, "u1", "A cat.", "Un gato.", "corrected", 1.0),
+        supervised.Example("es", "c2", 1, "u2", "A dog.", "Un perro.", "reviewed", 2.0),
+    ]
     plain = TranslatorConfig(model="m")
     digest = supervised.data_hash(supervised.training_records(examples, plain))
     assert digest == supervised.data_hash(supervised.training_records(examples[::-1], plain))
-    assert digest != supervised.data_hash(supervised.training_records(examples, TranslatorConfig(model="m", few_shot=(("Hi.", "Hola."),))))
+    assert digest != supervised.data_hash(
+        supervised.training_records(examples, TranslatorConfig(model="m", few_shot=(("Hi.", "Hola."),)))
+    )
     edited = [examples[0], supervised.Example("es", "c2", 1, "u2", "A dog.", "Un can.", "corrected", 3.0)]
     assert digest != supervised.data_hash(supervised.training_records(edited, plain))
 
@@ -264,12 +342,18 @@ def test_a_language_the_model_cannot_write_gets_no_candidate_and_is_reported():
     every answer passing activates its best candidate, the few-shot prompt as well as the adapter."""
     settings = finetune.FinetuneSettings()
     assert settings.candidates == ("adapter", "few-shot") and settings.min_pass_share == 0.8
-    hi = {"current": finetune.Score(40, 0.57, 0.0, 0.0, 0.0), "few-shot": finetune.Score(40, 2.88, 0.0, 0.0, 0.25),
-          "adapter": finetune.Score(40, 7.59, 0.27, 0.0, 0.6)}
+    hi = {
+        "current": finetune.Score(40, 0.57, 0.0, 0.0, 0.0),
+        "few-shot": finetune.Score(40, 2.88, 0.0, 0.0, 0.25),
+        "adapter": finetune.Score(40, 7.59, 0.27, 0.0, 0.6),
+    }
     d = finetune.decide("hi", hi, settings)
     assert d.activated is None and d.needs_translator and "needs a better translator" in d.reason and "60%" in d.reason
-    es = {"current": finetune.Score(40, 36.56, 12.4, 0.0, 1.0), "few-shot": finetune.Score(40, 39.2, 12.9, 0.0, 1.0),
-          "adapter": finetune.Score(40, 39.06, 12.87, 0.0, 1.0)}
+    es = {
+        "current": finetune.Score(40, 36.56, 12.4, 0.0, 1.0),
+        "few-shot": finetune.Score(40, 39.2, 12.9, 0.0, 1.0),
+        "adapter": finetune.Score(40, 39.06, 12.87, 0.0, 1.0),
+    }
     d = finetune.decide("es", es, settings)
     assert (d.activated, d.needs_translator) == ("few-shot", False) and "39.2 beats 36.56" in d.reason
     assert finetune.decide("es", es, finetune.FinetuneSettings(candidates=("adapter",))).activated == "adapter"

@@ -78,8 +78,20 @@ def test_gzip_and_jsonl_give_the_same_tables(llava_files, tmp_path):
 
 def test_cli_prints_reconciled_counts(llava_files, tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "ingest", str(llava_files[0]), str(llava_files[2]), "--workspace", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, check=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "ingest",
+            str(llava_files[0]),
+            str(llava_files[2]),
+            "--workspace",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
     ).stdout
     assert "records read      33" in out and "valid           33" in out and "quarantined     0" in out
     assert "dedup ratio" in out and "unique units" in out
@@ -90,12 +102,16 @@ def test_cli_prints_reconciled_counts(llava_files, tmp_path):
 def test_cli_rejects_bad_settings_with_a_clear_message(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "ingest", str(tmp_path / "nope.json"), "--workspace", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert run.returncode == 2 and "nope.json does not exist" in run.stderr
     run = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "ingest", "x.json", "--workspace", str(tmp_path), "--shard-size", "0"],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert run.returncode == 2 and "--shard-size" in run.stderr and "at least 1" in run.stderr
 
@@ -104,7 +120,16 @@ def test_reader_streams_a_large_array_in_chunks(tmp_path, monkeypatch):
     import pipeline.ingest.readers as readers
 
     monkeypatch.setattr(readers, "CHUNK_CHARS", 64)  # records straddle many chunk boundaries
-    records = [{"id": i, "conversations": [{"from": "human", "value": "é" * (i % 50) + "<image>"}, {"from": "gpt", "value": str(i) * 30}]} for i in range(300)]
+    records = [
+        {
+            "id": i,
+            "conversations": [
+                {"from": "human", "value": "é" * (i % 50) + "<image>"},
+                {"from": "gpt", "value": str(i) * 30},
+            ],
+        }
+        for i in range(300)
+    ]
     path = tmp_path / "a.json"
     data = json.dumps(records, ensure_ascii=False, indent=1).encode()
     path.write_bytes(data)

@@ -24,8 +24,8 @@ GOLDEN = [
     ("zh", "gpt", "价格是３５元(含税费)", "价格是35元（含税费）", ["zh.fullwidth_alnum", "zh.parentheses"]),
     ("zh", "gpt", "比分是3.5,版本 2.0", "比分是3.5,版本 2.0", []),
     ("ja", "gpt", "これは本です,とても良い.", "これは本です、とても良い。", ["ja.comma_stop", "ja.comma_stop"]),
-    ("ja", "gpt", "彼は\"こんにちは\"と言った．", "彼は「こんにちは」と言った。", ["ja.comma_stop", "ja.quotes"]),
-    ("ja", "gpt", "党内で\"Twp\"と\"Pwp\"の韻", "党内で\"Twp\"と\"Pwp\"の韻", []),
+    ("ja", "gpt", '彼は"こんにちは"と言った．', "彼は「こんにちは」と言った。", ["ja.comma_stop", "ja.quotes"]),
+    ("ja", "gpt", '党内で"Twp"と"Pwp"の韻', '党内で"Twp"と"Pwp"の韻', []),
     ("ja", "gpt", "りんご 、みかん", "りんご、みかん", ["ja.no_space_around_comma_stop"]),
     ("hi", "gpt", "यह एक कुत्ता है |", "यह एक कुत्ता है।", ["hi.danda_pipe"]),
     ("hi", "gpt", "यह एक कुत्ता है I यह भूरा है", "यह एक कुत्ता है। यह भूरा है", ["hi.danda_latin_i"]),
@@ -49,9 +49,15 @@ GOLDEN = [
     ("es", "gpt", "¿Qué ves? Estoy segura.", "¿Qué ves? Estoy seguro.", ["es.gender.persona"]),
     ("fr", "gpt", "Il dit: bonjour", f"Il dit{NB}: bonjour", ["fr.nbsp_before_colon"]),
     ("fr", "gpt", "Vraiment ? Oui!", f"Vraiment{NNB}? Oui{NNB}!", ["fr.nnbsp_before_mark", "fr.nnbsp_before_mark"]),
-    ("fr", "gpt", "Il a dit «oui».", f"Il a dit «{NB}oui{NB}».", ["fr.nbsp_after_opening_guillemet", "fr.nbsp_before_closing_guillemet"]),
+    (
+        "fr",
+        "gpt",
+        "Il a dit «oui».",
+        f"Il a dit «{NB}oui{NB}».",
+        ["fr.nbsp_after_opening_guillemet", "fr.nbsp_before_closing_guillemet"],
+    ),
     ("fr", "gpt", f"À 10:30{NB}: je suis désolée", f"À 10:30{NB}: je suis désolé", ["fr.gender.persona"]),
-    ("ru", "gpt", "Он сказал \"привет\" - и ушёл.", "Он сказал «привет» — и ушёл.", ["ru.quotes", "ru.spaced_dash"]),
+    ("ru", "gpt", 'Он сказал "привет" - и ушёл.', "Он сказал «привет» — и ушёл.", ["ru.quotes", "ru.spaced_dash"]),
     ("ru", "gpt", "Я уверена, что это кот.", "Я уверен, что это кот.", ["ru.gender.persona"]),
     ("ru", "gpt", "Счёт 2 - 1.", "Счёт 2 - 1.", []),
     ("ja", "gpt", "ＡＢＣ社の２台", "ABC社の2台", ["ja.fullwidth_alnum", "ja.fullwidth_alnum"]),
@@ -66,7 +72,13 @@ GOLDEN = [
     ("bn", "gpt", "এটি একটি বিড়াল. এটি সাদা.\r", "এটি একটি বিড়াল। এটি সাদা।\r", ["bn.danda_full_stop", "bn.danda_full_stop"]),
     ("bn", "gpt", "রেভ. ডেভিড জনসন এবং ইউ.এন. সুরক্ষা", "রেভ. ডেভিড জনসন এবং ইউ.এন. সুরক্ষা", []),
     ("bn", "gpt", "ডাঃ. ফোর্ড, দাম 3.5 টাকা", "ডাঃ. ফোর্ড, দাম 3.5 টাকা", []),
-    ("hi", "gpt", "यह एक कुत्ता है. डॉ. शर्मा यहाँ हैं.", "यह एक कुत्ता है। डॉ. शर्मा यहाँ हैं।", ["hi.danda_full_stop", "hi.danda_full_stop"]),
+    (
+        "hi",
+        "gpt",
+        "यह एक कुत्ता है. डॉ. शर्मा यहाँ हैं.",
+        "यह एक कुत्ता है। डॉ. शर्मा यहाँ हैं।",
+        ["hi.danda_full_stop", "hi.danda_full_stop"],
+    ),
     ("hi", "gpt", "मि. स्मिथ ने 3.5 किलो लिया", "मि. स्मिथ ने 3.5 किलो लिया", []),
     ("en", "gpt", "A dog  runs.  ", "A dog runs.", ["en.collapse_spaces", "en.trailing_space"]),
     ("en", "gpt", '"a" “b” "c"', '"a" "b" "c"', ["en.quotes_consistent", "en.quotes_consistent"]),
@@ -134,14 +146,23 @@ def test_persona_rule_still_rewrites_the_assistant_outside_quotes():
 
 PROTECTED = ["<image>", "[0.37, 0.584, 0.504, 0.709]", "`x , y ?`", "https://example.org/a?b=1", "a@b.org", "(1, 2)"]
 SAMPLES = {
-    "zh": "这是测试，对吗？猫在", "ja": "これは本です、とても", "hi": "यह एक कुत्ता है। मैं", "bn": "এটি একটি কুকুর। আমি",
-    "ur": "یہ ایک کتا ہے۔ میں", "ar": "هل هذا كلب؟ أنا", "es": "¿Qué ves? Un perro", "fr": "Il dit : bonjour je",
-    "ru": "Он сказал «привет» я", "en": "A dog runs. I",
+    "zh": "这是测试，对吗？猫在",
+    "ja": "これは本です、とても",
+    "hi": "यह एक कुत्ता है। मैं",
+    "bn": "এটি একটি কুকুর। আমি",
+    "ur": "یہ ایک کتا ہے۔ میں",
+    "ar": "هل هذا كلب؟ أنا",
+    "es": "¿Qué ves? Un perro",
+    "fr": "Il dit : bonjour je",
+    "ru": "Он сказал «привет» я",
+    "en": "A dog runs. I",
 }
-chars = st.sampled_from(list(" ,.?!:;|I\"“”«»-–()\t١٧७５ـ\u200cيكه") + list("".join(SAMPLES.values())))
+chars = st.sampled_from(list(' ,.?!:;|I"“”«»-–()\t١٧७５ـ\u200cيكه') + list("".join(SAMPLES.values())))
 # Protected spans stand between spaces here: glued to each other they can read as one span (an e-mail whose
 # domain runs into "https"), which is a question of span detection, not of the rules.
-texts = st.lists(st.one_of(chars, st.sampled_from(PROTECTED).map(lambda p: f" {p} "), st.just("\n")), max_size=40).map("".join)
+texts = st.lists(st.one_of(chars, st.sampled_from(PROTECTED).map(lambda p: f" {p} "), st.just("\n")), max_size=40).map(
+    "".join
+)
 
 
 @settings(max_examples=120, deadline=None)
@@ -155,10 +176,27 @@ def test_idempotent_lines_kept_protected_spans_untouched(text, lang, role):
 
 
 SCRIPTS = {
-    "zh": {"Han"}, "ja": {"Han", "Hiragana", "Katakana"}, "hi": {"Devanagari"}, "bn": {"Bengali"}, "ur": {"Arabic"},
-    "ar": {"Arabic"}, "ru": {"Cyrillic"}, "es": {"Latin"}, "fr": {"Latin"},
+    "zh": {"Han"},
+    "ja": {"Han", "Hiragana", "Katakana"},
+    "hi": {"Devanagari"},
+    "bn": {"Bengali"},
+    "ur": {"Arabic"},
+    "ar": {"Arabic"},
+    "ru": {"Cyrillic"},
+    "es": {"Latin"},
+    "fr": {"Latin"},
 }
-NTREX = {"zh": "zho-CN", "hi": "hin", "es": "spa", "fr": "fra", "ar": "arb", "bn": "ben", "ru": "rus", "ur": "urd", "ja": "jpn"}
+NTREX = {
+    "zh": "zho-CN",
+    "hi": "hin",
+    "es": "spa",
+    "fr": "fra",
+    "ar": "arb",
+    "bn": "ben",
+    "ru": "rus",
+    "ur": "urd",
+    "ja": "jpn",
+}
 
 
 def _ntrex(lang: str) -> list[str]:
@@ -199,8 +237,14 @@ def test_rules_version_and_conventions():
 
 def test_fix_cli_keeps_line_count_and_explains(tmp_path):
     lines = "यह कुत्ता है |\n\nमैं कर सकती हूँ\nकोई बदलाव नहीं।\n"
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "fix", "--lang", "hi", "--explain"], input=lines,
-                          capture_output=True, text=True, cwd=REPO, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "fix", "--lang", "hi", "--explain"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
     assert proc.stdout == "यह कुत्ता है।\n\nमैं कर सकता हूँ\nकोई बदलाव नहीं।\n"
     explained = [line for line in proc.stderr.splitlines() if line.startswith("{")]
     assert '"rule": "hi.danda_pipe"' in explained[0] and '"line": 1' in explained[0]

@@ -9,7 +9,9 @@ from pipeline.translate.memory import TM_SCHEMA, Entry, TranslationMemory
 
 
 def entry(h: str, status: str = "ok", text: str | None = None) -> Entry:
-    return Entry(h, "hi", "tv-1", status, text if status == "ok" else None, text or "raw", [] if status == "ok" else ["copy"])
+    return Entry(
+        h, "hi", "tv-1", status, text if status == "ok" else None, text or "raw", [] if status == "ok" else ["copy"]
+    )
 
 
 def test_subset_load_reads_only_the_wanted_units_and_ok_wins(tmp_path):
@@ -34,7 +36,9 @@ def test_a_file_from_before_the_token_columns_still_loads(tmp_path):
     row = entry("u1", text="पुराना").as_row()[:9]
     d = tmp_path / "lang=hi" / "version=tv-1"
     d.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([dict(zip(old_schema.names, row))], schema=old_schema), d / "part-old-000001.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([dict(zip(old_schema.names, row))], schema=old_schema), d / "part-old-000001.parquet"
+    )
     loaded = memory.load("hi", "tv-1", {"u1"})["u1"]
     assert loaded.text == "पुराना" and loaded.prompt_tokens is None
     assert memory.load("hi", "tv-1")["u1"].text == "पुराना"

@@ -17,6 +17,7 @@ from .conftest import polyglot
 
 def gguf_file(path: Path, architecture: str = "nonesuch", name: str = "test model") -> Path:
     """A well-formed GGUF v3 file with metadata and no tensors."""
+
     def string(s: str) -> bytes:
         return struct.pack("<Q", len(s.encode())) + s.encode()
 
@@ -67,7 +68,9 @@ def test_an_architecture_transformers_cannot_load_fails_in_one_line_and_leaves_n
     proc = polyglot("models", "import", str(path), "--out", str(out), timeout=900)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     message = proc.stderr.strip().splitlines()[-1]
-    assert message.startswith("polyglot models: error: cannot import odd.gguf:") and "nonesuch" in message, proc.stderr[-2000:]
+    assert message.startswith("polyglot models: error: cannot import odd.gguf:") and "nonesuch" in message, proc.stderr[
+        -2000:
+    ]
     assert "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".imported.tmp-*"))
 
@@ -79,7 +82,9 @@ def test_int8_copy_checks_come_first_and_a_failed_copy_leaves_nothing(tmp_path):
         models.make_int8(tmp_path / "nothing", log=lambda _m: None)
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"], "quantization_config": {"quant_method": "awq"}}')
+    (model / "config.json").write_text(
+        '{"architectures": ["Qwen2ForCausalLM"], "quantization_config": {"quant_method": "awq"}}'
+    )
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
@@ -88,7 +93,10 @@ def test_int8_copy_checks_come_first_and_a_failed_copy_leaves_nothing(tmp_path):
     proc = polyglot("models", "int8", str(model), timeout=900)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     message = proc.stderr.strip().splitlines()[-1]
-    assert message == f"polyglot models: error: cannot make an int8 copy of model: ValueError: {model} is already quantised (awq); give the dense folder", proc.stderr
+    assert (
+        message
+        == f"polyglot models: error: cannot make an int8 copy of model: ValueError: {model} is already quantised (awq); give the dense folder"
+    ), proc.stderr
     assert not (tmp_path / "model-int8").exists() and not list(tmp_path.glob(".model-int8.tmp-*"))
 
 

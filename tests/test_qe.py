@@ -32,7 +32,18 @@ def test_language_id_and_acceptance_on_professional_text(lang):
 
 
 @pytest.mark.parametrize(
-    "real,expected", [("hi", "ur"), ("ur", "ar"), ("zh", "ja"), ("es", "fr"), ("ru", "bn"), ("en", "zh"), ("en", "es"), ("en", "fr"), ("en", "ur")]
+    "real,expected",
+    [
+        ("hi", "ur"),
+        ("ur", "ar"),
+        ("zh", "ja"),
+        ("es", "fr"),
+        ("ru", "bn"),
+        ("en", "zh"),
+        ("en", "es"),
+        ("en", "fr"),
+        ("en", "ur"),
+    ],
 )
 def test_wrong_language_is_flagged(real, expected):
     pairs = load_pairs(NTREX, real)
@@ -46,7 +57,12 @@ def test_professional_references_are_almost_never_rejected(lang):
     """Every check, old and new, on ntrex-dev's professional references after the language's own rules (as
     the flow runs them): at most 0.5% of the lines rejected."""
     pairs = load_pairs(NTREX, lang)
-    rejected = [(t, q.reasons) for s, t in pairs for q in [assess(s, language_rules.apply(t, lang).text, lang)] if q.status == "rejected"]
+    rejected = [
+        (t, q.reasons)
+        for s, t in pairs
+        for q in [assess(s, language_rules.apply(t, lang).text, lang)]
+        if q.status == "rejected"
+    ]
     print(f"{lang}: rejected {len(rejected)}/{len(pairs)}", rejected[:3])
     assert len(rejected) <= 0.005 * len(pairs), rejected
 
@@ -64,8 +80,11 @@ def test_an_unsure_language_detection_is_review_not_rejection():
 
 
 def test_portuguese_is_not_accepted_as_spanish():
-    q = assess("Historically, the old people I spoke with said the town had a church on every corner.",
-               "Historicamente, as pessoas idosas com quem conversei disseram que a cidade tinha uma igreja em cada esquina.", "es")
+    q = assess(
+        "Historically, the old people I spoke with said the town had a church on every corner.",
+        "Historicamente, as pessoas idosas com quem conversei disseram que a cidade tinha uma igreja em cada esquina.",
+        "es",
+    )
     assert q.status == "rejected" and q.reasons == ["wrong language: detected pt (0.99)"]
 
 
@@ -102,7 +121,12 @@ GOOD_FR = "Le chien brun en [0.22, 0.51, 0.47, 0.88] saute pour attraper le fris
         ("   ", "stop", [], "empty"),
         ("I'm sorry, but I cannot translate this text.", "stop", [], "refusal"),
         ("Le chien brun saute pour attraper le frisbee dans le parc.", "stop", [], "protected spans differ"),
-        ("Le chien brun en [0.22, 0.51] saute pour attraper le frisbee dans le parc.", "stop", [], "protected spans differ"),
+        (
+            "Le chien brun en [0.22, 0.51] saute pour attraper le frisbee dans le parc.",
+            "stop",
+            [],
+            "protected spans differ",
+        ),
         (GOOD_FR, "stop", ["unit 0: placeholder 0 missing"], "placeholder 0 missing"),
         (SRC, "stop", [], "untranslated"),
     ],
@@ -129,9 +153,23 @@ def test_shipped_length_bands_are_derived_from_ntrex():
 def _fake_shards(ws, lang, statuses, files, scores):
     rows = []
     for i, (status, source, score) in enumerate(zip(statuses, files, scores)):
-        rows.append({"lang": lang, "conv_key": f"k{i:04d}", "id": str(i), "source_file": source, "qe_status": status,
-                     "qe_score": score, "turn_qe_status": [status], "turn_qe_reasons": [[]], "turn_length_ratio": [1.0],
-                     "turn_script_share": [1.0], "turn_lang_prob": [0.9], "turn_qe_score": [score], "turn_bt_chrf": [None]})
+        rows.append(
+            {
+                "lang": lang,
+                "conv_key": f"k{i:04d}",
+                "id": str(i),
+                "source_file": source,
+                "qe_status": status,
+                "qe_score": score,
+                "turn_qe_status": [status],
+                "turn_qe_reasons": [[]],
+                "turn_length_ratio": [1.0],
+                "turn_script_share": [1.0],
+                "turn_lang_prob": [0.9],
+                "turn_qe_score": [score],
+                "turn_bt_chrf": [None],
+            }
+        )
     path = ws / "translations" / lang / "shard-00000.parquet"
     path.parent.mkdir(parents=True)
     pl.DataFrame(rows, schema_overrides={"turn_bt_chrf": pl.List(pl.Float32)}).write_parquet(path)
@@ -173,13 +211,36 @@ def test_allocate_keeps_total_and_sizes():
 
 
 def test_cli_langid_and_qe(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "langid"], input="Bonjour tout le monde, comment allez-vous ?\nЭто тест.\n",
-                         capture_output=True, text=True, cwd=REPO, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "langid"],
+        input="Bonjour tout le monde, comment allez-vous ?\nЭто тест.\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout.split()
     assert out == ["fr", "ru"]
     (tmp_path / "s.txt").write_text(SRC + "\n" + SRC + "\n")
     (tmp_path / "t.txt").write_text(GOOD_FR + "\n\n")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "score", "--lang", "fr", "--source", str(tmp_path / "s.txt"), "--target", str(tmp_path / "t.txt")],
-                          capture_output=True, text=True, cwd=REPO, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "qe",
+            "score",
+            "--lang",
+            "fr",
+            "--source",
+            str(tmp_path / "s.txt"),
+            "--target",
+            str(tmp_path / "t.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["status"] for r in rows] == ["accepted", "rejected"]
     assert "accepted 1 (50.0%)" in proc.stderr
@@ -189,19 +250,51 @@ def test_thresholds_per_language_from_a_config_file(tmp_path):
     from pipeline.quality.signals import QEConfig
 
     path = tmp_path / "qe.json"
-    path.write_text(json.dumps({"default": {"min_script_share": 0.6}, "languages": {"fr": {"min_length_chars": 500}}, "length_bands": {"fr": [0.1, 0.2]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "default": {"min_script_share": 0.6},
+                "languages": {"fr": {"min_length_chars": 500}},
+                "length_bands": {"fr": [0.1, 0.2]},
+            }
+        )
+    )
     cfg = QEConfig.load(path)
     assert cfg.for_lang("hi").min_script_share == 0.6 and cfg.for_lang("fr").min_length_chars == 500
     long = GOOD_FR + " " + "Il fait beau et le chien est content de jouer avec son maître dans le parc. " * 3
     assert assess(SRC, long, "fr", th=cfg.for_lang("fr"), bands=cfg.bands).status == "accepted"  # ratio not judged
-    assert assess(SRC, long, "es", th=cfg.for_lang("es"), bands=cfg.bands).status == "rejected"  # French given as Spanish
-    for bad, message in (({"default": {"min_scrpt_share": 1}}, "unknown setting"), ({"languages": {"hi": {"min_letters": -1}}}, "must be a number"),
-                         ({"length_bands": {"hi": [2, 1]}}, "low < high"), ({"x": 1}, "expected an object")):
+    assert (
+        assess(SRC, long, "es", th=cfg.for_lang("es"), bands=cfg.bands).status == "rejected"
+    )  # French given as Spanish
+    for bad, message in (
+        ({"default": {"min_scrpt_share": 1}}, "unknown setting"),
+        ({"languages": {"hi": {"min_letters": -1}}}, "must be a number"),
+        ({"length_bands": {"hi": [2, 1]}}, "low < high"),
+        ({"x": 1}, "expected an object"),
+    ):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=message):
             QEConfig.load(path)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "qe", "score", "--lang", "fr", "--source", "s", "--target", "t", "--qe-config", str(path)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "qe",
+            "score",
+            "--lang",
+            "fr",
+            "--source",
+            "s",
+            "--target",
+            "t",
+            "--qe-config",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2 and "expected an object" in proc.stderr
 
 
@@ -229,12 +322,19 @@ def test_language_detection_is_the_same_in_parallel_threads_of_a_fresh_process()
 def test_language_id_loads_the_bundled_lite_model_through_fast_langdetects_public_configuration(tmp_path):
     """No private path into the package and nothing downloaded: in a process whose every connection fails (a proxy
     that does not exist, an empty cache folder), language ID still answers with the model the wheel carries."""
-    code = ("from pipeline.quality.signals import _detector, identify\n"
-            "config = _detector().config\n"
-            "assert (config.model, config.normalize_input, config.max_input_length) == ('lite', False, None)\n"
-            "print(identify('Le chat dort sur le canapé.')[0], identify('这是一个测试句子。')[0], identify('A' * 200 + ' é')[0] != '')\n")
-    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "FTLANG_CACHE": str(tmp_path),
-           "HOME": str(tmp_path)}
+    code = (
+        "from pipeline.quality.signals import _detector, identify\n"
+        "config = _detector().config\n"
+        "assert (config.model, config.normalize_input, config.max_input_length) == ('lite', False, None)\n"
+        "print(identify('Le chat dort sur le canapé.')[0], identify('这是一个测试句子。')[0], identify('A' * 200 + ' é')[0] != '')\n"
+    )
+    env = {
+        **os.environ,
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "FTLANG_CACHE": str(tmp_path),
+        "HOME": str(tmp_path),
+    }
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0 and proc.stdout.split() == ["fr", "zh", "True"], proc.stdout + proc.stderr[-2000:]
 

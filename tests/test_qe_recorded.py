@@ -42,8 +42,19 @@ def turns(lang: str, split: str) -> list[ProbeTurn]:
             out.append(ProbeTurn(r["line"], source, reference, text, qe, back, chrf(back, source), None, True))
         else:
             qe = assess(source, r["text"], lang, flags=r["flags"], th=QE.for_lang(lang), bands=QE.bands)
-            out.append(ProbeTurn(r["line"], source, reference, r["text"], qe, back, None if back is None else chrf(back, source),
-                                 chrf(r["text"], reference), flags=r["flags"]))
+            out.append(
+                ProbeTurn(
+                    r["line"],
+                    source,
+                    reference,
+                    r["text"],
+                    qe,
+                    back,
+                    None if back is None else chrf(back, source),
+                    chrf(r["text"], reference),
+                    flags=r["flags"],
+                )
+            )
     return out
 
 
@@ -62,7 +73,9 @@ def test_the_recording_holds_model_output_and_line_numbers_only():
         pairs = load_pairs(SHARED_DATA / "ntrex-dev", lang)
         for r in RECORDED["languages"][lang]:
             assert r["kind"] in ("translation", "reference") and r["split"] in ("calibrate", "measure")
-            assert "reference" not in r and "source" not in r and r.get("text") != pairs[r["line"]][1]  # never a copy of shared data
+            assert (
+                "reference" not in r and "source" not in r and r.get("text") != pairs[r["line"]][1]
+            )  # never a copy of shared data
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -84,7 +97,9 @@ def test_the_shipped_defaults_rank_real_answers_by_their_meaning(lang):
 def test_a_calibration_fitted_on_recorded_lines_holds_on_lines_it_never_saw(lang, tmp_path):
     records = [t.record(QE.bands.get(lang)) for t in turns(lang, "calibrate")]
     fitted = calibrate(lang, "tv-recorded", records, FLOORS[lang])
-    assert 0.0 <= fitted.reject_below <= fitted.accept_from <= 1.0 and fitted.figures["translations"] == sum(not r.reference for r in records)
+    assert 0.0 <= fitted.reject_below <= fitted.accept_from <= 1.0 and fitted.figures["translations"] == sum(
+        not r.reference for r in records
+    )
     # the file round-trips to the same scores
     again = Calibration.from_dict(json.loads(fitted.to_json()))
     held = turns(lang, "measure")

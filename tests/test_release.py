@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -26,8 +26,23 @@ def ws(vllm_server, tmp_path_factory) -> Path:
     workspace = tmp_path_factory.mktemp("release-ws")
     qe = workspace.parent / "lenient-qe.json"
     qe.write_text(json.dumps(LENIENT_QE))
-    proc = polyglot("translate", str(LLAVA / "coco_val_qa90_gpt4.json"), "--workspace", str(workspace), "--langs", ",".join(LANGS),
-                    "--server", vllm_server.url, "--limit", "12", "--no-progress", "--bt-rate", "0", "--qe-config", str(qe))
+    proc = polyglot(
+        "translate",
+        str(LLAVA / "coco_val_qa90_gpt4.json"),
+        "--workspace",
+        str(workspace),
+        "--langs",
+        ",".join(LANGS),
+        "--server",
+        vllm_server.url,
+        "--limit",
+        "12",
+        "--no-progress",
+        "--bt-rate",
+        "0",
+        "--qe-config",
+        str(qe),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return workspace
 
@@ -38,18 +53,32 @@ def test_publish_writes_the_hub_layout_manifest_and_card(ws):
     v1 = ws / "releases" / "v1"
     assert "release v1 written" in proc.stdout
     for lang in LANGS:
-        assert sorted(p.name for p in (v1 / "data" / lang).iterdir()) == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
+        assert sorted(p.name for p in (v1 / "data" / lang).iterdir()) == [
+            f"train-0000{i}-of-00003.parquet" for i in range(3)
+        ]
     manifest = json.loads((v1 / "manifest.json").read_text())
     assert manifest["version"] == "v1" and manifest["parent"] is None and manifest["counts"]["hi"]["rows"] == 12
-    assert manifest["inputs"][0]["path"].endswith("coco_val_qa90_gpt4.json") and len(manifest["inputs"][0]["sha256"]) == 64
+    assert (
+        manifest["inputs"][0]["path"].endswith("coco_val_qa90_gpt4.json") and len(manifest["inputs"][0]["sha256"]) == 64
+    )
     assert all(len(info["sha256"]) == 64 for info in manifest["files"].values())
     assert {"data/hi/train-00000-of-00003.parquet", "README.md"} <= set(manifest["files"])
     card = (v1 / "README.md").read_text()
     assert card.startswith("---\n") and "- config_name: ur" in card and "path: data/ur/train-*.parquet" in card
     assert not list((ws / "releases").glob(".*"))  # no temporary directory left behind
     df = pl.read_parquet(v1 / "data" / "hi" / "*.parquet")
-    assert {"id", "image", "conversations", "lang", "source_id", "translator_version", "rules_version", "qe_status",
-            "review_status", "human_corrected"} <= set(df.columns)
+    assert {
+        "id",
+        "image",
+        "conversations",
+        "lang",
+        "source_id",
+        "translator_version",
+        "rules_version",
+        "qe_status",
+        "review_status",
+        "human_corrected",
+    } <= set(df.columns)
 
 
 def test_the_cards_yaml_round_trips_and_datasets_reads_its_configs(ws):
@@ -60,9 +89,15 @@ def test_the_cards_yaml_round_trips_and_datasets_reads_its_configs(ws):
 
     v1 = ws / "releases" / "v1"
     data = DatasetCard.load(v1 / "README.md").data.to_dict()
-    assert data["license"] == "cc-by-nc-4.0" and data["language"] == LANGS and data["pretty_name"] == "LLaVA-Instruct multilingual (v1)"
-    assert data["configs"] == [{"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/train-*.parquet"}]}
-                               for lang in LANGS]
+    assert (
+        data["license"] == "cc-by-nc-4.0"
+        and data["language"] == LANGS
+        and data["pretty_name"] == "LLaVA-Instruct multilingual (v1)"
+    )
+    assert data["configs"] == [
+        {"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/train-*.parquet"}]}
+        for lang in LANGS
+    ]
     assert get_dataset_config_names(str(v1)) == LANGS
 
 
@@ -92,14 +127,30 @@ def test_second_release_after_corrections_diffs_exactly_the_corrected_rows(ws):
     shards = pl.read_parquet(ws / "translations" / "hi" / "*.parquet").sort("id")
     keys = shards["conv_key"].to_list()[:2]
     tasks = [t for t in build_tasks(ws, "hi", keys) if t["data"]["turn_index"] == 1]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     rows = [
-        annotation_row({"id": 10 + n, **t}, {"id": 90 + n, "project": 1, "completed_by": 2, "was_cancelled": False,
-                                             "created_at": stamp, "updated_at": stamp,
-                                             "result": [{"from_name": TRANSLATION, "to_name": "english", "type": "textarea",
-                                                         "value": {"text": [f"सुधारा गया उत्तर {n}।"]}}]},
-                       {2: "reviewer@example.org"}, now)
+        annotation_row(
+            {"id": 10 + n, **t},
+            {
+                "id": 90 + n,
+                "project": 1,
+                "completed_by": 2,
+                "was_cancelled": False,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "result": [
+                    {
+                        "from_name": TRANSLATION,
+                        "to_name": "english",
+                        "type": "textarea",
+                        "value": {"text": [f"सुधारा गया उत्तर {n}।"]},
+                    }
+                ],
+            },
+            {2: "reviewer@example.org"},
+            now,
+        )
         for n, t in enumerate(tasks)
     ]
     corrections.append(ws, rows)
@@ -127,7 +178,9 @@ def test_republishing_a_version_is_refused(ws):
 
 
 def test_llava_export_passes_the_projects_own_ingest(ws, tmp_path):
-    proc = polyglot("export-llava", "v2", "--workspace", str(ws), "--out", str(tmp_path / "llava"), "--mix", "--all-rows")
+    proc = polyglot(
+        "export-llava", "v2", "--workspace", str(ws), "--out", str(tmp_path / "llava"), "--mix", "--all-rows"
+    )
     assert proc.returncode == 0, proc.stderr
     files = [tmp_path / "llava" / f"llava_{lang}.json" for lang in [*LANGS, "mix"]]
     mixed = json.loads(files[-1].read_text())

@@ -37,8 +37,19 @@ def ws(vllm_server, labelstudio_server, tmp_path_factory) -> Path:
     qe_config = workspace.parent / "lenient-qe.json"
     qe_config.write_text(json.dumps(LENIENT_QE))
     proc = polyglot(
-        "translate", str(QA90), "--workspace", str(workspace), "--langs", "ur,hi", "--server", vllm_server.url,
-        "--limit", "20", "--no-progress", "--qe-config", str(qe_config),
+        "translate",
+        str(QA90),
+        "--workspace",
+        str(workspace),
+        "--langs",
+        "ur,hi",
+        "--server",
+        vllm_server.url,
+        "--limit",
+        "20",
+        "--no-progress",
+        "--qe-config",
+        str(qe_config),
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     queue = pl.read_parquet(workspace / "review" / "queue.parquet")
@@ -59,8 +70,12 @@ def sign_up(url: str, email: str, password: str) -> str:
     assert link.startswith(url + "/user/signup/?token=")
     session = requests.Session()
     session.get(link, timeout=60)
-    r = session.post(link, data={"email": email, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
-                     headers={"Referer": link}, timeout=60)
+    r = session.post(
+        link,
+        data={"email": email, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": link},
+        timeout=60,
+    )
     assert r.status_code == 200
     token = session.get(f"{url}/api/current-user/token", timeout=60)
     assert token.status_code == 200, token.text
@@ -87,8 +102,11 @@ def shard_turn(ws: Path, lang: str, conv_key: str, turn: int) -> dict:
     df = pl.read_parquet(ws / "translations" / lang / "*.parquet").filter(pl.col("conv_key") == conv_key)
     row = df.row(0, named=True)
     return {
-        "value": row["conversations"][turn]["value"], "human": row["turn_human"][turn], "qe": row["turn_qe_status"][turn],
-        "review_status": row["review_status"], "human_corrected": row["human_corrected"],
+        "value": row["conversations"][turn]["value"],
+        "human": row["turn_human"][turn],
+        "qe": row["turn_qe_status"][turn],
+        "review_status": row["review_status"],
+        "human_corrected": row["human_corrected"],
     }
 
 
@@ -131,6 +149,7 @@ def test_push_creates_one_task_per_turn_and_is_idempotent(ws, admin):
 def test_projects_belong_to_the_workspace_that_created_them(ws, admin, tmp_path):
     """A second workspace on the same server is refused the titles this one owns (its tasks would mix into our
     projects); this workspace, having lost projects.json, finds its own projects again by title."""
+
     def counts() -> dict[int, int]:
         return {pid: len(project_tasks(admin, pid)) for pid in (STATE["ur"]["project"], STATE["hi"]["project"])}
 
@@ -143,11 +162,25 @@ def test_projects_belong_to_the_workspace_that_created_them(ws, admin, tmp_path)
     assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-3000:]
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr  # one clear line, no Prefect record above it
     last = refused.stderr.strip().splitlines()[-1]
-    assert re.search(r"already has a project titled 'llava-polyglot · (Urdu \(ur\)|Hindi \(hi\))' \(id \d+\) that "
-                     r"belongs to workspace [0-9a-f]{8}", last), last
+    assert re.search(
+        r"already has a project titled 'llava-polyglot · (Urdu \(ur\)|Hindi \(hi\))' \(id \d+\) that "
+        r"belongs to workspace [0-9a-f]{8}",
+        last,
+    ), last
     assert "--project-prefix" in last
     assert counts() == before and len(list(admin.projects.list())) == n_projects
-    own = polyglot("review", "push", "--workspace", str(other), "--langs", "ur,hi", "--overlap", "0.5", "--project-prefix", "second")
+    own = polyglot(
+        "review",
+        "push",
+        "--workspace",
+        str(other),
+        "--langs",
+        "ur,hi",
+        "--overlap",
+        "0.5",
+        "--project-prefix",
+        "second",
+    )
     assert own.returncode == 0, own.stderr[-3000:]
     second = json.loads((other / "review" / "projects.json").read_text())
     assert set(second.values()).isdisjoint(before) and counts() == before
@@ -164,14 +197,20 @@ def test_projects_belong_to_the_workspace_that_created_them(ws, admin, tmp_path)
 
 def test_two_reviewers_annotate_and_pull_brings_corrections_back_exactly(ws, admin, labelstudio_server):
     url = labelstudio_server.url
-    STATE["amina"] = LabelStudio(base_url=url, api_key=sign_up(url, "amina@reviewers.invalid", "correct-horse-7-battery"))
+    STATE["amina"] = LabelStudio(
+        base_url=url, api_key=sign_up(url, "amina@reviewers.invalid", "correct-horse-7-battery")
+    )
     STATE["ravi"] = LabelStudio(base_url=url, api_key=sign_up(url, "ravi@reviewers.invalid", "staple-9-tulip-lantern"))
     ur, hi = STATE["ur"]["tasks"], STATE["hi"]["tasks"]
     # Amina edits an Urdu turn; Ravi accepts another as it is and also reviews Amina's turn (overlap).
-    edited = STATE["amina"].annotations.create(id=ur[0].id, result=result(URDU_FIX, ["grammar", "terminology"], 2), lead_time=41.5)
+    edited = STATE["amina"].annotations.create(
+        id=ur[0].id, result=result(URDU_FIX, ["grammar", "terminology"], 2), lead_time=41.5
+    )
     STATE["ur_edited"] = (ur[0], edited.id)
     STATE["ravi"].annotations.create(id=ur[1].id, result=result(ur[1].data["machine_text"], ["ok"], 5), lead_time=7.25)
-    STATE["ravi"].annotations.create(id=ur[0].id, result=result(URDU_FIX.replace("  ", " "), ["grammar"], 3), lead_time=12.0)
+    STATE["ravi"].annotations.create(
+        id=ur[0].id, result=result(URDU_FIX.replace("  ", " "), ["grammar"], 3), lead_time=12.0
+    )
     # Ravi edits a Hindi turn; Amina skips another.
     STATE["ravi"].annotations.create(id=hi[0].id, result=result(HINDI_FIX, ["mistranslation"], 1), lead_time=30.0)
     STATE["amina"].annotations.create(id=hi[1].id, result=[], was_cancelled=True, lead_time=3.0)
@@ -185,8 +224,12 @@ def test_two_reviewers_annotate_and_pull_brings_corrections_back_exactly(ws, adm
     assert amina["reviewer"] == "amina@reviewers.invalid" and amina["edited"] and not amina["skipped"]
     assert amina["categories"] == ["grammar", "terminology"] and amina["rating"] == 2 and amina["lead_time"] == 41.5
     assert amina["machine_text"] == ur[0].data["machine_text"] and amina["source"] == ur[0].data["english"]
-    accepted = h.filter((pl.col("task_id") == ur[1].id)).row(0, named=True)
-    assert accepted["corrected_text"] == ur[1].data["machine_text"] and not accepted["edited"] and accepted["reviewer"] == "ravi@reviewers.invalid"
+    accepted = h.filter(pl.col("task_id") == ur[1].id).row(0, named=True)
+    assert (
+        accepted["corrected_text"] == ur[1].data["machine_text"]
+        and not accepted["edited"]
+        and accepted["reviewer"] == "ravi@reviewers.invalid"
+    )
     skipped = h.filter(pl.col("task_id") == hi[1].id).row(0, named=True)
     assert skipped["skipped"] and skipped["corrected_text"] is None
     assert h.filter(pl.col("task_id") == hi[0].id)["corrected_text"].to_list() == [HINDI_FIX]
@@ -198,9 +241,14 @@ def test_two_reviewers_annotate_and_pull_brings_corrections_back_exactly(ws, adm
     t1 = shard_turn(ws, "ur", ur[1].data["conv_key"], ur[1].data["turn_index"])
     assert t1["value"] == ur[1].data["machine_text"] and t1["human"] == "reviewed"
     assert shard_turn(ws, "hi", hi[0].data["conv_key"], hi[0].data["turn_index"])["value"] == HINDI_FIX
-    assert shard_turn(ws, "hi", hi[1].data["conv_key"], hi[1].data["turn_index"])["human"] is None  # skipped: machine text stays
+    assert (
+        shard_turn(ws, "hi", hi[1].data["conv_key"], hi[1].data["turn_index"])["human"] is None
+    )  # skipped: machine text stays
     reviewed = pl.read_parquet(ws / "review" / "reviewed.parquet")
-    assert {(r["lang"], r["conv_key"]) for r in reviewed.iter_rows(named=True)} >= {("ur", ur[0].data["conv_key"]), ("hi", hi[1].data["conv_key"])}
+    assert {(r["lang"], r["conv_key"]) for r in reviewed.iter_rows(named=True)} >= {
+        ("ur", ur[0].data["conv_key"]),
+        ("hi", hi[1].data["conv_key"]),
+    }
 
     # Pull again, push again: nothing added anywhere.
     again = polyglot("review", "pull", "--workspace", str(ws))
@@ -245,7 +293,9 @@ def test_pull_with_the_server_stopped_loses_nothing(ws, labelstudio_server):
     proc = polyglot("review", "pull", "--workspace", str(ws))
     assert proc.returncode == 0, proc.stderr[-3000:]
     h = history(ws)
-    assert h.height == before + 1 and h.filter(pl.col("annotation_id") == late.id)["corrected_text"].to_list() == ["देर से आया सुधार"]
+    assert h.height == before + 1 and h.filter(pl.col("annotation_id") == late.id)["corrected_text"].to_list() == [
+        "देर से आया सुधार"
+    ]
 
 
 def test_agreement_between_reviewers_is_reported(ws):
@@ -264,8 +314,18 @@ def test_agreement_between_reviewers_is_reported(ws):
 def test_a_later_machine_run_keeps_human_text(ws, vllm_server):
     task, _ = STATE["ur_edited"]
     human = shard_turn(ws, "ur", task.data["conv_key"], task.data["turn_index"])["value"]
-    proc = polyglot("translate", "--workspace", str(ws), "--langs", "ur,hi", "--server", vllm_server.url, "--no-progress",
-                    "--qe-config", str(ws.parent / "lenient-qe.json"))
+    proc = polyglot(
+        "translate",
+        "--workspace",
+        str(ws),
+        "--langs",
+        "ur,hi",
+        "--server",
+        vllm_server.url,
+        "--no-progress",
+        "--qe-config",
+        str(ws.parent / "lenient-qe.json"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = shard_turn(ws, "ur", task.data["conv_key"], task.data["turn_index"])
     assert after["value"] == human and after["human"] == "corrected"
@@ -285,7 +345,8 @@ def test_urdu_page_is_right_to_left_with_the_translation_prefilled(ws, labelstud
         target.wait_for(timeout=60_000)
         page.wait_for_function(
             "text => document.querySelector('.pg-target').innerText.replace(/\\s+/g, ' ').includes(text)",
-            arg=" ".join(machine.split())[:40], timeout=60_000,
+            arg=" ".join(machine.split())[:40],
+            timeout=60_000,
         )
         shot = tmp_path / "urdu-task.png"
         page.screenshot(path=str(shot), full_page=True)
@@ -302,9 +363,7 @@ def test_urdu_page_is_right_to_left_with_the_translation_prefilled(ws, labelstud
         page.locator("label:has-text('omission')").first.click()
         page.screenshot(path=str(tmp_path / "urdu-task-edited.png"), full_page=True)
         page.get_by_role("button", name="Submit").click()
-        page.wait_for_function(
-            "() => !document.querySelector('.pg-target textarea')", timeout=30_000
-        )
+        page.wait_for_function("() => !document.querySelector('.pg-target textarea')", timeout=30_000)
     assert shot.stat().st_size > 10_000
     print(f"screenshots: {tmp_path}")
     proc = polyglot("review", "pull", "--workspace", str(ws))

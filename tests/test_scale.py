@@ -51,8 +51,29 @@ def servers():
 
 
 def translate(ws: Path, server: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "translate", str(QA90), "--workspace", str(ws), "--server", server,
-            "--langs", LANGS, "--limit", "12", "--no-progress", "--bt-rate", "0", "--concurrency", "8", "--batch-size", "4", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "translate",
+        str(QA90),
+        "--workspace",
+        str(ws),
+        "--server",
+        server,
+        "--langs",
+        LANGS,
+        "--limit",
+        "12",
+        "--no-progress",
+        "--bt-rate",
+        "0",
+        "--concurrency",
+        "8",
+        "--batch-size",
+        "4",
+        *extra,
+    ]
 
 
 def shards(ws: Path, lang: str) -> pl.DataFrame:
@@ -78,20 +99,27 @@ def memory(ws: Path) -> pl.DataFrame:
 def test_two_dask_workers_and_two_servers_translate_each_pair_once_and_match_one_worker(servers, reference, tmp_path):
     before = [server_requests(s.url) for s in servers]
     both = ",".join(s.url for s in servers)
-    proc = subprocess.run(translate(tmp_path, both, "--dask-workers", "2"), cwd=REPO, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        translate(tmp_path, both, "--dask-workers", "2"), cwd=REPO, capture_output=True, text=True, timeout=1200
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     served = [server_requests(s.url) - b for s, b in zip(servers, before)]
     mine, theirs = memory(tmp_path), memory(reference)
     pairs = mine.height
-    print(f"requests per server: {served}; unique pairs {pairs}; requests ÷ answers kept {sum(served) / mine['attempts'].sum():.2f}")
+    print(
+        f"requests per server: {served}; unique pairs {pairs}; requests ÷ answers kept {sum(served) / mine['attempts'].sum():.2f}"
+    )
     # both carried load; by load, not round robin: on a 2-core machine the two servers compete for the same
     # cores and the faster one (fewer requests in flight) gets more
     assert all(n > 0 for n in served), served
     # two partitions, two clients: every (unit, language) pair asked by exactly one of them
     assert mine.select("unit_hash", "lang").n_unique() == pairs == theirs.height
     assert sum(served) == mine["attempts"].sum(), "a request was sent that no answer in the memory accounts for"
-    assert mine.sort("lang", "unit_hash").select("unit_hash", "lang", "status", "text").equals(
-        theirs.sort("lang", "unit_hash").select("unit_hash", "lang", "status", "text"))
+    assert (
+        mine.sort("lang", "unit_hash")
+        .select("unit_hash", "lang", "status", "text")
+        .equals(theirs.sort("lang", "unit_hash").select("unit_hash", "lang", "status", "text"))
+    )
     for lang in LANGS.split(","):
         assert shards(tmp_path, lang).equals(shards(reference, lang)), lang
     # uncalibrated: said once, by the flow, for every language in one line, not once per worker process that assembles
@@ -102,8 +130,14 @@ def test_two_dask_workers_and_two_servers_translate_each_pair_once_and_match_one
 def test_one_of_two_servers_killed_mid_run_the_other_finishes(servers, reference, tmp_path):
     both = ",".join(s.url for s in servers)
     victim = servers[1]
-    proc = subprocess.Popen(translate(tmp_path, both, "--retry-seconds", "60"), cwd=REPO, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        translate(tmp_path, both, "--retry-seconds", "60"),
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         start = time.monotonic()
         while time.monotonic() - start < 600 and len(list((tmp_path / "tm").rglob("part-*.parquet"))) < 2:

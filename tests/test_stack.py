@@ -24,8 +24,22 @@ def compose() -> dict:
 def test_compose_file_follows_the_compose_specification(compose, tmp_path):
     import jsonschema
 
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "docker-compose==1.29.2", "-d", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "docker-compose==1.29.2",
+            "-d",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next(tmp_path.glob("docker_compose-*.whl"))
     schema = json.loads(zipfile.ZipFile(wheel).read("compose/config/compose_spec.json"))
@@ -47,7 +61,9 @@ def test_stack_binds_locally_keeps_secrets_in_env_and_checks_health(compose):
             if re.search(r"PASSWORD|USER_TOKEN|API_KEY$|^HF_TOKEN$", key):
                 assert str(value).startswith("${"), f"{name}.{key} must come from .env"
     vllm = services["vllm"]
-    assert "--enable-lora" in vllm["command"] and vllm["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert "--enable-lora" in vllm["command"] and vllm["deploy"]["resources"]["reservations"]["devices"][0][
+        "capabilities"
+    ] == ["gpu"]
     example = (REPO / ".env.example").read_text()
     for variable in set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text())):
         assert re.search(rf"^{variable}=", example, re.M), f"{variable} is not in .env.example"

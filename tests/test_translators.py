@@ -40,8 +40,22 @@ floors = {floors}
 
 
 def _translate(ws: Path, translators: Path, *extra: str):
-    return polyglot("translate", str(QA90), "--workspace", str(ws), "--langs", "es,zh", "--translators", str(translators),
-                    "--limit", "6", "--no-progress", "--bt-rate", "0", *extra)
+    return polyglot(
+        "translate",
+        str(QA90),
+        "--workspace",
+        str(ws),
+        "--langs",
+        "es,zh",
+        "--translators",
+        str(translators),
+        "--limit",
+        "6",
+        "--no-progress",
+        "--bt-rate",
+        "0",
+        *extra,
+    )
 
 
 def test_qualify_choose_refuse_and_retranslate_only_the_changed_language(vllm_server, tmp_path):
@@ -51,20 +65,40 @@ def test_qualify_choose_refuse_and_retranslate_only_the_changed_language(vllm_se
     refused = _translate(ws, translators)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     lines = refused.stderr.strip().splitlines()
-    assert len(lines) == 2 and all("has no qualification" in line and "--allow-unqualified" in line for line in lines), refused.stderr
-    assert lines[0].startswith("polyglot translate: refused: zh") or lines[0].startswith("polyglot translate: refused: es")
+    assert len(lines) == 2 and all(
+        "has no qualification" in line and "--allow-unqualified" in line for line in lines
+    ), refused.stderr
+    assert lines[0].startswith("polyglot translate: refused: zh") or lines[0].startswith(
+        "polyglot translate: refused: es"
+    )
     assert server_requests(url) == before  # nothing sent
 
-    qualified = polyglot("qualify", "--translators", str(translators), "--refs", str(SHARED_DATA / "ntrex-dev"), "--langs", "es,zh",
-                         "--workspace", str(ws), "--lines", "6", "--choose")
+    qualified = polyglot(
+        "qualify",
+        "--translators",
+        str(translators),
+        "--refs",
+        str(SHARED_DATA / "ntrex-dev"),
+        "--langs",
+        "es,zh",
+        "--workspace",
+        str(ws),
+        "--lines",
+        "6",
+        "--choose",
+    )
     assert qualified.returncode == 0, qualified.stdout[-2000:] + qualified.stderr[-3000:]
     rows = [json.loads(line) for line in (ws / "translator" / "qualification.jsonl").read_text().splitlines()]
-    assert {(r["translator"], r["lang"]) for r in rows} == {(t, lang) for t in ("plain", "terse") for lang in ("es", "zh")}
+    assert {(r["translator"], r["lang"]) for r in rows} == {
+        (t, lang) for t in ("plain", "terse") for lang in ("es", "zh")
+    }
     assert all(0 <= r["chrf"] <= 100 and 0 <= r["answers_passing"] <= 1 and r["requests"] > 0 for r in rows)
     header = next(line for line in qualified.stdout.splitlines() if line.startswith("lang"))
     assert "plain" in header and "terse" in header  # translators as columns, languages as rows
-    best = {lang: max((r for r in rows if r["lang"] == lang), key=lambda r: (r["chrf"], r["answers_passing"]))["translator"]
-            for lang in ("es", "zh")}
+    best = {
+        lang: max((r for r in rows if r["lang"] == lang), key=lambda r: (r["chrf"], r["answers_passing"]))["translator"]
+        for lang in ("es", "zh")
+    }
     chosen = load(translators)
     assert chosen.languages == best and (tmp_path / "translators.toml.bak-1").exists()
     history = [json.loads(line) for line in (ws / "translator" / "history.jsonl").read_text().splitlines()]
@@ -80,7 +114,10 @@ def test_qualify_choose_refuse_and_retranslate_only_the_changed_language(vllm_se
     assert ran.returncode == 0, ran.stderr[-3000:]
 
     def used() -> dict[str, set[str]]:
-        return {lang: set(pl.read_parquet(ws / "translations" / lang / "*.parquet")["translator_version"]) for lang in ("es", "zh")}
+        return {
+            lang: set(pl.read_parquet(ws / "translations" / lang / "*.parquet")["translator_version"])
+            for lang in ("es", "zh")
+        }
 
     versions = used()
     assert all(len(v) == 1 for v in versions.values())
@@ -97,18 +134,23 @@ def test_qualify_choose_refuse_and_retranslate_only_the_changed_language(vllm_se
     assert now["zh"] == versions["zh"] and len(now["es"]) == 1 and now["es"] != versions["es"]
     (es_version,) = now["es"]
     entries = TranslationMemory(ws / "tm").load("es", es_version, units)
-    assert len(entries) == len(units) and f"for {len(units)} new (unit, language) pairs" in again.stdout  # es only, each unit once
+    assert (
+        len(entries) == len(units) and f"for {len(units)} new (unit, language) pairs" in again.stdout
+    )  # es only, each unit once
     assert server_requests(url) - before == sum(e.attempts for e in entries.values())
 
 
-@pytest.mark.parametrize("text,key", [
-    ('[translators.a]\nservers = ["http://127.0.0.1:1"]\n[languages]\nxx = "a"\n', "[languages].xx"),
-    ('[translators.a]\nmodel = "m"\n[languages]\nes = "a"\n', "[translators.a].servers"),
-    ('[translators.a]\nservers = ["http://127.0.0.1:1"]\n[languages]\nes = "b"\n', "[languages].es"),
-    ('[translators.a]\nservers = ["http://127.0.0.1:1"]\ntemperature = 9\n', "[translators.a]"),
-    ('[translators.a]\nservers = ["ftp://x"]\n', "[translators.a].servers"),
-    ("[translators.a\nservers = 1\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ('[translators.a]\nservers = ["http://127.0.0.1:1"]\n[languages]\nxx = "a"\n', "[languages].xx"),
+        ('[translators.a]\nmodel = "m"\n[languages]\nes = "a"\n', "[translators.a].servers"),
+        ('[translators.a]\nservers = ["http://127.0.0.1:1"]\n[languages]\nes = "b"\n', "[languages].es"),
+        ('[translators.a]\nservers = ["http://127.0.0.1:1"]\ntemperature = 9\n', "[translators.a]"),
+        ('[translators.a]\nservers = ["ftp://x"]\n', "[translators.a].servers"),
+        ("[translators.a\nservers = 1\n", "not valid TOML"),
+    ],
+)
 def test_a_bad_translators_file_ends_in_one_line_naming_the_file_and_the_key(tmp_path, text, key):
     path = tmp_path / "t.toml"
     path.write_text(text)
@@ -125,8 +167,20 @@ def test_qe_calibrate_fits_a_versioned_calibration_that_the_next_translate_run_u
     from pipeline.quality.score import Calibration
 
     ws = tmp_path / "ws"
-    proc = polyglot("qe", "calibrate", "--workspace", str(ws), "--refs", str(SHARED_DATA / "ntrex-dev"), "--langs", "es",
-                    "--lines", "10", "--server", vllm_server.url)
+    proc = polyglot(
+        "qe",
+        "calibrate",
+        "--workspace",
+        str(ws),
+        "--refs",
+        str(SHARED_DATA / "ntrex-dev"),
+        "--langs",
+        "es",
+        "--lines",
+        "10",
+        "--server",
+        vllm_server.url,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     (path,) = list((ws / "quality" / "calibration" / "es").glob("tv-*.json"))
     calibration = Calibration.from_dict(json.loads(path.read_text()))
@@ -135,8 +189,19 @@ def test_qe_calibrate_fits_a_versioned_calibration_that_the_next_translate_run_u
     assert f["translations"] == 10 and f["references"] == 10 and f["references_rejected"] <= 0.1
     assert 0 <= calibration.reject_below <= calibration.accept_from <= 1 and calibration.floor == 45.0
     assert "bt_chrf" in calibration.with_meaning.features and "bt_chrf" not in calibration.form_only.features
-    run = polyglot("translate", str(QA90), "--workspace", str(ws), "--langs", "es", "--server", vllm_server.url, "--limit", "3",
-                   "--no-progress")
+    run = polyglot(
+        "translate",
+        str(QA90),
+        "--workspace",
+        str(ws),
+        "--langs",
+        "es",
+        "--server",
+        vllm_server.url,
+        "--limit",
+        "3",
+        "--no-progress",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "shipped default calibration" not in run.stderr  # es has its own now
     shard = pl.read_parquet(ws / "translations" / "es" / "*.parquet")
@@ -151,11 +216,23 @@ def test_the_example_translators_file_reads_and_takes_a_choice(tmp_path):
     from .conftest import REPO
 
     example = load(REPO / "docs" / "translators.example.toml")
-    assert set(example.translators) == {"coder-1_5b", "coder-0_5b"} and example.floor_for("zh") == 20.0 and example.floor_for("hi") == 30.0
+    assert (
+        set(example.translators) == {"coder-1_5b", "coder-0_5b"}
+        and example.floor_for("zh") == 20.0
+        and example.floor_for("hi") == 30.0
+    )
     assert example.for_language("hi").servers == "http://127.0.0.1:8000"
     copy = tmp_path / "translators.toml"
     copy.write_text(example.path.read_text(encoding="utf-8"), encoding="utf-8")
     write_choice(load(copy), {"es": "coder-0_5b", "ru": "coder-0_5b"})  # its [languages] header carries a comment
     chosen = load(copy)
-    assert chosen.languages == {"es": "coder-0_5b", "zh": "coder-1_5b", "hi": "coder-1_5b", "ar": "coder-1_5b", "ru": "coder-0_5b"}
-    assert copy.read_text(encoding="utf-8").count("[languages]") == 1 and "--choose rewrites this table" in copy.read_text(encoding="utf-8")
+    assert chosen.languages == {
+        "es": "coder-0_5b",
+        "zh": "coder-1_5b",
+        "hi": "coder-1_5b",
+        "ar": "coder-1_5b",
+        "ru": "coder-0_5b",
+    }
+    assert copy.read_text(encoding="utf-8").count(
+        "[languages]"
+    ) == 1 and "--choose rewrites this table" in copy.read_text(encoding="utf-8")

@@ -81,7 +81,9 @@ def test_whitespace_runs_do_not_blow_up():
 
 
 texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
-pieces = st.one_of(texts, st.sampled_from(PROTECTED_SAMPLES), st.sampled_from(["\n", "\n\n", "1. ", "- ", "```\n", "  "]))
+pieces = st.one_of(
+    texts, st.sampled_from(PROTECTED_SAMPLES), st.sampled_from(["\n", "\n\n", "1. ", "- ", "```\n", "  "])
+)
 
 
 @settings(max_examples=600, deadline=None)

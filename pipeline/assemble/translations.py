@@ -65,7 +65,14 @@ TRANSLATION_SCHEMA = pa.schema(
         ("human_corrected", pa.bool_()),
     ]
 )
-QE_TURN_COLUMNS = ("turn_qe_status", "turn_qe_reasons", "turn_lang_detected", "turn_lang_prob", "turn_script_share", "turn_length_ratio")
+QE_TURN_COLUMNS = (
+    "turn_qe_status",
+    "turn_qe_reasons",
+    "turn_lang_detected",
+    "turn_lang_prob",
+    "turn_script_share",
+    "turn_length_ratio",
+)
 
 
 def _unit_text(entries: dict[str, Entry], unit_hash: str, index: int) -> tuple[str, list[str]]:
@@ -131,11 +138,18 @@ def assemble_shard(
                 else quality.TurnQE()
             )
             human_turn = bool(human) and (conv_key, len(bt)) in human
-            if backtranslate and not human_turn and fixed.text.strip() and sampled(seed, lang, conv_key, len(bt), bt_rate):
+            if (
+                backtranslate
+                and not human_turn
+                and fixed.text.strip()
+                and sampled(seed, lang, conv_key, len(bt), bt_rate)
+            ):
                 bt_jobs.append((len(out["id"]), len(bt), fixed.text, value))
             bt.append(None)
             turn_signals.append(q)
-            for name, v in zip(QE_TURN_COLUMNS, (q.status, q.reasons, q.lang_detected, q.lang_prob, q.script_share, q.length_ratio)):
+            for name, v in zip(
+                QE_TURN_COLUMNS, (q.status, q.reasons, q.lang_detected, q.lang_prob, q.script_share, q.length_ratio)
+            ):
                 turn_qe[name].append(v)
             statuses.append("flagged" if turn_flags else "ok")
             flags.append(turn_flags)
@@ -145,14 +159,30 @@ def assemble_shard(
         counts.turns += n_turns
         counts.turns_flagged += statuses.count("flagged")
         for name, value in (
-            ("id", conv_id), ("image", image), ("conversations", conversation), ("lang", lang), ("conv_key", conv_key),
-            ("status", "flagged" if flagged else "ok"), ("turn_status", statuses), ("turn_flags", flags),
-            ("translator_version", translator_version), ("translator", translator_json),
-            ("raw_values", raws), ("fixes", fixes), ("rules_version", rules_version),
-            ("qe_status", None), *turn_qe.items(), ("turn_bt_chrf", bt), ("turn_back_translation", [None] * n_turns),
-            ("qe_score", None), ("turn_qe_score", [None] * n_turns),
-            ("source_file", source_file), ("record_index", record_index),
-            ("turn_human", [None] * n_turns), ("review_status", "unreviewed"), ("human_corrected", False),
+            ("id", conv_id),
+            ("image", image),
+            ("conversations", conversation),
+            ("lang", lang),
+            ("conv_key", conv_key),
+            ("status", "flagged" if flagged else "ok"),
+            ("turn_status", statuses),
+            ("turn_flags", flags),
+            ("translator_version", translator_version),
+            ("translator", translator_json),
+            ("raw_values", raws),
+            ("fixes", fixes),
+            ("rules_version", rules_version),
+            ("qe_status", None),
+            *turn_qe.items(),
+            ("turn_bt_chrf", bt),
+            ("turn_back_translation", [None] * n_turns),
+            ("qe_score", None),
+            ("turn_qe_score", [None] * n_turns),
+            ("source_file", source_file),
+            ("record_index", record_index),
+            ("turn_human", [None] * n_turns),
+            ("review_status", "unreviewed"),
+            ("human_corrected", False),
         ):
             out[name].append(value)
         signals.append(turn_signals)
@@ -229,8 +259,21 @@ def assemble_language(
             shard_units = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").unique()
             entries = memory.load(lang, version, shard_units.to_pylist())
         path = translations_path(workspace, lang, shard)
-        assemble_shard(shard, lang, path, entries, version, desc, counts, backtranslate, bt_rate or 0.0, seed, qe_config, human,
-                       calibration)
+        assemble_shard(
+            shard,
+            lang,
+            path,
+            entries,
+            version,
+            desc,
+            counts,
+            backtranslate,
+            bt_rate or 0.0,
+            seed,
+            qe_config,
+            human,
+            calibration,
+        )
         paths.append(path)
     return paths
 
@@ -243,5 +286,7 @@ def translations(workspace: Path, langs: list[str], columns: list[str]) -> pl.Da
         if files:
             frames.append(pl.read_parquet(files, columns=columns))
     if not frames:
-        raise FileNotFoundError(f"no translated shards under {workspace / 'translations'}: run 'polyglot translate' first")
+        raise FileNotFoundError(
+            f"no translated shards under {workspace / 'translations'}: run 'polyglot translate' first"
+        )
     return pl.concat(frames)

@@ -14,7 +14,9 @@ def _number(text: str, kind: type, low: float, high: float | None = None) -> int
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}"
+        ) from None
     if value != value or value < low or (high is not None and value > high):  # value != value: NaN
         bounds = f"between {low} and {high}" if high is not None else f"of at least {low}"
         raise argparse.ArgumentTypeError(f"expected a number {bounds}, got {text}")

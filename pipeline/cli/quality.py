@@ -17,11 +17,15 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.quality.signals import QEConfig, assess
 
     config = QEConfig.load(args.qe_config)
-    calibration = Calibration.from_dict(json.loads(args.calibration.read_text())) if args.calibration else defaults(args.lang)
+    calibration = (
+        Calibration.from_dict(json.loads(args.calibration.read_text())) if args.calibration else defaults(args.lang)
+    )
     sources = args.source.read_text(encoding="utf-8").splitlines()
     targets = args.target.read_text(encoding="utf-8").splitlines()
     if len(sources) != len(targets):
-        raise ValueError(f"{args.source} has {len(sources)} lines but {args.target} has {len(targets)}: the files must be line-aligned")
+        raise ValueError(
+            f"{args.source} has {len(sources)} lines but {args.target} has {len(targets)}: the files must be line-aligned"
+        )
     counts: Counter[str] = Counter()
     band = config.bands.get(args.lang)
     for n, (src, tgt) in enumerate(zip(sources, targets), 1):
@@ -29,11 +33,24 @@ def _cmd_score(args: argparse.Namespace) -> int:
         score = calibration.score(q, None, band)  # no back-translation here: the form-only model
         status, reason = calibration.status(q.status, score)
         counts[status] += 1
-        print(json.dumps({"line": n, **q.to_dict(), "status": status, "reasons": q.reasons + ([reason] if reason else []),
-                          "score": score}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "line": n,
+                    **q.to_dict(),
+                    "status": status,
+                    "reasons": q.reasons + ([reason] if reason else []),
+                    "score": score,
+                },
+                ensure_ascii=False,
+            )
+        )
     total = len(sources) or 1
-    print(" ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" for k in ("accepted", "needs_review", "rejected"))
-          + f"; scored by the {calibration.source} calibration without back-translation", file=sys.stderr)
+    print(
+        " ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" for k in ("accepted", "needs_review", "rejected"))
+        + f"; scored by the {calibration.source} calibration without back-translation",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -53,51 +70,84 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     config = QEConfig.load(args.qe_config)
     lines = list(range(args.first, args.first + args.lines))
     model, weights = served_base(args.server, args.model, wait=60)
-    judge = Judge(args.judge_server or args.server, args.judge_model or (served_base(args.judge_server)[0] if args.judge_server else model))
+    judge = Judge(
+        args.judge_server or args.server,
+        args.judge_model or (served_base(args.judge_server)[0] if args.judge_server else model),
+    )
     translators = registry.translators(args.workspace, TranslatorConfig(model=model, weights=weights), langs)
-    print(f"{'lang':<5}{'lines':>6}{'usable':>8}{'floor':>7}{'tau':>7}{'reject <':>10}{'accept ≥':>10}{'refs rej':>9}{'refs rev':>9}"
-          f"{'known good':>11}")
+    print(
+        f"{'lang':<5}{'lines':>6}{'usable':>8}{'floor':>7}{'tau':>7}{'reject <':>10}{'accept ≥':>10}{'refs rej':>9}{'refs rev':>9}"
+        f"{'known good':>11}"
+    )
     for lang in langs:
-        print(f"  … {lang}: {len(lines)} lines of {args.refs} through {translators[lang].served_model}, back-translated by "
-              f"{judge.model}", file=sys.stderr, flush=True)
-        probe = run_probe(args.workspace, args.refs, lang, lines, args.server, translators[lang], judge, args.concurrency, config)
+        print(
+            f"  … {lang}: {len(lines)} lines of {args.refs} through {translators[lang].served_model}, back-translated by "
+            f"{judge.model}",
+            file=sys.stderr,
+            flush=True,
+        )
+        probe = run_probe(
+            args.workspace, args.refs, lang, lines, args.server, translators[lang], judge, args.concurrency, config
+        )
         floor = config.for_lang(lang).usable_chrf or FLOORS.get(lang, 40.0)
         band = config.bands.get(lang)
         fitted = calibrate(lang, probe.translator_version, [t.record(band) for t in probe.turns], floor, args.precision)
-        fitted.figures.update(refs=str(args.refs), lines=[lines[0], lines[-1]], judge=judge.model, requests=probe.requests)
+        fitted.figures.update(
+            refs=str(args.refs), lines=[lines[0], lines[-1]], judge=judge.model, requests=probe.requests
+        )
         path = write_atomic(calibration_path(args.workspace, lang, probe.translator_version), fitted.to_json())
         f = fitted.figures
-        print(f"{lang:<5}{f['translations']:>6}{f['usable_share']:>8.0%}{floor:>7.0f}{str(f['kendall_tau_score_chrf']):>7}"
-              f"{fitted.reject_below:>10.2f}{fitted.accept_from:>10.2f}{f['references_rejected']:>9.0%}{f['references_to_review']:>9.0%}"
-              f"{'yes' if fitted.known_good else 'no':>11}")
+        print(
+            f"{lang:<5}{f['translations']:>6}{f['usable_share']:>8.0%}{floor:>7.0f}{str(f['kendall_tau_score_chrf']):>7}"
+            f"{fitted.reject_below:>10.2f}{fitted.accept_from:>10.2f}{f['references_rejected']:>9.0%}{f['references_to_review']:>9.0%}"
+            f"{'yes' if fitted.known_good else 'no':>11}"
+        )
         print(f"  {lang}: {path}", file=sys.stderr)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("qe", help="quality estimation: score line-aligned files, calibrate the quality score on references")
+    p = sub.add_parser(
+        "qe", help="quality estimation: score line-aligned files, calibrate the quality score on references"
+    )
     qe = p.add_subparsers(dest="action", required=True)
-    q = qe.add_parser("score", help="QE of line-aligned source/target files: a JSON line per pair (form checks and score)")
+    q = qe.add_parser(
+        "score", help="QE of line-aligned source/target files: a JSON line per pair (form checks and score)"
+    )
     q.add_argument("--lang", required=True)
     q.add_argument("--source", required=True, type=Path)
     q.add_argument("--target", required=True, type=Path)
     q.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds")
     q.add_argument("--calibration", type=Path, default=None, help="a calibration file (default: the shipped defaults)")
     q.set_defaults(func=_cmd_score)
-    q = qe.add_parser("calibrate", help="fit each language's quality score on reference translations (NTREX layout)",
-                      description="Translates --lines reference lines per language through the real path with the active "
-                      "translator, back-translates every one, scores them against the references and fits the score and its "
-                      "thresholds; the references are run through QE as translations too (they must stay accepted).")
+    q = qe.add_parser(
+        "calibrate",
+        help="fit each language's quality score on reference translations (NTREX layout)",
+        description="Translates --lines reference lines per language through the real path with the active "
+        "translator, back-translates every one, scores them against the references and fits the score and its "
+        "thresholds; the references are run through QE as translations too (they must stay accepted).",
+    )
     q.add_argument("--workspace", required=True, type=Path)
-    q.add_argument("--refs", required=True, type=Path, help="folder of line-aligned references (newstest2019-src.eng.txt, …-ref.LANG.txt)")
+    q.add_argument(
+        "--refs",
+        required=True,
+        type=Path,
+        help="folder of line-aligned references (newstest2019-src.eng.txt, …-ref.LANG.txt)",
+    )
     q.add_argument("--langs", default="all")
     q.add_argument("--server", default=VLLM_URL)
-    q.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served base model (default: the server's)")
-    q.add_argument("--judge-server", default=os.environ.get("POLYGLOT_JUDGE_URL"), help="back-translates (default: --server)")
+    q.add_argument(
+        "--model", default=os.environ.get("POLYGLOT_MODEL"), help="served base model (default: the server's)"
+    )
+    q.add_argument(
+        "--judge-server", default=os.environ.get("POLYGLOT_JUDGE_URL"), help="back-translates (default: --server)"
+    )
     q.add_argument("--judge-model", default=None)
     q.add_argument("--lines", type=positive_int, default=100, help="reference lines per language")
     q.add_argument("--first", type=int, default=0, help="first line (0-based)")
     q.add_argument("--precision", type=share, default=0.9, help="precision the thresholds are chosen for")
     q.add_argument("--concurrency", type=positive_int, default=16)
-    q.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE settings (usable_chrf floors per language)")
+    q.add_argument(
+        "--qe-config", type=Path, default=None, help="JSON file of QE settings (usable_chrf floors per language)"
+    )
     q.set_defaults(func=_cmd_calibrate)

@@ -31,7 +31,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     result = publish_flow(str(args.workspace), args.version, args.shard_rows, langs)
     print(f"{'lang':<5}{'rows':>8}{'ok':>8}{'accepted':>10}{'reviewed':>10}{'corrected':>11}")
     for lang, c in result["counts"].items():
-        print(f"{lang:<5}{c['rows']:>8}{c['status_ok']:>8}{c['qe'].get('accepted', 0):>10}{c['reviewed']:>10}{c['human_corrected']:>11}")
+        print(
+            f"{lang:<5}{c['rows']:>8}{c['status_ok']:>8}{c['qe'].get('accepted', 0):>10}{c['reviewed']:>10}{c['human_corrected']:>11}"
+        )
     print(result["notes"])
     print(f"release {result['version']} written to {result['path']} (parent {result['parent'] or 'none'}); verified")
     return 0
@@ -46,10 +48,15 @@ def _cmd_release(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"BAD {problem}", file=sys.stderr)
         if problems:
-            print(f"release {path} failed verification: {len(problems)} problem(s); do not use it (republish or restore the files)", file=sys.stderr)
+            print(
+                f"release {path} failed verification: {len(problems)} problem(s); do not use it (republish or restore the files)",
+                file=sys.stderr,
+            )
             return 1
         manifest = release.read_manifest(path)
-        print(f"release {manifest['version']} at {path}: {len(manifest['files'])} files, every sha256 matches the manifest")
+        print(
+            f"release {manifest['version']} at {path}: {len(manifest['files'])} files, every sha256 matches the manifest"
+        )
         return 0
     a, b = _release_path(args.workspace, args.a), _release_path(args.workspace, args.b)
     changes = release.diff(a, b, examples=args.examples)
@@ -71,8 +78,15 @@ def _cmd_export_llava(args: argparse.Namespace) -> int:
     from pipeline.release.releases import export_llava
 
     langs = parse_languages(args.langs) if args.langs else None
-    counts = export_llava(_release_path(args.workspace, args.release), args.out, langs, args.mix, not args.all_rows, args.seed,
-                          args.min_qe_score)
+    counts = export_llava(
+        _release_path(args.workspace, args.release),
+        args.out,
+        langs,
+        args.mix,
+        not args.all_rows,
+        args.seed,
+        args.min_qe_score,
+    )
     for name, n in counts.items():
         print(f"{args.out / f'llava_{name}.json'}: {n} conversations")
     return 0
@@ -105,9 +119,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace", type=Path, default=None)
     p.add_argument("--out", type=Path, required=True, help="directory for llava_{lang}.json")
     p.add_argument("--langs", default=None, help="default: every language of the release")
-    p.add_argument("--mix", action="store_true", help="also llava_mix.json: every language, shuffled, ids suffixed -LANG")
+    p.add_argument(
+        "--mix", action="store_true", help="also llava_mix.json: every language, shuffled, ids suffixed -LANG"
+    )
     p.add_argument("--all-rows", action="store_true", help="also rows with untranslated turns or QE-rejected ones")
-    p.add_argument("--min-qe-score", type=share, default=None,
-                   help="only conversations whose worst turn's quality score is at least this (e.g. 0.8)")
+    p.add_argument(
+        "--min-qe-score",
+        type=share,
+        default=None,
+        help="only conversations whose worst turn's quality score is at least this (e.g. 0.8)",
+    )
     p.add_argument("--seed", type=int, default=0, help="shuffle seed of the mixed file")
     p.set_defaults(func=_cmd_export_llava)

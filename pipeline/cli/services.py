@@ -19,10 +19,17 @@ def _cmd_services(args: argparse.Namespace) -> int:
         wanted = [(args.model, args.port or 8000, "")] if not args.translators else local_servers(args.translators)
         for model, port, label in wanted:
             rec = start_vllm(
-                model, port=port, fallback_to_tiny=args.fallback_to_tiny, max_model_len=args.max_model_len,
-                dtype=args.dtype, extra_args=vllm_extra_args(args.vllm_args), label=label,
+                model,
+                port=port,
+                fallback_to_tiny=args.fallback_to_tiny,
+                max_model_len=args.max_model_len,
+                dtype=args.dtype,
+                extra_args=vllm_extra_args(args.vllm_args),
+                label=label,
             )
-            print(f"vllm running: {rec.url} serving {rec.served_model}{f' for {label}' if label else ''} (pid {rec.pid}, log {rec.log})")
+            print(
+                f"vllm running: {rec.url} serving {rec.served_model}{f' for {label}' if label else ''} (pid {rec.pid}, log {rec.log})"
+            )
     elif args.action == "up":
         data_dir = args.workspace / "labelstudio" if args.workspace else None
         from annotation.server import labelstudio_login, start_labelstudio
@@ -44,15 +51,19 @@ def _cmd_services(args: argparse.Namespace) -> int:
                 print(f"{rec.name} on port {rec.port} was not running ({why}); its record is removed")
             else:
                 refused += 1
-                print(f"polyglot services down: not signalled: {processes.record_file(rec)} is stale, {why}; the record is removed",
-                      file=sys.stderr)
+                print(
+                    f"polyglot services down: not signalled: {processes.record_file(rec)} is stale, {why}; the record is removed",
+                    file=sys.stderr,
+                )
         return 1 if refused else 0
     else:
         rows = processes.status()
         if not rows:
             print("no services recorded")
         for rec, state in rows:
-            print(f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}{f'  (translator {rec.label})' if rec.label else ''}")
+            print(
+                f"{rec.name:<12}{state:<20}{rec.url:<28}pid {rec.pid:<8}{rec.served_model}{f'  (translator {rec.label})' if rec.label else ''}"
+            )
     return 0
 
 
@@ -71,7 +82,9 @@ def local_servers(path: Path) -> list[tuple[str, int, str]]:
             if parts.hostname in ("127.0.0.1", "localhost") and translator.serve:
                 out.append((translator.serve, parts.port or 80, translator.name))
     if not out:
-        raise ValueError(f"{path}: no translator has a local server (http://127.0.0.1:PORT) and a 'serve' model to load")
+        raise ValueError(
+            f"{path}: no translator has a local server (http://127.0.0.1:PORT) and a 'serve' model to load"
+        )
     return out
 
 
@@ -103,33 +116,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("services", help="start, stop and list local servers")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("service", nargs="?", default="vllm", choices=["vllm", "labelstudio"])
-    p.add_argument("--translators", type=Path, default=None,
-                   help="vllm: start every local server of this translators file, each with its translator's 'serve' model")
-    p.add_argument("--model", default="tiny",
-                   help="hub name, model folder, or a .gguf file (imported once, cached by sha256); 'tiny': the test model")
+    p.add_argument(
+        "--translators",
+        type=Path,
+        default=None,
+        help="vllm: start every local server of this translators file, each with its translator's 'serve' model",
+    )
+    p.add_argument(
+        "--model",
+        default="tiny",
+        help="hub name, model folder, or a .gguf file (imported once, cached by sha256); 'tiny': the test model",
+    )
     p.add_argument("--port", type=positive_int, default=None)
-    p.add_argument("--fallback-to-tiny", action="store_true", help="serve the tiny model when the model hub is unreachable")
-    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"],
-                   help="vllm: weights and compute type; auto: float32 on CPUs without AVX-512 BF16/AMX (said when chosen)")
+    p.add_argument(
+        "--fallback-to-tiny", action="store_true", help="serve the tiny model when the model hub is unreachable"
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bfloat16", "float16", "float32"],
+        help="vllm: weights and compute type; auto: float32 on CPUs without AVX-512 BF16/AMX (said when chosen)",
+    )
     p.add_argument("--max-model-len", type=positive_int, default=4096, help="vllm: longest prompt + answer in tokens")
-    p.add_argument("--vllm-args", nargs=argparse.REMAINDER, default=[],
-                   help="vllm: more 'vllm serve' options, the rest of the line: --vllm-args --enforce-eager --max-num-seqs 8 "
-                   "(one quoted string works too)")
+    p.add_argument(
+        "--vllm-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="vllm: more 'vllm serve' options, the rest of the line: --vllm-args --enforce-eager --max-num-seqs 8 "
+        "(one quoted string works too)",
+    )
     p.add_argument("--workspace", type=Path, default=None, help="labelstudio: keep its data in WORKSPACE/labelstudio")
-    p.add_argument("--image-root", default=os.environ.get("POLYGLOT_IMAGE_ROOT"),
-                   help="labelstudio: a local folder of the conversations' images to serve to reviewers (or a URL prefix)")
+    p.add_argument(
+        "--image-root",
+        default=os.environ.get("POLYGLOT_IMAGE_ROOT"),
+        help="labelstudio: a local folder of the conversations' images to serve to reviewers (or a URL prefix)",
+    )
     p.set_defaults(func=_cmd_services)
 
-    p = sub.add_parser("models", help="model files: import a GGUF file into a folder vLLM serves; an int8 copy for a CPU")
+    p = sub.add_parser(
+        "models", help="model files: import a GGUF file into a folder vLLM serves; an int8 copy for a CPU"
+    )
     models_sub = p.add_subparsers(dest="action", required=True)
     q = models_sub.add_parser("import", help="GGUF → Hugging Face folder (once per file: cached by its sha256)")
     q.add_argument("gguf", type=Path, help="a .gguf model file")
     q.add_argument("--out", type=Path, default=None, help="folder to write (default: POLYGLOT_HOME/models/gguf-SHA)")
-    q.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"], help="weights' type in the folder")
+    q.add_argument(
+        "--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"], help="weights' type in the folder"
+    )
     q.set_defaults(func=_cmd_models)
     q = models_sub.add_parser(
-        "int8", help="an int8 (W8A8) copy of a model folder, for a CPU: a quarter of the decoder's bytes per step, "
-        "answers measured against the references in README 'Sizing'")
+        "int8",
+        help="an int8 (W8A8) copy of a model folder, for a CPU: a quarter of the decoder's bytes per step, "
+        "answers measured against the references in README 'Sizing'",
+    )
     q.add_argument("folder", type=Path, help="a model folder (what 'models import' printed)")
     q.add_argument("--out", type=Path, default=None, help="folder to write (default: FOLDER-int8 beside it)")
     q.set_defaults(func=_cmd_models)

@@ -50,7 +50,9 @@ def _cmd_tm(args: argparse.Namespace) -> int:
         report = memory.compact(lang, version, min_files=args.min_files)
         if report["entries"] is not None:
             done += 1
-            print(f"{lang:<7}{version:<22}{before:>7} files → {report['files_after']:>3}   {report['entries']} entries merged")
+            print(
+                f"{lang:<7}{version:<22}{before:>7} files → {report['files_after']:>3}   {report['entries']} entries merged"
+            )
     print(f"compacted {done} of {len(memory.keys())} (language, version) sets in {root}")
     return 0
 

@@ -30,9 +30,18 @@ def run_translate(args: argparse.Namespace) -> int:
     if args.dask_workers or args.dask_address:
         from prefect_dask import DaskTaskRunner
 
-        runner = (DaskTaskRunner(address=args.dask_address) if args.dask_address else
-                  DaskTaskRunner(cluster_kwargs={"n_workers": args.dask_workers, "threads_per_worker": 1, "processes": True,
-                                                 "dashboard_address": None}))
+        runner = (
+            DaskTaskRunner(address=args.dask_address)
+            if args.dask_address
+            else DaskTaskRunner(
+                cluster_kwargs={
+                    "n_workers": args.dask_workers,
+                    "threads_per_worker": 1,
+                    "processes": True,
+                    "dashboard_address": None,
+                }
+            )
+        )
         flow_fn = translate_flow.with_options(task_runner=runner)
     if not args.no_progress:
         print("polyglot translate: starting the flow (Prefect)", file=sys.stderr, flush=True)
@@ -91,47 +100,98 @@ def run_translate(args: argparse.Namespace) -> int:
         print(f"{'lang':<5}{'accepted':>10}{'review':>8}{'rejected':>10}")
         for row in qe["summary"]:
             print(f"{row['lang']:<5}{row['accepted']:>10}{row['needs_review']:>8}{row['rejected']:>10}")
-        print(f"review queue: {qe['queue']} conversations in {qe['queue_path']}; plots in {Path(qe['plots'][0]).parent}")
+        print(
+            f"review queue: {qe['queue']} conversations in {qe['queue_path']}; plots in {Path(qe['plots'][0]).parent}"
+        )
     return 0
 
 
 def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 1000) -> None:
     p.add_argument("--workspace", required=True, type=Path)
     p.add_argument("--langs", default="all", help="'all' or a comma list, e.g. zh,hi,ar")
-    p.add_argument("--translators", type=Path, default=os.environ.get("POLYGLOT_TRANSLATORS"),
-                   help="a translators file (TOML): the translator of each language, on its own servers; languages whose "
-                   "translator has no qualification or scored below its floor are refused")
-    p.add_argument("--allow-unqualified", action="store_true", help="translate with an unqualified translator all the same")
-    p.add_argument("--server", default=VLLM_URL,
-                   help="vLLM server URL; several replicas comma-separated (requests go to the least busy one)")
-    p.add_argument("--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)")
+    p.add_argument(
+        "--translators",
+        type=Path,
+        default=os.environ.get("POLYGLOT_TRANSLATORS"),
+        help="a translators file (TOML): the translator of each language, on its own servers; languages whose "
+        "translator has no qualification or scored below its floor are refused",
+    )
+    p.add_argument(
+        "--allow-unqualified", action="store_true", help="translate with an unqualified translator all the same"
+    )
+    p.add_argument(
+        "--server",
+        default=VLLM_URL,
+        help="vLLM server URL; several replicas comma-separated (requests go to the least busy one)",
+    )
+    p.add_argument(
+        "--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)"
+    )
     p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
-    p.add_argument("--dask-workers", type=positive_int, default=None,
-                   help="run the translation partitions and shard tasks on a local Dask cluster of N processes")
-    p.add_argument("--dask-address", default=None, help="run the partitions and shard tasks on this Dask scheduler (tcp://host:8786)")
-    p.add_argument("--partitions", type=positive_int, default=None,
-                   help="split the missing units into N tasks with their own clients (default: --dask-workers, else 1)")
+    p.add_argument(
+        "--dask-workers",
+        type=positive_int,
+        default=None,
+        help="run the translation partitions and shard tasks on a local Dask cluster of N processes",
+    )
+    p.add_argument(
+        "--dask-address",
+        default=None,
+        help="run the partitions and shard tasks on this Dask scheduler (tcp://host:8786)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=positive_int,
+        default=None,
+        help="split the missing units into N tasks with their own clients (default: --dask-workers, else 1)",
+    )
     p.add_argument("--concurrency", type=positive_int, default=64, help="requests in flight (per partition)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="results per memory commit")
-    p.add_argument("--commit-age", type=positive_seconds, default=30.0,
-                   help="a result never waits longer than this to be committed (what a crash or kill -9 can lose)")
-    p.add_argument("--commit-seconds", type=seconds, default=2.0,
-                   help="while results come faster, commit at most this often (up to 16 batches at once; 0: every batch)")
+    p.add_argument(
+        "--commit-age",
+        type=positive_seconds,
+        default=30.0,
+        help="a result never waits longer than this to be committed (what a crash or kill -9 can lose)",
+    )
+    p.add_argument(
+        "--commit-seconds",
+        type=seconds,
+        default=2.0,
+        help="while results come faster, commit at most this often (up to 16 batches at once; 0: every batch)",
+    )
     p.add_argument("--limit", type=positive_int, default=None, help="read at most N records")
     p.add_argument("--retry-seconds", type=seconds, default=180.0, help="how long to retry an unreachable server")
-    p.add_argument("--request-timeout", type=seconds, default=1800.0,
-                   help="seconds one answer may take (a CPU server with a real model writes a long answer in minutes)")
+    p.add_argument(
+        "--request-timeout",
+        type=seconds,
+        default=1800.0,
+        help="seconds one answer may take (a CPU server with a real model writes a long answer in minutes)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--review-budget", type=budget, default=review_budget,
-                   help="sampled conversations per language for review; 'all': every conversation (an evaluation set)")
+    p.add_argument(
+        "--review-budget",
+        type=budget,
+        default=review_budget,
+        help="sampled conversations per language for review; 'all': every conversation (an evaluation set)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
-    p.add_argument("--bt-rate", type=bt_rate, default=None, metavar="auto|SHARE",
-                   help="turns sent back to English for the quality score: auto (default) every turn, unless the language's "
-                   "calibration found its translator known good, then 10%%; or a share (0: none)")
-    p.add_argument("--judge-server", default=os.environ.get("POLYGLOT_JUDGE_URL"),
-                   help="server that back-translates (default: the translator's); e.g. a bigger model on a GPU")
+    p.add_argument(
+        "--bt-rate",
+        type=bt_rate,
+        default=None,
+        metavar="auto|SHARE",
+        help="turns sent back to English for the quality score: auto (default) every turn, unless the language's "
+        "calibration found its translator known good, then 10%%; or a share (0: none)",
+    )
+    p.add_argument(
+        "--judge-server",
+        default=os.environ.get("POLYGLOT_JUDGE_URL"),
+        help="server that back-translates (default: the translator's); e.g. a bigger model on a GPU",
+    )
     p.add_argument("--judge-model", default=None, help="model the judge server serves for it (default: its base model)")
-    p.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)")
+    p.add_argument(
+        "--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

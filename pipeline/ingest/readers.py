@@ -181,7 +181,9 @@ class _ByteCounter:
         self.pos -= dropped
 
 
-def _iter_json_values(path: Path, stream: io.BufferedIOBase, truncated: Callable[[], bool], array: bool) -> Iterator[RawRecord]:
+def _iter_json_values(
+    path: Path, stream: io.BufferedIOBase, truncated: Callable[[], bool], array: bool
+) -> Iterator[RawRecord]:
     # Undecodable bytes become lone surrogates: the record that holds them is quarantined, not the file.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     decoder = json.JSONDecoder()
@@ -220,7 +222,9 @@ def _iter_json_values(path: Path, stream: io.BufferedIOBase, truncated: Callable
     def fail(message: str) -> FileFormatError:
         if truncated():
             message = GZIP_CUT
-        return FileFormatError(str(path), index, counter.at(buf, pos), message, buf[pos : pos + 4096].encode("utf-8", "surrogateescape"))
+        return FileFormatError(
+            str(path), index, counter.at(buf, pos), message, buf[pos : pos + 4096].encode("utf-8", "surrogateescape")
+        )
 
     if array:
         skip_ws()
@@ -241,7 +245,7 @@ def _iter_json_values(path: Path, stream: io.BufferedIOBase, truncated: Callable
         while True:
             try:
                 obj, end = decoder.raw_decode(buf, pos)
-                if end == len(buf) and not eof and buf[pos] not in "{[\"":
+                if end == len(buf) and not eof and buf[pos] not in '{["':
                     raise json.JSONDecodeError("number may continue", buf, end)
                 break
             except json.JSONDecodeError as exc:

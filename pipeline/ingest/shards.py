@@ -29,7 +29,9 @@ def iter_shard_turns(shard_dir: Path, unit_text: UnitText | None) -> Iterator[As
     """Yield every turn of a shard in order, each unit replaced by what ``unit_text`` gives (masked text,
     its placeholders then restored from this occurrence's spans). ``None`` yields the source turns as stored.
     """
-    turns = pq.read_table(shard_dir / "turns.parquet", columns=["conv_key", "turn_index", "role", "value", "skeleton", "n_units"])
+    turns = pq.read_table(
+        shard_dir / "turns.parquet", columns=["conv_key", "turn_index", "role", "value", "skeleton", "n_units"]
+    )
     units = pq.read_table(shard_dir / "units.parquet", columns=["unit_hash", "spans"])
     unit_hashes = units.column("unit_hash").to_pylist()
     unit_spans = units.column("spans").to_pylist()
@@ -59,4 +61,6 @@ def source_texts(ingest_dir: Path) -> dict[str, str]:
 
 
 def shard_dirs(ingest_dir: Path) -> list[Path]:
-    return sorted(p for p in (ingest_dir / "shards").iterdir() if p.is_dir()) if (ingest_dir / "shards").exists() else []
+    return (
+        sorted(p for p in (ingest_dir / "shards").iterdir() if p.is_dir()) if (ingest_dir / "shards").exists() else []
+    )

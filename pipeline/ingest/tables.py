@@ -166,7 +166,9 @@ class _ShardWriter:
             self.writers = [pq.ParquetWriter(shard / f"{name}.parquet", schema) for name, schema in self.TABLES]
         for writer, rows, (_, schema) in zip(self.writers, (self.convs, self.turns, self.units), self.TABLES):
             columns = list(zip(*rows)) if rows else [[] for _ in schema.names]
-            writer.write_table(pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema))
+            writer.write_table(
+                pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
+            )
         self._reset()
 
     def close(self) -> None:

@@ -115,14 +115,17 @@ def validate_record(obj: Any, max_turn_chars: int = DEFAULT_MAX_TURN_CHARS, engl
         if role == "system" and i == 0:
             pass
         elif role not in ROLES:
-            raise InvalidRecord("bad_role", f"{where}.from is {role!r}; expected 'human' or 'gpt' ('system' only first)")
+            raise InvalidRecord(
+                "bad_role", f"{where}.from is {role!r}; expected 'human' or 'gpt' ('system' only first)"
+            )
         if not isinstance(value, str):
             raise InvalidRecord("value_not_string", f"{where}.value must be a string, got {type(value).__name__}")
         if not value.strip():
             raise InvalidRecord("empty_value", f"{where}.value is empty")
         if len(value) > max_turn_chars:
             raise InvalidRecord(
-                "turn_too_long", f"{where}.value has {len(value)} characters; the limit is {max_turn_chars} (max_turn_chars)"
+                "turn_too_long",
+                f"{where}.value has {len(value)} characters; the limit is {max_turn_chars} (max_turn_chars)",
             )
         if _has_lone_surrogate(value):
             raise InvalidRecord("invalid_utf8", f"{where}.value holds bytes that are not valid UTF-8")
@@ -139,7 +142,9 @@ def validate_record(obj: Any, max_turn_chars: int = DEFAULT_MAX_TURN_CHARS, engl
     if not roles:
         raise InvalidRecord("empty_conversations", "'conversations' has a system turn only")
     if images > 1:
-        raise InvalidRecord("multiple_image_tokens", f"the conversation has {images} '<image>' tokens; at most one is allowed")
+        raise InvalidRecord(
+            "multiple_image_tokens", f"the conversation has {images} '<image>' tokens; at most one is allowed"
+        )
     for i, turn in enumerate(turns if english else ()):
         if _looks_non_english(turn.value):
             raise InvalidRecord("source_not_english", f"conversations[{i}].value is mostly in a non-Latin script")

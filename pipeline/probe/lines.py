@@ -75,8 +75,18 @@ def probe_name(refs: Path, lines: list[int]) -> str:
     return f"{Path(refs).name}-{hashlib.blake2b(json.dumps(lines).encode(), digest_size=4).hexdigest()}"
 
 
-def run_probe(workspace: Path, refs: Path, lang: str, lines: list[int], server: str, translator: TranslatorConfig,
-              judge: Judge | None, concurrency: int = 16, qe_config: QEConfig | None = None, references: bool = True) -> Probe:
+def run_probe(
+    workspace: Path,
+    refs: Path,
+    lang: str,
+    lines: list[int],
+    server: str,
+    translator: TranslatorConfig,
+    judge: Judge | None,
+    concurrency: int = 16,
+    qe_config: QEConfig | None = None,
+    references: bool = True,
+) -> Probe:
     """Translate ``lines`` of ``refs`` into ``lang`` with ``translator`` at ``server``, back-translate every turn with
     ``judge`` (None: none), and measure each against its reference; with ``references``, run the references
     through QE too."""
@@ -90,8 +100,17 @@ def run_probe(workspace: Path, refs: Path, lang: str, lines: list[int], server: 
     source = folder / "lines.jsonl"
     if not (folder / "ingest" / "summary.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
-        source.write_text("".join(json.dumps({"id": f"line-{n:05d}", "conversations": [{"from": "human", "value": pairs[n][0]}]},
-                                             ensure_ascii=False) + "\n" for n in lines), encoding="utf-8")
+        source.write_text(
+            "".join(
+                json.dumps(
+                    {"id": f"line-{n:05d}", "conversations": [{"from": "human", "value": pairs[n][0]}]},
+                    ensure_ascii=False,
+                )
+                + "\n"
+                for n in lines
+            ),
+            encoding="utf-8",
+        )
         ingest([source], folder)
     memory = TranslationMemory(workspace / "tm")
     translators = {lang: translator}
@@ -108,10 +127,21 @@ def run_probe(workspace: Path, refs: Path, lang: str, lines: list[int], server: 
                 await backend.close()
 
         asyncio.run(send())
-    result = Probe(lang, translator.version(lang), requests=summary.requests_sent, seconds=round(time.perf_counter() - started, 1))
+    result = Probe(
+        lang, translator.version(lang), requests=summary.requests_sent, seconds=round(time.perf_counter() - started, 1)
+    )
     # every turn back-translated; the score's own calibration plays no part in what the probe measures
-    assemble_language(folder, lang, memory, translator, LanguageCounts(), judge=judge, bt_rate=1.0 if judge else 0.0,
-                      qe_config=qe_config, calibration=defaults(lang))
+    assemble_language(
+        folder,
+        lang,
+        memory,
+        translator,
+        LanguageCounts(),
+        judge=judge,
+        bt_rate=1.0 if judge else 0.0,
+        qe_config=qe_config,
+        calibration=defaults(lang),
+    )
     rows = pl.read_parquet(folder / "translations" / lang / "*.parquet").sort("id")
     units = pl.read_parquet(folder / "ingest" / "unique_units.parquet", columns=["unit_hash"])["unit_hash"].to_list()
     entries = memory.load(lang, result.translator_version, units)
@@ -121,21 +151,40 @@ def run_probe(workspace: Path, refs: Path, lang: str, lines: list[int], server: 
         n = int(row["id"].removeprefix("line-"))
         text = row["conversations"][0]["value"]
         # the form checks again on the assembled turn (the shard's status also holds the score's verdict)
-        qe = assess(pairs[n][0], text, lang, flags=row["turn_flags"][0], th=qe_config.for_lang(lang), bands=qe_config.bands)
-        result.turns.append(ProbeTurn(n, pairs[n][0], pairs[n][1], text, qe, row["turn_back_translation"][0], row["turn_bt_chrf"][0],
-                                      chrf(text, pairs[n][1]), flags=list(row["turn_flags"][0] or [])))
+        qe = assess(
+            pairs[n][0], text, lang, flags=row["turn_flags"][0], th=qe_config.for_lang(lang), bands=qe_config.bands
+        )
+        result.turns.append(
+            ProbeTurn(
+                n,
+                pairs[n][0],
+                pairs[n][1],
+                text,
+                qe,
+                row["turn_back_translation"][0],
+                row["turn_bt_chrf"][0],
+                chrf(text, pairs[n][1]),
+                flags=list(row["turn_flags"][0] or []),
+            )
+        )
     if references and judge:
         backtranslate = make_backtranslator(judge, memory, lang)
         refs_fixed = [language_rules.apply(pairs[n][1], lang, "human").text for n in lines]
-        english = backtranslate([(bt_key(f"reference:{refs.name}", n, text), text) for n, text in zip(lines, refs_fixed)])
+        english = backtranslate(
+            [(bt_key(f"reference:{refs.name}", n, text), text) for n, text in zip(lines, refs_fixed)]
+        )
         th, bands = qe_config.for_lang(lang), qe_config.bands
         for n, text, back in zip(lines, refs_fixed, english):
             qe = assess(pairs[n][0], text, lang, th=th, bands=bands)
-            result.turns.append(ProbeTurn(n, pairs[n][0], pairs[n][1], text, qe, back, chrf(back, pairs[n][0]), None, True))
+            result.turns.append(
+                ProbeTurn(n, pairs[n][0], pairs[n][1], text, qe, back, chrf(back, pairs[n][0]), None, True)
+            )
     return result
 
 
-def scored(probe: Probe, calibration: Calibration, qe_config: QEConfig | None = None) -> list[tuple[ProbeTurn, float, str]]:
+def scored(
+    probe: Probe, calibration: Calibration, qe_config: QEConfig | None = None
+) -> list[tuple[ProbeTurn, float, str]]:
     """Every turn of ``probe`` with its score and status under ``calibration``."""
     band = (qe_config or QEConfig()).bands.get(probe.lang)
     out = []

@@ -21,8 +21,17 @@ from pipeline.translate.served import served_base
 from pipeline.translate.translators import TranslatorsFile, record_qualification
 
 
-def qualify(workspace: Path, file: TranslatorsFile, candidates: list[str], refs: Path, langs: list[str], lines: list[int],
-            concurrency: int = 16, qe_config: QEConfig | None = None, say=print) -> list[dict]:
+def qualify(
+    workspace: Path,
+    file: TranslatorsFile,
+    candidates: list[str],
+    refs: Path,
+    langs: list[str],
+    lines: list[int],
+    concurrency: int = 16,
+    qe_config: QEConfig | None = None,
+    say=print,
+) -> list[dict]:
     """Measure each candidate translator on ``lines`` of ``refs`` in each of ``langs``; returns the rows recorded.
 
     No back-translation here (a qualification costs one request per line and language): QE shares come from the
@@ -35,19 +44,34 @@ def qualify(workspace: Path, file: TranslatorsFile, candidates: list[str], refs:
         config = translator.config(model, weights)
         for lang in langs:
             say(f"  … {name} → {lang}: {len(lines)} lines of {refs}")
-            probe = run_probe(workspace, refs, lang, lines, translator.servers, config, None, concurrency, qe_config, references=False)
+            probe = run_probe(
+                workspace, refs, lang, lines, translator.servers, config, None, concurrency, qe_config, references=False
+            )
             turns = probe.translations
             hyps, gold = [t.text for t in turns], [t.reference for t in turns]
             calibration = load_calibration(workspace, lang, probe.translator_version, say=lambda _line: None)
             statuses = [status for _, _, status in scored(probe, calibration, qe_config)]
             row = {
-                "translator": name, "translator_version": probe.translator_version, "lang": lang, "model": model, "weights": weights,
-                "adapter": translator.adapter, "servers": translator.servers, "refs": str(refs), "lines": [lines[0], lines[-1]],
+                "translator": name,
+                "translator_version": probe.translator_version,
+                "lang": lang,
+                "model": model,
+                "weights": weights,
+                "adapter": translator.adapter,
+                "servers": translator.servers,
+                "refs": str(refs),
+                "lines": [lines[0], lines[-1]],
                 **dict(zip(("chrf", "bleu"), corpus_scores(lang, hyps, gold))),
                 "answers_passing": probe.answers_passing,
-                **{f"qe_{s}": round(statuses.count(s) / len(statuses), 3) for s in ("accepted", "needs_review", "rejected")},
-                "qe_calibration": calibration.source, "requests": probe.requests,
-                "output_tokens_per_s": round(probe.completion_tokens / probe.seconds, 2) if probe.requests and probe.seconds else None,
+                **{
+                    f"qe_{s}": round(statuses.count(s) / len(statuses), 3)
+                    for s in ("accepted", "needs_review", "rejected")
+                },
+                "qe_calibration": calibration.source,
+                "requests": probe.requests,
+                "output_tokens_per_s": round(probe.completion_tokens / probe.seconds, 2)
+                if probe.requests and probe.seconds
+                else None,
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             record_qualification(workspace, row)

@@ -25,7 +25,12 @@ from pipeline.translate.requests import loop_watch
 
 
 def prompt() -> str:
-    return resources.files("pipeline.translate.prompts").joinpath("_back_translation.txt").read_text(encoding="utf-8").strip()
+    return (
+        resources.files("pipeline.translate.prompts")
+        .joinpath("_back_translation.txt")
+        .read_text(encoding="utf-8")
+        .strip()
+    )
 
 
 def sampled(seed: int, lang: str, conv_key: str, turn_index: int, rate: float) -> bool:
@@ -62,8 +67,14 @@ class Judge:
 Ask = Callable[[list[str], Callable[[int, str], None]], None]  # texts, on_answer(index, English) → None
 
 
-def make_backtranslator(judge: Judge, memory: TranslationMemory, lang: str, concurrency: int = 16, ask: Ask | None = None,
-                        commit_age: float = 30.0) -> Callable[[list[tuple[str, str]]], list[str]]:
+def make_backtranslator(
+    judge: Judge,
+    memory: TranslationMemory,
+    lang: str,
+    concurrency: int = 16,
+    ask: Ask | None = None,
+    commit_age: float = 30.0,
+) -> Callable[[list[tuple[str, str]]], list[str]]:
     """A function: (key from :func:`bt_key`, text in ``lang``) pairs → English back-translations, kept in
     ``memory``: answers are committed in batches as they arrive, never older than ``commit_age`` seconds.
     ``ask`` replaces the server (tests)."""
@@ -107,8 +118,9 @@ async def _ask(judge: Judge, texts: list[str], concurrency: int, on_answer: Call
         async with semaphore:
             messages = [{"role": "system", "content": prompt()}, {"role": "user", "content": text}]
             budget = min(judge.max_tokens, 2 * len(text) + 16)
-            answer = await backend.complete(messages, budget, {"temperature": 0.0, "top_p": 1.0, "seed": 0}, judge.model,
-                                            loop_watch(text, "en"))
+            answer = await backend.complete(
+                messages, budget, {"temperature": 0.0, "top_p": 1.0, "seed": 0}, judge.model, loop_watch(text, "en")
+            )
             on_answer(index, answer.text.strip())
 
     try:

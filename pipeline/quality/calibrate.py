@@ -24,7 +24,9 @@ from pipeline.quality.score import FORM_FEATURES, MEANING_FEATURES, Calibration,
 # scores run lower for scripts written without spaces (zh, ja) and for morphologically rich languages; set
 # ``usable_chrf`` per language in the QE config to change them.
 FLOORS = {"zh": 25.0, "ja": 25.0, "es": 45.0, "fr": 45.0, "ru": 40.0, "ar": 35.0, "hi": 35.0, "bn": 35.0, "ur": 35.0}
-KNOWN_GOOD_SHARE = 0.9  # translations usable from which the translator is "known good" (a back-translation sample will do)
+KNOWN_GOOD_SHARE = (
+    0.9  # translations usable from which the translator is "known good" (a back-translation sample will do)
+)
 
 
 @dataclass
@@ -49,8 +51,13 @@ def _fit(records: list[Record], floor: float, features: tuple[str, ...]) -> Logi
         p = min(max(sum(labels) / len(labels), 0.01), 0.99)
         return Logistic(list(features), [0.0] * len(features), math.log(p / (1 - p)), mean, scale)
     fitted = LogisticRegression(C=1.0, max_iter=1000).fit(x, labels)
-    return Logistic(list(features), [round(float(w), 6) for w in fitted.coef_[0]], round(float(fitted.intercept_[0]), 6),
-                    [round(m, 6) for m in mean], [round(s, 6) for s in scale])
+    return Logistic(
+        list(features),
+        [round(float(w), 6) for w in fitted.coef_[0]],
+        round(float(fitted.intercept_[0]), 6),
+        [round(m, 6) for m in mean],
+        [round(s, 6) for s in scale],
+    )
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -58,7 +65,9 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(math.floor(q * len(ordered)))))] if ordered else 1.0
 
 
-def choose_thresholds(scored: list[tuple[float, bool]], reference_scores: list[float], precision: float) -> tuple[float, float]:
+def choose_thresholds(
+    scored: list[tuple[float, bool]], reference_scores: list[float], precision: float
+) -> tuple[float, float]:
     """(reject_below, accept_from) for translations' (score, usable) pairs and the references' scores."""
     candidates = sorted({s for s, _ in scored} | {0.0, 1.0})
     accept = 1.0
@@ -90,11 +99,16 @@ def kendall_tau(a: list[float], b: list[float]) -> float | None:
 def pooled(by_language: dict[str, list[Record]], floors: dict[str, float]) -> list[Record]:
     """Records of several languages as one set, each usable by its own language's floor (chrF taken as the
     distance above that floor, the floor then 0): what the shipped defaults are fitted on."""
-    return [Record(r.features, None if r.chrf is None else r.chrf - floors[lang], r.reference)
-            for lang, records in by_language.items() for r in records]
+    return [
+        Record(r.features, None if r.chrf is None else r.chrf - floors[lang], r.reference)
+        for lang, records in by_language.items()
+        for r in records
+    ]
 
 
-def calibrate(lang: str, translator_version: str | None, records: list[Record], floor: float, precision: float = 0.9) -> Calibration:
+def calibrate(
+    lang: str, translator_version: str | None, records: list[Record], floor: float, precision: float = 0.9
+) -> Calibration:
     """Fit the calibration of ``lang`` from ``records`` (translations and references)."""
     translations = [r for r in records if not r.reference]
     references = [r for r in records if r.reference]
@@ -114,10 +128,14 @@ def calibrate(lang: str, translator_version: str | None, records: list[Record], 
     reject, accept = choose_thresholds(scored, ref_scores, precision)
     usable_share = sum(u for _, u in scored) / len(scored)
     figures = {
-        "translations": len(translations), "references": len(references), "precision_target": precision,
+        "translations": len(translations),
+        "references": len(references),
+        "precision_target": precision,
         "usable_share": round(usable_share, 3),
         "kendall_tau_score_chrf": kendall_tau([s for s, _ in scored], [r.chrf for r in translations]),
         "references_rejected": round(sum(s < reject for s in ref_scores) / max(1, len(ref_scores)), 3),
         "references_to_review": round(sum(reject <= s < accept for s in ref_scores) / max(1, len(ref_scores)), 3),
     }
-    return Calibration(lang, translator_version, floor, meaning, form, reject, accept, usable_share >= KNOWN_GOOD_SHARE, figures)
+    return Calibration(
+        lang, translator_version, floor, meaning, form, reject, accept, usable_share >= KNOWN_GOOD_SHARE, figures
+    )

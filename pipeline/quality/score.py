@@ -39,7 +39,9 @@ def turn_features(q: TurnQE, bt_chrf: float | None, band: list[float] | None) ->
     """The model's inputs for one turn (missing signals take the value of a turn that raises no doubt)."""
     length_off = 0.0
     if q.length_ratio and band:
-        centre = math.sqrt(max(band[0], 0.05) * max(band[1], 0.05))  # a band opened to 0 (a lenient config) still has a centre
+        centre = math.sqrt(
+            max(band[0], 0.05) * max(band[1], 0.05)
+        )  # a band opened to 0 (a lenient config) still has a centre
         length_off = abs(math.log(max(q.length_ratio, 1e-3) / centre))
     doubts = [r for r in q.reasons if not r.startswith("repetition")]
     out = {
@@ -65,7 +67,9 @@ class Logistic:
     scale: list[float]
 
     def probability(self, x: dict[str, float]) -> float:
-        z = self.intercept + sum(w * (x[f] - m) / s for f, w, m, s in zip(self.features, self.weights, self.mean, self.scale))
+        z = self.intercept + sum(
+            w * (x[f] - m) / s for f, w, m, s in zip(self.features, self.weights, self.mean, self.scale)
+        )
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
@@ -97,7 +101,7 @@ class Calibration:
             return "needs_review", f"quality score {score:.2f} below {self.accept_from:.2f}"
         return form_status, None
 
-    def with_thresholds(self, reject_below: float | None, accept_from: float | None) -> "Calibration":
+    def with_thresholds(self, reject_below: float | None, accept_from: float | None) -> Calibration:
         """The same calibration with the QE config's thresholds where it sets them."""
         from dataclasses import replace
 
@@ -109,11 +113,13 @@ class Calibration:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
+    def from_dict(cls, data: dict) -> Calibration:
         if data.get("format") != FORMAT:
             raise ValueError(f"calibration format {data.get('format')!r}, expected {FORMAT}")
         data = {k: v for k, v in data.items() if k != "format"}
-        return cls(**{**data, "with_meaning": Logistic(**data["with_meaning"]), "form_only": Logistic(**data["form_only"])})
+        return cls(
+            **{**data, "with_meaning": Logistic(**data["with_meaning"]), "form_only": Logistic(**data["form_only"])}
+        )
 
 
 def calibration_path(workspace: Path, lang: str, translator_version: str) -> Path:
@@ -122,7 +128,9 @@ def calibration_path(workspace: Path, lang: str, translator_version: str) -> Pat
 
 def defaults(lang: str) -> Calibration:
     """The shipped calibration (any translator), for a language without one of its own."""
-    data = json.loads(resources.files("pipeline.quality").joinpath("default_calibration.json").read_text(encoding="utf-8"))
+    data = json.loads(
+        resources.files("pipeline.quality").joinpath("default_calibration.json").read_text(encoding="utf-8")
+    )
     return Calibration.from_dict({**data, "lang": lang, "source": "defaults", "known_good": False})
 
 
@@ -134,7 +142,10 @@ def _read(workspace: Path, lang: str, translator_version: str) -> tuple[Calibrat
     try:
         return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8"))), None
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        return None, f"its calibration {path} cannot be read ({type(exc).__name__}: {exc}); calibrate again or delete it"
+        return (
+            None,
+            f"its calibration {path} cannot be read ({type(exc).__name__}: {exc}); calibrate again or delete it",
+        )
 
 
 def load(workspace: Path, lang: str, translator_version: str, say=None) -> Calibration:
@@ -145,7 +156,8 @@ def load(workspace: Path, lang: str, translator_version: str, say=None) -> Calib
     if calibration is None:
         (say or (lambda line: print(line, file=sys.stderr, flush=True)))(
             f"quality score for {lang}: the shipped default calibration, "
-            f"{why or f'no calibration for its translator {translator_version} (polyglot qe calibrate makes one)'}")
+            f"{why or f'no calibration for its translator {translator_version} (polyglot qe calibrate makes one)'}"
+        )
     return calibration or defaults(lang)
 
 
@@ -160,6 +172,9 @@ def notices(workspace: Path, versions: dict[str, str]) -> list[str]:
         elif calibration is None:
             missing.append(lang)
     if missing:
-        lines.insert(0, f"quality score for {', '.join(missing)}: the shipped default calibration, no calibration for "
-                        f"{'its translator' if len(missing) == 1 else 'their translators'} (polyglot qe calibrate makes one)")
+        lines.insert(
+            0,
+            f"quality score for {', '.join(missing)}: the shipped default calibration, no calibration for "
+            f"{'its translator' if len(missing) == 1 else 'their translators'} (polyglot qe calibrate makes one)",
+        )
     return lines

@@ -27,17 +27,35 @@ from pipeline.ingest.units import PROTECTED_RE
 from pipeline.translate.checks import REFUSAL_RE, is_repetitive
 
 SCRIPTS = {
-    "en": ("Latin",), "es": ("Latin",), "fr": ("Latin",), "zh": ("Han",), "ja": ("Han", "Hiragana", "Katakana"),
-    "hi": ("Devanagari",), "bn": ("Bengali",), "ru": ("Cyrillic",), "ar": ("Arabic",), "ur": ("Arabic",),
+    "en": ("Latin",),
+    "es": ("Latin",),
+    "fr": ("Latin",),
+    "zh": ("Han",),
+    "ja": ("Han", "Hiragana", "Katakana"),
+    "hi": ("Devanagari",),
+    "bn": ("Bengali",),
+    "ru": ("Cyrillic",),
+    "ar": ("Arabic",),
+    "ur": ("Arabic",),
 }
 # fastText labels accepted for each language once the script check has passed (close relatives it confuses).
 ACCEPTED_LABELS = {
-    "en": {"en"}, "es": {"es", "gl", "ast", "ca"}, "fr": {"fr"}, "zh": {"zh", "wuu", "yue", "ja"}, "ja": {"ja"},
-    "hi": {"hi", "mr", "ne", "sa", "bh", "mai", "new"}, "bn": {"bn", "as", "bpy"}, "ru": {"ru", "uk", "bg", "be", "mk", "sr"},
-    "ar": {"ar", "arz", "fa", "ur", "ps", "azb", "ckb"}, "ur": {"ur", "pnb"},
+    "en": {"en"},
+    "es": {"es", "gl", "ast", "ca"},
+    "fr": {"fr"},
+    "zh": {"zh", "wuu", "yue", "ja"},
+    "ja": {"ja"},
+    "hi": {"hi", "mr", "ne", "sa", "bh", "mai", "new"},
+    "bn": {"bn", "as", "bpy"},
+    "ru": {"ru", "uk", "bg", "be", "mk", "sr"},
+    "ar": {"ar", "arz", "fa", "ur", "ps", "azb", "ckb"},
+    "ur": {"ur", "pnb"},
 }
 _LETTER = regex.compile(r"\p{L}", regex.V1)
-_SCRIPT_RE = {s: regex.compile(rf"\p{{{s}}}", regex.V1) for s in ("Latin", "Han", "Hiragana", "Katakana", "Devanagari", "Bengali", "Cyrillic", "Arabic")}
+_SCRIPT_RE = {
+    s: regex.compile(rf"\p{{{s}}}", regex.V1)
+    for s in ("Latin", "Han", "Hiragana", "Katakana", "Devanagari", "Bengali", "Cyrillic", "Arabic")
+}
 _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]", regex.V1)
 _URDU_ONLY = regex.compile("[ٹڈڑںےۓھہۂ]")
 # Traditional characters whose Simplified forms differ (a few of the commonest): many of them in a "Chinese"
@@ -57,7 +75,9 @@ class Thresholds:
     repetition_min_chars: int = 40
     min_wrong_language_prob: float = 0.5  # a wrong-language rejection needs fastText at least this sure
     max_foreign_script_words: int = 2  # runs of another script (not Latin) that reject; fewer: review
-    usable_chrf: float | None = None  # calibration: sentence chrF from which a translation is usable (None: the language's default)
+    usable_chrf: float | None = (
+        None  # calibration: sentence chrF from which a translation is usable (None: the language's default)
+    )
     score_reject: float | None = None  # a quality score below this rejects (None: the calibration's threshold)
     score_accept: float | None = None  # a quality score below this sends to review (None: the calibration's threshold)
 
@@ -78,7 +98,7 @@ class QEConfig:
         return Thresholds(**{**asdict(self.default), **self.languages.get(lang, {})})
 
     @classmethod
-    def load(cls, path: str | Path | None) -> "QEConfig":
+    def load(cls, path: str | Path | None) -> QEConfig:
         if path is None:
             return cls()
         try:
@@ -88,18 +108,29 @@ class QEConfig:
         if not isinstance(data, dict) or set(data) - {"default", "languages", "length_bands"}:
             raise ValueError(f"QE config {path}: expected an object with keys default, languages, length_bands")
         known = set(asdict(Thresholds()))
-        sections = [("default", data.get("default", {}))] + [(f"languages.{k}", v) for k, v in data.get("languages", {}).items()]
+        sections = [("default", data.get("default", {}))] + [
+            (f"languages.{k}", v) for k, v in data.get("languages", {}).items()
+        ]
         for name, section in sections:
             bad = set(section) - known if isinstance(section, dict) else {"(not an object)"}
             if bad:
-                raise ValueError(f"QE config {path}: unknown setting(s) {sorted(bad)} in {name}; known: {sorted(known)}")
+                raise ValueError(
+                    f"QE config {path}: unknown setting(s) {sorted(bad)} in {name}; known: {sorted(known)}"
+                )
             for key, value in section.items():
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                     raise ValueError(f"QE config {path}: {name}.{key} must be a number >= 0, got {value!r}")
         bands = dict(length_bands())
         for lang, band in data.get("length_bands", {}).items():
-            if not (isinstance(band, list) and len(band) == 2 and all(isinstance(x, (int, float)) for x in band) and band[0] < band[1]):
-                raise ValueError(f"QE config {path}: length_bands.{lang} must be [low, high] with low < high, got {band!r}")
+            if not (
+                isinstance(band, list)
+                and len(band) == 2
+                and all(isinstance(x, (int, float)) for x in band)
+                and band[0] < band[1]
+            ):
+                raise ValueError(
+                    f"QE config {path}: length_bands.{lang} must be [low, high] with low < high, got {band!r}"
+                )
             bands[lang] = band
         return cls(Thresholds(**data.get("default", {})), dict(data.get("languages", {})), bands)
 
@@ -189,7 +220,18 @@ def _own_tokens(lang: str) -> regex.Pattern:
 
 # Other writing systems whose letters have no place in a translation into a language (Latin has: names,
 # brands and units appear in every language).
-_FOREIGN_SCRIPTS = ("Han", "Hiragana", "Katakana", "Hangul", "Devanagari", "Bengali", "Cyrillic", "Arabic", "Thai", "Hebrew")
+_FOREIGN_SCRIPTS = (
+    "Han",
+    "Hiragana",
+    "Katakana",
+    "Hangul",
+    "Devanagari",
+    "Bengali",
+    "Cyrillic",
+    "Arabic",
+    "Thai",
+    "Hebrew",
+)
 _FOREIGN_RE = {s: regex.compile(rf"\p{{{s}}}", regex.V1) for s in _FOREIGN_SCRIPTS}
 # Function words that tell Urdu from Persian and Arabic in the same script. Letters alone cannot: once the
 # Urdu rules have run, Persian and Arabic text carries Urdu letters too. Words are compared in one canonical
@@ -208,7 +250,9 @@ _FUNCTION_WORDS = {
 
 @cache
 def _any_foreign(lang: str) -> regex.Pattern:
-    return regex.compile("[" + "".join(rf"\p{{{s}}}" for s in _FOREIGN_SCRIPTS if s not in SCRIPTS[lang]) + "]", regex.V1)
+    return regex.compile(
+        "[" + "".join(rf"\p{{{s}}}" for s in _FOREIGN_SCRIPTS if s not in SCRIPTS[lang]) + "]", regex.V1
+    )
 
 
 def foreign_script_tokens(body: str, lang: str) -> dict[str, int]:
@@ -225,7 +269,9 @@ def foreign_script_tokens(body: str, lang: str) -> dict[str, int]:
     return found
 
 
-def check_language(text: str, lang: str, th: Thresholds | None = None) -> tuple[list[str], list[str], str | None, float | None, float]:
+def check_language(
+    text: str, lang: str, th: Thresholds | None = None
+) -> tuple[list[str], list[str], str | None, float | None, float]:
     """(reasons the text is not in ``lang``, reasons to doubt it, detected label, probability, script share).
 
     A wrong-language rejection needs a confident detection: fastText's label with at least
@@ -241,7 +287,13 @@ def check_language(text: str, lang: str, th: Thresholds | None = None) -> tuple[
     reasons: list[str] = []
     doubts: list[str] = []
     if share < th.min_script_share:
-        return [f"wrong script: {share:.0%} of letters in {'/'.join(SCRIPTS[lang])} (detected {label})"], [], label, prob, share
+        return (
+            [f"wrong script: {share:.0%} of letters in {'/'.join(SCRIPTS[lang])} (detected {label})"],
+            [],
+            label,
+            prob,
+            share,
+        )
     foreign = foreign_script_tokens(body, lang)
     if foreign:
         words = ", ".join(f"{n} {script}" for script, n in foreign.items())
@@ -265,7 +317,9 @@ def check_language(text: str, lang: str, th: Thresholds | None = None) -> tuple[
         rival = max(("fa", "ar"), key=lambda code: counts[code])
         if counts[rival] >= 2 and counts[rival] > counts["ur"]:
             name = {"fa": "Persian", "ar": "Arabic"}[rival]
-            reasons.append(f"wrong language: {name} function words ({counts[rival]} against {counts['ur']} Urdu), detected {label}")
+            reasons.append(
+                f"wrong language: {name} function words ({counts[rival]} against {counts['ur']} Urdu), detected {label}"
+            )
         elif label not in ACCEPTED_LABELS["ur"] and not _URDU_ONLY.search(body):
             reasons.append(f"wrong language: no Urdu letters, detected {label}")
         elif label not in ACCEPTED_LABELS["ur"] and counts["ur"] == 0 and letters >= 6:
@@ -299,7 +353,9 @@ def derive_length_bands(ntrex_dir: Path, widen: float = 0.15, tail: float = 0.00
 
     bands = {}
     for lang in NTREX_FILES:
-        ratios = sorted(len(t) / len(s) for s, t in load_pairs(ntrex_dir, lang) if len(s) >= Thresholds().min_length_chars)
+        ratios = sorted(
+            len(t) / len(s) for s, t in load_pairs(ntrex_dir, lang) if len(s) >= Thresholds().min_length_chars
+        )
         low = ratios[int(tail * (len(ratios) - 1))]
         high = ratios[int((1 - tail) * (len(ratios) - 1))]
         bands[lang] = [round(low * (1 - widen), 3), round(high * (1 + widen), 3)]

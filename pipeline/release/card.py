@@ -11,29 +11,42 @@ LICENSE = "cc-by-nc-4.0"  # LLaVA-Instruct-150K's licence; the translations inhe
 def dataset_card(manifest: dict, files: dict, notes: str) -> str:
     langs = manifest["config"]["languages"]
     metadata = dict(
-        license=LICENSE, language=langs, task_categories=["visual-question-answering", "image-text-to-text"],
+        license=LICENSE,
+        language=langs,
+        task_categories=["visual-question-answering", "image-text-to-text"],
         pretty_name=f"LLaVA-Instruct multilingual ({manifest['version']})",
-        configs=[{"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/train-*.parquet"}]} for lang in langs],
+        configs=[
+            {"config_name": lang, "data_files": [{"split": "train", "path": f"data/{lang}/train-*.parquet"}]}
+            for lang in langs
+        ],
     )
-    rows = ["| lang | rows | turns | translated OK | QE accepted | needs review | rejected | qe_score ≥ 0.5 | qe_score ≥ 0.8 "
-            "| reviewed | human-corrected |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| lang | rows | turns | translated OK | QE accepted | needs review | rejected | qe_score ≥ 0.5 | qe_score ≥ 0.8 "
+        "| reviewed | human-corrected |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for lang in langs:
         c = manifest["counts"][lang]
         qe, passing = c["qe"], c.get("qe_score_at_least") or {}
-        rows.append(f"| {lang} | {c['rows']} | {c['turns']} | {c['status_ok']} | {qe.get('accepted', 0)} | "
-                    f"{qe.get('needs_review', 0)} | {qe.get('rejected', 0)} | {passing.get('0.5', '–')} | {passing.get('0.8', '–')} | "
-                    f"{c['reviewed']} | {c['human_corrected']} |")
+        rows.append(
+            f"| {lang} | {c['rows']} | {c['turns']} | {c['status_ok']} | {qe.get('accepted', 0)} | "
+            f"{qe.get('needs_review', 0)} | {qe.get('rejected', 0)} | {passing.get('0.5', '–')} | {passing.get('0.8', '–')} | "
+            f"{c['reviewed']} | {c['human_corrected']} |"
+        )
     plots = [f"![{Path(rel).stem}]({rel})" for rel in files if rel.startswith("plots/")]
     cfg = manifest["config"]
-    lineage = [f"- parent release: {manifest['parent'] or 'none (first release)'}",
-               f"- language-rules version: `{cfg['rules_version']}`"]
+    lineage = [
+        f"- parent release: {manifest['parent'] or 'none (first release)'}",
+        f"- language-rules version: `{cfg['rules_version']}`",
+    ]
     for lang, tvs in cfg["translator_versions"].items():
         active = cfg["active_translators"].get(lang, {})
         adapter = f", adapter {active['adapter_version']} (`{active['adapter']}`)" if active.get("adapter") else ""
         lineage.append(f"- {lang}: translator version(s) {', '.join(f'`{v}`' for v in tvs)}{adapter}")
-    translator_rows = ["| lang | translator model | adapter | weights | qualification chrF (probe) | conversations human-reviewed |",
-                       "| --- | --- | --- | --- | ---: | ---: |"]
+    translator_rows = [
+        "| lang | translator model | adapter | weights | qualification chrF (probe) | conversations human-reviewed |",
+        "| --- | --- | --- | --- | ---: | ---: |",
+    ]
     for lang in langs:
         c = manifest["counts"][lang]
         reviewed = f"{c['reviewed'] / c['rows']:.1%}" if c["rows"] else "–"
@@ -46,23 +59,23 @@ def dataset_card(manifest: dict, files: dict, notes: str) -> str:
             translator_rows.append(f"| {lang} | `{t['model']}` | {adapter} | {weights} | {chrf} | {reviewed} |")
     lineage += [f"- input `{i['path']}` sha256 `{i['sha256']}`" for i in manifest["inputs"]]
     body = f"""
-# LLaVA-Instruct conversations in {len(langs)} languages — release {manifest['version']}
+# LLaVA-Instruct conversations in {len(langs)} languages — release {manifest["version"]}
 
 Machine-translated with an LLM served by vLLM, repaired by per-language rules, scored by quality estimation,
 and partly reviewed by native speakers (their text replaces the machine's wherever they decided a turn).
-Produced by llava-polyglot; published {manifest['created_at']}.
+Produced by llava-polyglot; published {manifest["created_at"]}.
 
 ## Load it
 
 ```python
 from datasets import load_dataset
-hi = load_dataset("path/to/{manifest['version']}", "hi", split="train")
+hi = load_dataset("path/to/{manifest["version"]}", "hi", split="train")
 
 import polars as pl
-frame = pl.scan_parquet("path/to/{manifest['version']}/data/hi/*.parquet")
+frame = pl.scan_parquet("path/to/{manifest["version"]}/data/hi/*.parquet")
 
 from pipeline.release import load      # llava-polyglot installed: checks every sha256 first
-frame = load("path/to/{manifest['version']}", "hi")   # polars LazyFrame
+frame = load("path/to/{manifest["version"]}", "hi")   # polars LazyFrame
 ```
 
 Each row is one conversation in the LLaVA schema (`id`, `image`, `conversations` = list of `from`/`value`)
@@ -78,11 +91,11 @@ calibrated on professional reference translations); `qe_score` is the conversati
 text scores 1. Keep what passes a bar:
 
 ```python
-hi = load_dataset("path/to/{manifest['version']}", "hi", split="train").filter(lambda row: row["qe_score"] >= 0.8)
-frame = pl.scan_parquet("path/to/{manifest['version']}/data/hi/*.parquet").filter(pl.col("qe_score") >= 0.8)
+hi = load_dataset("path/to/{manifest["version"]}", "hi", split="train").filter(lambda row: row["qe_score"] >= 0.8)
+frame = pl.scan_parquet("path/to/{manifest["version"]}/data/hi/*.parquet").filter(pl.col("qe_score") >= 0.8)
 ```
 
-`polyglot export-llava {manifest['version']} --min-qe-score 0.8` writes the LLaVA training JSON of what passes.
+`polyglot export-llava {manifest["version"]} --min-qe-score 0.8` writes the LLaVA training JSON of what passes.
 
 ## Statistics
 

@@ -58,7 +58,9 @@ def _lines(path: Path, required: dict[str, tuple[type, ...]]) -> list[dict]:
             if key not in obj:
                 raise BenchmarkError(f"{path}:{n}: field {key!r} is missing (needed: {', '.join(required)})")
             if not isinstance(obj[key], types) or isinstance(obj[key], bool):
-                raise BenchmarkError(f"{path}:{n}: field {key!r} must be {' or '.join(t.__name__ for t in types)}, got {type(obj[key]).__name__}")
+                raise BenchmarkError(
+                    f"{path}:{n}: field {key!r} must be {' or '.join(t.__name__ for t in types)}, got {type(obj[key]).__name__}"
+                )
             if isinstance(obj[key], str) and not obj[key].strip() and key in ("text", "caption"):
                 raise BenchmarkError(f"{path}:{n}: field {key!r} is empty")
         out.append(obj)
@@ -77,7 +79,9 @@ def read_set(questions: Path, answers: Path | None = None, context: Path | None 
     if answers:
         for a in _lines(answers, {"question_id": (int, str), "text": (str,)}):
             if str(a["question_id"]) not in seen:
-                raise BenchmarkError(f"{answers}: answer for question_id {a['question_id']}, which {questions} does not have")
+                raise BenchmarkError(
+                    f"{answers}: answer for question_id {a['question_id']}, which {questions} does not have"
+                )
             out.answers[str(a["question_id"])] = a
     if context:
         out.context = _lines(context, {"id": (int, str), "image": (str,), "caption": (str,)})
@@ -94,16 +98,31 @@ def conversations(data: EvaluationSet) -> list[dict]:
             turns.append({"from": "gpt", "value": answer["text"]})
         out.append({"id": f"{QUESTION_PREFIX}{q['question_id']}", "image": q["image"], "conversations": turns})
     for c in data.context:
-        out.append({"id": f"{CONTEXT_PREFIX}{c['id']}", "image": c["image"], "conversations": [{"from": "human", "value": c["caption"]}]})
+        out.append(
+            {
+                "id": f"{CONTEXT_PREFIX}{c['id']}",
+                "image": c["image"],
+                "conversations": [{"from": "human", "value": c["caption"]}],
+            }
+        )
     return out
 
 
 def save(workspace: Path, data: EvaluationSet) -> Path:
     """The set as given (``benchmark/source.json``, for publishing) and as conversations (the translate input)."""
     folder = Path(workspace) / "benchmark"
-    write_atomic(folder / "source.json", json.dumps({"questions": data.questions, "answers": data.answers, "context": data.context},
-                                                    ensure_ascii=False, indent=1) + "\n")
-    return write_atomic(folder / "conversations.jsonl", "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations(data)))
+    write_atomic(
+        folder / "source.json",
+        json.dumps(
+            {"questions": data.questions, "answers": data.answers, "context": data.context},
+            ensure_ascii=False,
+            indent=1,
+        )
+        + "\n",
+    )
+    return write_atomic(
+        folder / "conversations.jsonl", "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations(data))
+    )
 
 
 def load(workspace: Path) -> EvaluationSet:
@@ -122,8 +141,10 @@ def _translated(workspace: Path, lang: str) -> dict[str, list[tuple[str, str]]]:
         return {}
     df = pl.read_parquet(files, columns=["id", "conversations", "turn_human"])
     return {
-        row["id"]: [(t["value"], human if human in ("reviewed", "corrected") else "unreviewed")
-                    for t, human in zip(row["conversations"], row["turn_human"] or [None] * len(row["conversations"]))]
+        row["id"]: [
+            (t["value"], human if human in ("reviewed", "corrected") else "unreviewed")
+            for t, human in zip(row["conversations"], row["turn_human"] or [None] * len(row["conversations"]))
+        ]
         for row in df.iter_rows(named=True)
     }
 
@@ -132,15 +153,26 @@ def publish(workspace: Path, version: str | None = None, langs: list[str] | None
     """Release the evaluation set in every translated language (LLaVA-Bench layout per language)."""
     workspace = Path(workspace)
     data = load(workspace)
-    available = sorted(p.name for p in (workspace / "translations").iterdir() if p.is_dir()) if (workspace / "translations").exists() else []
+    available = (
+        sorted(p.name for p in (workspace / "translations").iterdir() if p.is_dir())
+        if (workspace / "translations").exists()
+        else []
+    )
     langs = [lang for lang in (langs or available) if lang in available and lang != "en"]
     if not langs:
-        raise BenchmarkError(f"no translations in {workspace / 'translations'}: run 'polyglot benchmark translate' first")
+        raise BenchmarkError(
+            f"no translations in {workspace / 'translations'}: run 'polyglot benchmark translate' first"
+        )
     counts: dict[str, dict] = {}
 
     def build(tmp: Path, _parent: str | None) -> dict:
         _write_language(tmp / "en", data, None)
-        counts["en"] = {"questions": len(data.questions), "answers": len(data.answers), "context": len(data.context), "reviewed_items": None}
+        counts["en"] = {
+            "questions": len(data.questions),
+            "answers": len(data.answers),
+            "context": len(data.context),
+            "reviewed_items": None,
+        }
         for lang in sorted(langs, key=list(LANGUAGES).index):
             counts[lang] = _write_language(tmp / lang, data, _translated(workspace, lang))
         return {"kind": "llava-bench", "languages": ["en", *langs], "counts": counts}
@@ -166,7 +198,10 @@ def _write_language(folder: Path, data: EvaluationSet, translated: dict | None) 
         reviewed += status != "unreviewed"
         return text, status
 
-    with open(folder / "questions.jsonl", "w", encoding="utf-8") as qf, open(folder / "answers_gpt4.jsonl", "w", encoding="utf-8") as af:
+    with (
+        open(folder / "questions.jsonl", "w", encoding="utf-8") as qf,
+        open(folder / "answers_gpt4.jsonl", "w", encoding="utf-8") as af,
+    ):
         for q in data.questions:
             qid = str(q["question_id"])
             text, status = text_of(f"{QUESTION_PREFIX}{qid}", 0, q["text"])
@@ -179,8 +214,14 @@ def _write_language(folder: Path, data: EvaluationSet, translated: dict | None) 
         for c in data.context:
             text, status = text_of(f"{CONTEXT_PREFIX}{c['id']}", 0, c["caption"])
             cf.write(json.dumps({**c, "caption": text, "review_status": status}, ensure_ascii=False) + "\n")
-    return {"questions": len(data.questions), "answers": len(data.answers), "context": len(data.context),
-            "items": items, "reviewed_items": reviewed if translated is not None else None, "untranslated_items": missing}
+    return {
+        "questions": len(data.questions),
+        "answers": len(data.answers),
+        "context": len(data.context),
+        "items": items,
+        "reviewed_items": reviewed if translated is not None else None,
+        "untranslated_items": missing,
+    }
 
 
 def benchmark_card(manifest: dict) -> str:
@@ -188,24 +229,33 @@ def benchmark_card(manifest: dict) -> str:
     for lang in manifest["languages"]:
         c = manifest["counts"][lang]
         if c.get("reviewed_items") is None:
-            rows.append(f"| {lang} | {LANGUAGES[lang].name} | {c['questions']} | {c['answers']} | {c['context']} | source | – |")
+            rows.append(
+                f"| {lang} | {LANGUAGES[lang].name} | {c['questions']} | {c['answers']} | {c['context']} | source | – |"
+            )
         else:
-            rows.append(f"| {lang} | {LANGUAGES[lang].name} | {c['questions']} | {c['answers']} | {c['context']} | "
-                        f"{c['reviewed_items']} of {c['items']} | {c['untranslated_items']} |")
-    return card_text({"pretty_name": "LLaVA-Bench (multilingual, llava-polyglot)", "language": manifest["languages"]}, "\n".join([
-        f"# Multilingual evaluation set {manifest['version']}",
-        "",
-        "The evaluation set in the LLaVA-Bench layout, one folder per language: `questions.jsonl`, "
-        "`answers_gpt4.jsonl`, `context.jsonl`, read by LLaVA-Bench evaluators as they are. Every line keeps its "
-        "original fields; `text` (or `caption`) is in the folder's language, and `review_status` says whether a "
-        "native speaker checked it: `reviewed` (accepted as translated), `corrected` (their text), `unreviewed` "
-        "(machine translation no person has checked yet: do not report scores on it as reviewed), "
-        "`untranslated` (the English text, no translation yet), `source` (English).",
-        "",
-        "| lang | language | questions | answers | captions | items a person reviewed | untranslated |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *rows,
-        "",
-        "`manifest.json` holds the sha256 of every file; `polyglot release verify` checks them.",
-        "",
-    ]))
+            rows.append(
+                f"| {lang} | {LANGUAGES[lang].name} | {c['questions']} | {c['answers']} | {c['context']} | "
+                f"{c['reviewed_items']} of {c['items']} | {c['untranslated_items']} |"
+            )
+    return card_text(
+        {"pretty_name": "LLaVA-Bench (multilingual, llava-polyglot)", "language": manifest["languages"]},
+        "\n".join(
+            [
+                f"# Multilingual evaluation set {manifest['version']}",
+                "",
+                "The evaluation set in the LLaVA-Bench layout, one folder per language: `questions.jsonl`, "
+                "`answers_gpt4.jsonl`, `context.jsonl`, read by LLaVA-Bench evaluators as they are. Every line keeps its "
+                "original fields; `text` (or `caption`) is in the folder's language, and `review_status` says whether a "
+                "native speaker checked it: `reviewed` (accepted as translated), `corrected` (their text), `unreviewed` "
+                "(machine translation no person has checked yet: do not report scores on it as reviewed), "
+                "`untranslated` (the English text, no translation yet), `source` (English).",
+                "",
+                "| lang | language | questions | answers | captions | items a person reviewed | untranslated |",
+                "| --- | --- | --- | --- | --- | --- | --- |",
+                *rows,
+                "",
+                "`manifest.json` holds the sha256 of every file; `polyglot release verify` checks them.",
+                "",
+            ]
+        ),
+    )

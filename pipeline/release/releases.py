@@ -23,7 +23,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -36,10 +36,33 @@ from pipeline.translate import registry
 from pipeline.translate.translators import qualifications
 
 RELEASE_COLUMNS = [
-    "id", "image", "conversations", "lang", "source_id", "conv_key", "source_file", "record_index",
-    "translator_version", "translator", "rules_version", "status", "turn_status", "turn_flags",
-    "qe_status", "turn_qe_status", "turn_qe_reasons", "turn_lang_detected", "turn_lang_prob", "turn_script_share",
-    "turn_length_ratio", "turn_bt_chrf", "turn_back_translation", "qe_score", "turn_qe_score", "review_status", "human_corrected",
+    "id",
+    "image",
+    "conversations",
+    "lang",
+    "source_id",
+    "conv_key",
+    "source_file",
+    "record_index",
+    "translator_version",
+    "translator",
+    "rules_version",
+    "status",
+    "turn_status",
+    "turn_flags",
+    "qe_status",
+    "turn_qe_status",
+    "turn_qe_reasons",
+    "turn_lang_detected",
+    "turn_lang_prob",
+    "turn_script_share",
+    "turn_length_ratio",
+    "turn_bt_chrf",
+    "turn_back_translation",
+    "qe_score",
+    "turn_qe_score",
+    "review_status",
+    "human_corrected",
     "turn_human",
 ]
 VERSION_RE = re.compile(r"v(\d+)")
@@ -72,7 +95,11 @@ class PublishResult:
 
 def _release_frame(workspace: Path, lang: str) -> pl.DataFrame:
     df = translations(workspace, [lang], [c for c in RELEASE_COLUMNS if c != "source_id"])
-    return df.with_columns(pl.col("id").alias("source_id")).select(RELEASE_COLUMNS).sort("source_file", "record_index", "conv_key")
+    return (
+        df.with_columns(pl.col("id").alias("source_id"))
+        .select(RELEASE_COLUMNS)
+        .sort("source_file", "record_index", "conv_key")
+    )
 
 
 def _counts(df: pl.DataFrame) -> dict:
@@ -84,7 +111,10 @@ def _counts(df: pl.DataFrame) -> dict:
         "qe": {k: int(v) for k, v in qe.items()},
         "reviewed": df.filter(pl.col("review_status") != "unreviewed").height,
         "human_corrected": df.filter(pl.col("human_corrected")).height,
-        "qe_score_at_least": {"0.5": df.filter(pl.col("qe_score") >= 0.5).height, "0.8": df.filter(pl.col("qe_score") >= 0.8).height},
+        "qe_score_at_least": {
+            "0.5": df.filter(pl.col("qe_score") >= 0.5).height,
+            "0.8": df.filter(pl.col("qe_score") >= 0.8).height,
+        },
     }
 
 
@@ -106,7 +136,9 @@ def write_release(
     if not VERSION_RE.fullmatch(version):
         raise ReleaseError(f"a version is 'v' and a number, like v3; got {version!r}")
     if (root / version).exists():
-        raise ReleaseError(f"release {version} already exists at {root / version} and is never overwritten: publish a new version (e.g. omit --version)")
+        raise ReleaseError(
+            f"release {version} already exists at {root / version} and is never overwritten: publish a new version (e.g. omit --version)"
+        )
     parent = next((v for v in reversed(existing) if int(v[1:]) < int(version[1:])), None)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{version}.tmp-{uuid.uuid4().hex[:8]}"
@@ -114,7 +146,12 @@ def write_release(
     try:
         fields = build(tmp, parent)
         files: dict[str, dict] = fields.pop("files", {})
-        manifest = {"version": version, "parent": parent, "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **fields}
+        manifest = {
+            "version": version,
+            "parent": parent,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **fields,
+        }
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
                 files.setdefault(path.relative_to(tmp).as_posix(), {})
@@ -126,7 +163,9 @@ def write_release(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _fsync_tree(tmp)
         if (root / version).exists():
-            raise ReleaseError(f"release {version} appeared at {root / version} while this one was written; it is never overwritten")
+            raise ReleaseError(
+                f"release {version} appeared at {root / version} while this one was written; it is never overwritten"
+            )
         rename_durably(tmp, root / version)
     finally:
         if tmp.exists():
@@ -134,13 +173,19 @@ def write_release(
     return PublishResult(version, root / version, parent, manifest.get("counts", {}))
 
 
-def publish(workspace: Path, version: str | None = None, shard_rows: int = 10_000, langs: list[str] | None = None) -> PublishResult:
+def publish(
+    workspace: Path, version: str | None = None, shard_rows: int = 10_000, langs: list[str] | None = None
+) -> PublishResult:
     """Assemble release ``version`` (default: the next vN) from the workspace's translations and corrections."""
     workspace = Path(workspace)
     if shard_rows < 1:
         raise ReleaseError(f"shard size must be at least 1 row, got {shard_rows}")
-    available = sorted(p.name for p in (workspace / "translations").iterdir() if p.is_dir()) if (workspace / "translations").exists() else []
-    langs = [l for l in (langs or available) if l in available]
+    available = (
+        sorted(p.name for p in (workspace / "translations").iterdir() if p.is_dir())
+        if (workspace / "translations").exists()
+        else []
+    )
+    langs = [lang for lang in (langs or available) if lang in available]
     if not langs:
         raise ReleaseError(f"no translations in {workspace / 'translations'}: run 'polyglot translate' first")
     root = releases_dir(workspace)
@@ -175,6 +220,8 @@ def publish(workspace: Path, version: str | None = None, shard_rows: int = 10_00
     result = write_release(workspace, version, build, card)
     result.notes = notes[0]
     return result
+
+
 def _fsync_tree(path: Path) -> None:
     for p in sorted(path.rglob("*")):
         if p.is_file():
@@ -202,8 +249,16 @@ def _manifest(workspace: Path, counts: dict, shard_rows: int, langs: list[str]) 
             if d.get("source"):
                 continue
             q = measured.get((version, lang))
-            translators[lang].append({"version": version, "model": d.get("model"), "adapter": d.get("adapter"), "weights": d.get("weights"),
-                                      "qualification_chrf": q["chrf"] if q else None, "qualification_refs": q["refs"] if q else None})
+            translators[lang].append(
+                {
+                    "version": version,
+                    "model": d.get("model"),
+                    "adapter": d.get("adapter"),
+                    "weights": d.get("weights"),
+                    "qualification_chrf": q["chrf"] if q else None,
+                    "qualification_refs": q["refs"] if q else None,
+                }
+            )
     return {
         "inputs": _input_hashes(workspace),
         "ingest": json.loads(ingest_summary.read_text()) if ingest_summary.exists() else None,
@@ -265,7 +320,9 @@ def load(release: str | Path, lang: str, check: bool = True) -> pl.LazyFrame:
         raise ReleaseError(f"release {release} failed verification: " + "; ".join(problems))
     manifest = read_manifest(release)
     if lang not in manifest["config"]["languages"]:
-        raise ReleaseError(f"release {manifest['version']} has no {lang!r}: it has {', '.join(manifest['config']['languages'])}")
+        raise ReleaseError(
+            f"release {manifest['version']} has no {lang!r}: it has {', '.join(manifest['config']['languages'])}"
+        )
     base = str(release).rstrip("/")
     paths = sorted(f"{base}/{rel}" for rel in manifest["files"] if rel.startswith(f"data/{lang}/"))
     return pl.scan_parquet(paths)
@@ -283,25 +340,47 @@ def load_datasets(release: str | Path, lang: str, check: bool = True):
 def _frame(release: Path, lang: str) -> pl.DataFrame:
     files = sorted((Path(release) / "data" / lang).glob("*.parquet"))
     if not files:
-        return pl.DataFrame(schema={"conv_key": pl.String, "id": pl.String, "conversations": pl.List(pl.Struct({"from": pl.String, "value": pl.String}))})
+        return pl.DataFrame(
+            schema={
+                "conv_key": pl.String,
+                "id": pl.String,
+                "conversations": pl.List(pl.Struct({"from": pl.String, "value": pl.String})),
+            }
+        )
     return pl.read_parquet(files, columns=["conv_key", "id", "conversations", "human_corrected"])
 
 
 def diff(a: str | Path, b: str | Path, examples: int = 3) -> dict[str, dict]:
     """Per language: conversations added, removed and changed (by ``conv_key``) from release ``a`` to ``b``."""
-    langs = sorted({p.name for r in (a, b) for p in (Path(r) / "data").iterdir() if p.is_dir()} if all((Path(r) / "data").exists() for r in (a, b)) else set())
+    langs = sorted(
+        {p.name for r in (a, b) for p in (Path(r) / "data").iterdir() if p.is_dir()}
+        if all((Path(r) / "data").exists() for r in (a, b))
+        else set()
+    )
     out = {}
     for lang in langs:
         old, new = _frame(Path(a), lang), _frame(Path(b), lang)
         old_map = dict(zip(old["conv_key"], old["conversations"].to_list()))
         new_map = dict(zip(new["conv_key"], new["conversations"].to_list()))
-        ids = dict(zip(new["conv_key"], new["id"])) | {k: v for k, v in zip(old["conv_key"], old["id"]) if k not in new_map}
+        ids = dict(zip(new["conv_key"], new["id"])) | {
+            k: v for k, v in zip(old["conv_key"], old["id"]) if k not in new_map
+        }
         changed = sorted(k for k in old_map.keys() & new_map.keys() if old_map[k] != new_map[k])
         shown = []
         for k in changed[:examples]:
-            turn = next(i for i, (x, y) in enumerate(zip(old_map[k], new_map[k])) if x != y) if len(old_map[k]) == len(new_map[k]) else 0
-            shown.append({"id": ids[k], "turn": turn, "before": old_map[k][turn]["value"] if turn < len(old_map[k]) else None,
-                          "after": new_map[k][turn]["value"] if turn < len(new_map[k]) else None})
+            turn = (
+                next(i for i, (x, y) in enumerate(zip(old_map[k], new_map[k])) if x != y)
+                if len(old_map[k]) == len(new_map[k])
+                else 0
+            )
+            shown.append(
+                {
+                    "id": ids[k],
+                    "turn": turn,
+                    "before": old_map[k][turn]["value"] if turn < len(old_map[k]) else None,
+                    "after": new_map[k][turn]["value"] if turn < len(new_map[k]) else None,
+                }
+            )
         out[lang] = {
             "added": sorted(ids[k] for k in new_map.keys() - old_map.keys()),
             "removed": sorted(ids[k] for k in old_map.keys() - new_map.keys()),
@@ -311,8 +390,15 @@ def diff(a: str | Path, b: str | Path, examples: int = 3) -> dict[str, dict]:
     return out
 
 
-def export_llava(release: str | Path, out_dir: Path, langs: list[str] | None = None, mix: bool = False,
-                 only_usable: bool = True, seed: int = 0, min_qe_score: float | None = None) -> dict[str, int]:
+def export_llava(
+    release: str | Path,
+    out_dir: Path,
+    langs: list[str] | None = None,
+    mix: bool = False,
+    only_usable: bool = True,
+    seed: int = 0,
+    min_qe_score: float | None = None,
+) -> dict[str, int]:
     """LLaVA training JSON per language (``llava_{lang}.json``) and, with ``mix``, all of them in one shuffled
     file (``llava_mix.json``, ids suffixed with the language) as the paper trained on. ``only_usable`` keeps rows
     whose every turn was translated (``status == "ok"``) and QE did not reject; ``min_qe_score`` keeps rows whose
@@ -329,11 +415,17 @@ def export_llava(release: str | Path, out_dir: Path, langs: list[str] | None = N
         if only_usable:
             frame = frame.filter((pl.col("status") == "ok") & (pl.col("qe_status") != "rejected"))
         if min_qe_score is not None:  # English rows have no score: the source is kept
-            frame = frame.filter(pl.col("qe_score").is_null() & (pl.col("lang") == "en") | (pl.col("qe_score") >= min_qe_score))
+            frame = frame.filter(
+                pl.col("qe_score").is_null() & (pl.col("lang") == "en") | (pl.col("qe_score") >= min_qe_score)
+            )
         df = frame.select("id", "image", "conversations").collect()
         records = []
         for rid, image, conv in df.iter_rows():
-            rec = {"id": rid, **({"image": image} if image is not None else {}), "conversations": [{"from": t["from"], "value": t["value"]} for t in conv]}
+            rec = {
+                "id": rid,
+                **({"image": image} if image is not None else {}),
+                "conversations": [{"from": t["from"], "value": t["value"]} for t in conv],
+            }
             records.append(rec)
             mixed.append({**rec, "id": f"{rid}-{lang}"})
         _write_json(out_dir / f"llava_{lang}.json", records)

@@ -92,7 +92,9 @@ def in_force(workspace: Path, lang: str | None = None) -> pl.DataFrame:
     df = latest_versions(history(workspace)).filter(~pl.col("skipped"))
     if lang is not None:
         df = df.filter(pl.col("lang") == lang)
-    return df.sort("updated_at", "annotation_id").unique(["lang", "conv_key", "turn_index"], keep="last", maintain_order=True)
+    return df.sort("updated_at", "annotation_id").unique(
+        ["lang", "conv_key", "turn_index"], keep="last", maintain_order=True
+    )
 
 
 def write_reviewed(workspace: Path) -> Path:

@@ -8,9 +8,11 @@ import polars as pl
 
 from pipeline.storage import write_atomic
 
-PLOTS = (("turn_qe_score", "quality score (estimated probability that the turn is usable)"),
-         ("turn_length_ratio", "length ratio (translation / source characters)"),
-         ("turn_script_share", "share of words in the expected script"))
+PLOTS = (
+    ("turn_qe_score", "quality score (estimated probability that the turn is usable)"),
+    ("turn_length_ratio", "length ratio (translation / source characters)"),
+    ("turn_script_share", "share of words in the expected script"),
+)
 
 
 def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, list[Path]]:
@@ -21,7 +23,14 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    turn_columns = ["turn_qe_status", "turn_qe_score", "turn_length_ratio", "turn_script_share", "turn_lang_prob", "turn_bt_chrf"]
+    turn_columns = [
+        "turn_qe_status",
+        "turn_qe_score",
+        "turn_length_ratio",
+        "turn_script_share",
+        "turn_lang_prob",
+        "turn_bt_chrf",
+    ]
     summaries, reasons, values = [], [], {column: {} for column, _ in PLOTS}
     for lang in [lang for lang in langs if lang != "en"]:
         files = sorted((Path(workspace) / "translations" / lang).glob("shard-*.parquet"))
@@ -29,33 +38,50 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
             continue
         df = pl.scan_parquet(files).select("qe_status", "qe_score", "turn_qe_reasons", *turn_columns).collect()
         turns = df.select(turn_columns).explode(turn_columns)
-        summaries.append(pl.DataFrame({"lang": [lang]}).hstack(df.select(
-            pl.len().alias("conversations"),
-            (pl.col("qe_status") == "accepted").sum().alias("accepted"),
-            (pl.col("qe_status") == "needs_review").sum().alias("needs_review"),
-            (pl.col("qe_status") == "rejected").sum().alias("rejected"),
-            (pl.col("qe_score") >= 0.5).sum().alias("score_at_least_0_5"),
-            (pl.col("qe_score") >= 0.8).sum().alias("score_at_least_0_8"),
-        )).hstack(turns.select(
-            pl.len().alias("turns"),
-            (pl.col("turn_qe_status") == "accepted").mean().round(4).alias("turns_accepted_share"),
-            pl.col("turn_qe_score").mean().round(3).alias("mean_turn_qe_score"),
-            pl.col("turn_length_ratio").median().round(3).alias("median_length_ratio"),
-            pl.col("turn_script_share").mean().round(3).alias("mean_script_share"),
-            pl.col("turn_lang_prob").mean().round(3).alias("mean_lang_prob"),
-            pl.col("turn_bt_chrf").drop_nulls().len().alias("bt_turns"),
-            pl.col("turn_bt_chrf").mean().round(2).alias("mean_bt_chrf"),
-        )))
+        summaries.append(
+            pl.DataFrame({"lang": [lang]})
+            .hstack(
+                df.select(
+                    pl.len().alias("conversations"),
+                    (pl.col("qe_status") == "accepted").sum().alias("accepted"),
+                    (pl.col("qe_status") == "needs_review").sum().alias("needs_review"),
+                    (pl.col("qe_status") == "rejected").sum().alias("rejected"),
+                    (pl.col("qe_score") >= 0.5).sum().alias("score_at_least_0_5"),
+                    (pl.col("qe_score") >= 0.8).sum().alias("score_at_least_0_8"),
+                )
+            )
+            .hstack(
+                turns.select(
+                    pl.len().alias("turns"),
+                    (pl.col("turn_qe_status") == "accepted").mean().round(4).alias("turns_accepted_share"),
+                    pl.col("turn_qe_score").mean().round(3).alias("mean_turn_qe_score"),
+                    pl.col("turn_length_ratio").median().round(3).alias("median_length_ratio"),
+                    pl.col("turn_script_share").mean().round(3).alias("mean_script_share"),
+                    pl.col("turn_lang_prob").mean().round(3).alias("mean_lang_prob"),
+                    pl.col("turn_bt_chrf").drop_nulls().len().alias("bt_turns"),
+                    pl.col("turn_bt_chrf").mean().round(2).alias("mean_bt_chrf"),
+                )
+            )
+        )
         reasons.append(
-            df.select(pl.col("turn_qe_reasons").alias("reason")).explode("reason").explode("reason").drop_nulls()
-            .with_columns(pl.col("reason").str.replace(r"^unit \d+: ", "").str.replace(r"[:\d\[(].*$", "").str.strip_chars())
-            .group_by("reason").len().sort("len", "reason", descending=[True, False])
+            df.select(pl.col("turn_qe_reasons").alias("reason"))
+            .explode("reason")
+            .explode("reason")
+            .drop_nulls()
+            .with_columns(
+                pl.col("reason").str.replace(r"^unit \d+: ", "").str.replace(r"[:\d\[(].*$", "").str.strip_chars()
+            )
+            .group_by("reason")
+            .len()
+            .sort("len", "reason", descending=[True, False])
             .select(pl.lit(lang).alias("lang"), "reason", "len")
         )
         for column, _ in PLOTS:
             values[column][lang] = turns[column].drop_nulls().to_numpy()
     if not summaries:
-        raise FileNotFoundError(f"no translated shards under {Path(workspace) / 'translations'}: run 'polyglot translate' first")
+        raise FileNotFoundError(
+            f"no translated shards under {Path(workspace) / 'translations'}: run 'polyglot translate' first"
+        )
     summary = pl.concat(summaries, how="vertical_relaxed")
     out = Path(workspace) / "reports"
     write_atomic(out / "qe_summary.parquet", summary.write_parquet)

@@ -41,19 +41,37 @@ def reviewed(workspace: Path) -> pl.DataFrame:
 def _candidates(workspace: Path, lang: str, seen: pl.DataFrame) -> pl.DataFrame:
     files = sorted((Path(workspace) / "translations" / lang).glob("shard-*.parquet"))
     if not files:
-        return pl.DataFrame(schema={"conv_key": pl.String, "id": pl.String, "source_file": pl.String, "qe_status": pl.String,
-                                    "qe_score": pl.Float32})
-    return (pl.scan_parquet(files).select("conv_key", "id", "source_file", "qe_status", "qe_score")
-            .join(seen.lazy().filter(pl.col("lang") == lang).select("conv_key"), on="conv_key", how="anti").collect())
+        return pl.DataFrame(
+            schema={
+                "conv_key": pl.String,
+                "id": pl.String,
+                "source_file": pl.String,
+                "qe_status": pl.String,
+                "qe_score": pl.Float32,
+            }
+        )
+    return (
+        pl.scan_parquet(files)
+        .select("conv_key", "id", "source_file", "qe_status", "qe_score")
+        .join(seen.lazy().filter(pl.col("lang") == lang).select("conv_key"), on="conv_key", how="anti")
+        .collect()
+    )
 
 
 def _rows(lang: str, frame: pl.DataFrame, reason: str) -> pl.DataFrame:
-    return frame.select(pl.lit(lang).alias("lang"), "conv_key", "id", pl.lit(reason).alias("reason"),
-                        pl.col("source_file").alias("stratum"), pl.col("qe_score").cast(pl.Float32))
+    return frame.select(
+        pl.lit(lang).alias("lang"),
+        "conv_key",
+        "id",
+        pl.lit(reason).alias("reason"),
+        pl.col("source_file").alias("stratum"),
+        pl.col("qe_score").cast(pl.Float32),
+    )
 
 
-def build_queue(workspace: Path, langs: list[str], budget: int | None = 1000, seed: int = 0,
-                spot_check: float = SPOT_CHECK) -> pl.DataFrame:
+def build_queue(
+    workspace: Path, langs: list[str], budget: int | None = 1000, seed: int = 0, spot_check: float = SPOT_CHECK
+) -> pl.DataFrame:
     """The review queue (see the module's docstring); ``budget`` None: every conversation not reviewed yet, whatever
     its QE status (an evaluation set, where every item must be checked by a person)."""
     if budget is not None and budget < 0:
@@ -62,7 +80,9 @@ def build_queue(workspace: Path, langs: list[str], budget: int | None = 1000, se
         raise ValueError(f"the spot-check share must be between 0 and 1, got {spot_check}")
     targets = [lang for lang in langs if lang != "en"]
     if not any((Path(workspace) / "translations" / lang).is_dir() for lang in targets):
-        raise FileNotFoundError(f"no translated shards under {Path(workspace) / 'translations'}: run 'polyglot translate' first")
+        raise FileNotFoundError(
+            f"no translated shards under {Path(workspace) / 'translations'}: run 'polyglot translate' first"
+        )
     seen = reviewed(workspace)
     parts = []
     for lang in targets:
@@ -76,12 +96,19 @@ def build_queue(workspace: Path, langs: list[str], budget: int | None = 1000, se
         spots = min(round(budget * spot_check), pool.filter(pl.col("qe_status") == "accepted").height)
         lowest = pool.sort("qe_score", "conv_key", nulls_last=True).head(budget - spots)
         parts.append(_rows(lang, lowest, "low score"))
-        accepted = pool.filter(pl.col("qe_status") == "accepted").join(lowest.select("conv_key"), on="conv_key", how="anti")
+        accepted = pool.filter(pl.col("qe_status") == "accepted").join(
+            lowest.select("conv_key"), on="conv_key", how="anti"
+        )
         if spots and accepted.height:
             accepted = accepted.with_columns(
-                pl.col("conv_key").map_elements(lambda k, lang=lang: _draw_key(seed, lang, k), return_dtype=pl.String).alias("draw"))
+                pl.col("conv_key")
+                .map_elements(lambda k, lang=lang: _draw_key(seed, lang, k), return_dtype=pl.String)
+                .alias("draw")
+            )
             sizes = accepted.group_by("source_file").len().sort("source_file")
-            for stratum, n in _allocate(dict(zip(sizes["source_file"], sizes["len"])), min(spots, accepted.height)).items():
+            for stratum, n in _allocate(
+                dict(zip(sizes["source_file"], sizes["len"])), min(spots, accepted.height)
+            ).items():
                 picked = accepted.filter(pl.col("source_file") == stratum).sort("draw").head(n)
                 parts.append(_rows(lang, picked, "spot check"))
     return pl.concat(parts) if parts else pl.DataFrame(schema=QUEUE_SCHEMA)

@@ -29,7 +29,10 @@ def convert(gguf: Path, out_dir: Path, dtype: str) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     # dequantize: plain dense weights (a model whose weights stay in GGUF blocks cannot be saved)
     model = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=name, dtype=getattr(torch, dtype), quantization_config=GgufConfig(gguf_file=str(gguf), dequantize=True)
+        folder,
+        gguf_file=name,
+        dtype=getattr(torch, dtype),
+        quantization_config=GgufConfig(gguf_file=str(gguf), dequantize=True),
     )
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
@@ -70,6 +73,7 @@ def report(name: str, work, out_dir: Path) -> int:
         return 1
     print(json.dumps(info))
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -29,7 +29,13 @@ QUANTIZATION_CONFIG = {
         "group_0": {
             "targets": ["Linear"],
             "weights": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel", "dynamic": False},
-            "input_activations": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "token", "dynamic": True},
+            "input_activations": {
+                "num_bits": 8,
+                "type": "int",
+                "symmetric": True,
+                "strategy": "token",
+                "dynamic": True,
+            },
         }
     },
     "ignore": ["lm_head"],
@@ -55,7 +61,9 @@ def convert(source: Path, out_dir: Path) -> dict:
 
     config = json.loads((source / "config.json").read_text())
     if config.get("quantization_config"):
-        raise ValueError(f"{source} is already quantised ({config['quantization_config'].get('quant_method')}); give the dense folder")
+        raise ValueError(
+            f"{source} is already quantised ({config['quantization_config'].get('quant_method')}); give the dense folder"
+        )
     files = sorted(source.glob("*.safetensors"))
     if not files:
         raise ValueError(f"{source} has no .safetensors weights")
@@ -92,12 +100,25 @@ def convert(source: Path, out_dir: Path) -> dict:
         raise ValueError(f"{source}: no decoder linear layers (model.layers.*.weight) to quantise")
     if (source / "model.safetensors.index.json").exists():
         meta = json.loads((source / "model.safetensors.index.json").read_text()).get("metadata", {})
-        (out_dir / "model.safetensors.index.json").write_text(json.dumps({"metadata": {**meta, "total_size": after}, "weight_map": index}, indent=2))
+        (out_dir / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {**meta, "total_size": after}, "weight_map": index}, indent=2)
+        )
     for extra in source.iterdir():  # tokenizer, chat template, generation config, import manifest
-        if extra.is_file() and extra.suffix != ".safetensors" and extra.name not in ("config.json", "model.safetensors.index.json"):
+        if (
+            extra.is_file()
+            and extra.suffix != ".safetensors"
+            and extra.name not in ("config.json", "model.safetensors.index.json")
+        ):
             shutil.copy2(extra, out_dir / extra.name)
-    (out_dir / "config.json").write_text(json.dumps({**config, "quantization_config": QUANTIZATION_CONFIG}, indent=2) + "\n")
-    return {"layers": layers, "bytes_before": before, "bytes_after": after, "weight_error": round((err2 / max(norm2, 1e-30)) ** 0.5, 5)}
+    (out_dir / "config.json").write_text(
+        json.dumps({**config, "quantization_config": QUANTIZATION_CONFIG}, indent=2) + "\n"
+    )
+    return {
+        "layers": layers,
+        "bytes_before": before,
+        "bytes_after": after,
+        "weight_error": round((err2 / max(norm2, 1e-30)) ** 0.5, 5),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,7 +82,9 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
     if dtype not in _GROWTH:
         raise ValueError(f"dtype must be one of {', '.join(_GROWTH)}, got {dtype!r}")
     header = read_gguf_header(gguf)
-    log(f"hashing {gguf.name} ({gguf.stat().st_size / 1e9:.2f} GB, GGUF v{header.version}, {header.architecture or 'unknown architecture'})")
+    log(
+        f"hashing {gguf.name} ({gguf.stat().st_size / 1e9:.2f} GB, GGUF v{header.version}, {header.architecture or 'unknown architecture'})"
+    )
     digest = sha256_file(gguf)
     target = Path(out).expanduser().resolve() if out else processes.home() / "models" / f"gguf-{digest[:16]}"
     done = imported(target)
@@ -104,13 +106,23 @@ def import_gguf(gguf: str | Path, out: str | Path | None = None, dtype: str = "b
 
     def manifest(info: dict) -> dict:
         return {
-            "source": str(gguf), "gguf_sha256": digest, "gguf_bytes": gguf.stat().st_size, "gguf_version": header.version,
-            "general_name": header.name, "served_name": served_name(gguf, digest), **info,
+            "source": str(gguf),
+            "gguf_sha256": digest,
+            "gguf_bytes": gguf.stat().st_size,
+            "gguf_version": header.version,
+            "general_name": header.name,
+            "served_name": served_name(gguf, digest),
+            **info,
             "import_seconds": round(time.monotonic() - started, 1),
         }
 
-    _convert_into(target, processes.ensure_converter_env(), ["pipeline.serve.gguf_import", str(gguf), "--dtype", dtype],
-                  f"import {gguf.name}", manifest)
+    _convert_into(
+        target,
+        processes.ensure_converter_env(),
+        ["pipeline.serve.gguf_import", str(gguf), "--dtype", dtype],
+        f"import {gguf.name}",
+        manifest,
+    )
     log(f"imported {gguf.name} → {target} in {time.monotonic() - started:.0f} s")
     return target
 
@@ -121,7 +133,9 @@ def make_int8(folder: str | Path, out: str | Path | None = None, log=print) -> P
     the dense model's (see :mod:`pipeline.serve.int8`)."""
     source = Path(folder).expanduser().resolve()
     if not (source / "config.json").is_file():
-        raise FileNotFoundError(f"{source} is not a model folder (no config.json); give the folder 'models import' printed")
+        raise FileNotFoundError(
+            f"{source} is not a model folder (no config.json); give the folder 'models import' printed"
+        )
     target = Path(out).expanduser().resolve() if out else source.with_name(f"{source.name}-int8")
     done = imported(target)
     if done and done.get("int8_of") == str(source):
@@ -134,13 +148,26 @@ def make_int8(folder: str | Path, out: str | Path | None = None, log=print) -> P
     base = imported(source) or {"served_name": source.name}
 
     def manifest(info: dict) -> dict:
-        return {**base, "served_name": f"{base['served_name']}-int8", "quantization": "int8-w8a8", "int8_of": str(source),
-                **{f"int8_{k}": v for k, v in info.items()}, "int8_seconds": round(time.monotonic() - started, 1)}
+        return {
+            **base,
+            "served_name": f"{base['served_name']}-int8",
+            "quantization": "int8-w8a8",
+            "int8_of": str(source),
+            **{f"int8_{k}": v for k, v in info.items()},
+            "int8_seconds": round(time.monotonic() - started, 1),
+        }
 
-    info = _convert_into(target, processes.ensure_vllm_env(), ["pipeline.serve.int8", str(source)],
-                         f"make an int8 copy of {source.name}", manifest)
-    log(f"int8 copy: {info['layers']} layers, {info['bytes_before'] / 1e6:,.1f} → {info['bytes_after'] / 1e6:,.1f} MB, "
-        f"relative weight error {info['weight_error']:.4f}, {time.monotonic() - started:.0f} s")
+    info = _convert_into(
+        target,
+        processes.ensure_vllm_env(),
+        ["pipeline.serve.int8", str(source)],
+        f"make an int8 copy of {source.name}",
+        manifest,
+    )
+    log(
+        f"int8 copy: {info['layers']} layers, {info['bytes_before'] / 1e6:,.1f} → {info['bytes_after'] / 1e6:,.1f} MB, "
+        f"relative weight error {info['weight_error']:.4f}, {time.monotonic() - started:.0f} s"
+    )
     return target
 
 
@@ -153,7 +180,9 @@ def _convert_into(target: Path, python: Path, module_args: list[str], what: str,
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     module, first, *options = module_args
     try:
-        proc = processes.run_logged([str(python), "-m", module, first, str(tmp), *options], what, processes.env_with_project(), check=False)
+        proc = processes.run_logged(
+            [str(python), "-m", module, first, str(tmp), *options], what, processes.env_with_project(), check=False
+        )
         if proc.returncode != 0:
             last = next((line for line in reversed(proc.output.splitlines()) if line.strip()), "no output")
             raise RuntimeError(f"cannot {what}: {re.sub(r'^[a-z0-9]+ failed: ', '', last)}")

@@ -87,7 +87,7 @@ def _train_to_answer_and_stop(model, tokenizer, steps: int, seed: int) -> float:
     optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     loss_value = float("nan")
-    for step in range(steps):
+    for _ in range(steps):
         batch = [examples[i] for i in torch.randint(len(examples), (8,)).tolist()]
         width = max(len(ids) for ids, _ in batch)
         pad = model.config.pad_token_id
@@ -155,9 +155,12 @@ def build(out_dir: Path, vocab_size: int = 3000, seed: int = 0, steps: int = 300
         print(f"tiny model trained {steps} steps, final loss {loss:.3f}")
     model.save_pretrained(out_dir, safe_serialization=True)
     (out_dir / "generation_config.json").write_text(
-        json.dumps({"eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id, "do_sample": False}) + "\n"
+        json.dumps({"eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id, "do_sample": False})
+        + "\n"
     )
-    (out_dir / MARKER).write_text(json.dumps({"built_by": "pipeline.serve.tiny_models", "recipe": recipe, "steps": steps}) + "\n")
+    (out_dir / MARKER).write_text(
+        json.dumps({"built_by": "pipeline.serve.tiny_models", "recipe": recipe, "steps": steps}) + "\n"
+    )
     return out_dir
 
 

@@ -48,9 +48,15 @@ def ensure_tiny_model(name: str = "tiny") -> Path:
         shutil.copytree(shipped, out)
         return out
     python = ensure_vllm_env()
-    say(f"building the {name} test model in {out} (its recipe changed since the shipped copy was built; "
-         f"ship the new one with: python -m pipeline.serve.tiny_models --ship)")
-    run_logged([str(python), "-m", "pipeline.serve.tiny_models", str(out), "--steps", str(steps)], f"building the {name} model", env_with_project())
+    say(
+        f"building the {name} test model in {out} (its recipe changed since the shipped copy was built; "
+        f"ship the new one with: python -m pipeline.serve.tiny_models --ship)"
+    )
+    run_logged(
+        [str(python), "-m", "pipeline.serve.tiny_models", str(out), "--steps", str(steps)],
+        f"building the {name} model",
+        env_with_project(),
+    )
     return out
 
 
@@ -136,9 +142,22 @@ def start_vllm(
     python = ensure_vllm_env()
     model_path, served = resolve_model(model, fallback_to_tiny)
     cmd = [
-        str(python), "-m", "pipeline.serve.vllm_launcher", "serve", model_path,
-        "--host", host, "--port", str(port), "--served-model-name", served,
-        "--max-model-len", str(max_model_len), "--enable-lora", "--max-lora-rank", str(max_lora_rank),
+        str(python),
+        "-m",
+        "pipeline.serve.vllm_launcher",
+        "serve",
+        model_path,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--served-model-name",
+        served,
+        "--max-model-len",
+        str(max_model_len),
+        "--enable-lora",
+        "--max-lora-rank",
+        str(max_lora_rank),
         "--disable-uvicorn-access-log",
     ]
     env_extra = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
@@ -155,8 +174,10 @@ def start_vllm(
             env_extra.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{cores - 1}", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
             say(f"vLLM computes on all {cores} cores (VLLM_CPU_OMP_THREADS_BIND to choose)")
         if is_dense_folder(Path(model_path)) and not (Path(model_path) / tiny_models.MARKER).exists():
-            say(f"an int8 copy of this model answers 2-2.6x faster on a CPU at the same chrF within noise (README 'Sizing'): "
-                f"polyglot models int8 {model_path}")
+            say(
+                f"an int8 copy of this model answers 2-2.6x faster on a CPU at the same chrF within noise (README 'Sizing'): "
+                f"polyglot models int8 {model_path}"
+            )
         if not any(a.startswith("--max-num-batched-tokens") for a in extra_args or []):
             # prefill in chunks of 512 tokens between decode steps: a batch of new requests no longer stops every
             # running answer for a 2,048-token prefill (measured, 1.5B fp32, 2 cores, 16 in flight: first token after
@@ -165,7 +186,9 @@ def start_vllm(
     if dtype != "auto":
         cmd += ["--dtype", dtype]
     cmd += extra_args or []
-    say(f"starting vLLM on {host}:{port} serving {served} from {model_path} (log {home() / 'logs' / f'vllm-{port}.log'})")
-    return spawn("vllm", "vLLM", "/v1/models", cmd, env_extra, host, port, model_path, served, wait_seconds, label=label)
-
-
+    say(
+        f"starting vLLM on {host}:{port} serving {served} from {model_path} (log {home() / 'logs' / f'vllm-{port}.log'})"
+    )
+    return spawn(
+        "vllm", "vLLM", "/v1/models", cmd, env_extra, host, port, model_path, served, wait_seconds, label=label
+    )

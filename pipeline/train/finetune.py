@@ -71,7 +71,9 @@ class FinetuneSettings:
         if self.layers < 0:
             problems.append(f"layers must be 0 (all) or more, got {self.layers}")
         if not 1 <= self.rank <= self.max_lora_rank:
-            problems.append(f"rank must be between 1 and the server's max LoRA rank {self.max_lora_rank}, got {self.rank}")
+            problems.append(
+                f"rank must be between 1 and the server's max LoRA rank {self.max_lora_rank}, got {self.rank}"
+            )
         if self.alpha <= 0 or self.learning_rate <= 0 or self.max_steps < 1 or self.batch_size < 1:
             problems.append("alpha, learning rate, steps and batch size must be positive")
         if self.target_loss < 0:
@@ -83,18 +85,35 @@ class FinetuneSettings:
         if self.few_shot < 0:
             problems.append(f"few-shot count must be 0 or more, got {self.few_shot}")
         if not 0.0 <= self.min_pass_share <= 1.0:
-            problems.append(f"the minimum share of answers passing the checks must be between 0 and 1, got {self.min_pass_share}")
+            problems.append(
+                f"the minimum share of answers passing the checks must be between 0 and 1, got {self.min_pass_share}"
+            )
         if self.activate not in ACTIVATE_POLICIES:
             problems.append(f"activate must be one of {', '.join(ACTIVATE_POLICIES)}, got {self.activate!r}")
         unknown = [c for c in self.candidates if c not in CANDIDATES]
         if unknown or not self.candidates:
-            problems.append(f"candidates must be some of {', '.join(CANDIDATES)}, got {', '.join(self.candidates) or 'none'}")
+            problems.append(
+                f"candidates must be some of {', '.join(CANDIDATES)}, got {', '.join(self.candidates) or 'none'}"
+            )
         if problems:
             raise ValueError("fine-tune settings: " + "; ".join(problems))
 
     def hyperparameters(self) -> dict:
-        return {k: getattr(self, k) for k in ("rank", "alpha", "learning_rate", "max_steps", "batch_size", "target_loss", "min_margin", "seed",
-                                              "modules", "layers")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "rank",
+                "alpha",
+                "learning_rate",
+                "max_steps",
+                "batch_size",
+                "target_loss",
+                "min_margin",
+                "seed",
+                "modules",
+                "layers",
+            )
+        }
 
 
 class TrainingFailed(RuntimeError):
@@ -116,15 +135,22 @@ def trained_before(workspace: Path, base_model: str, digest: str, hyperparameter
             meta = json.loads((folder / "polyglot.json").read_text())
         except (OSError, ValueError):
             continue
-        if (meta.get("data_hash"), meta.get("base_model"), meta.get("hyperparameters")) == (digest, base_model, hyperparameters) \
-                and (folder / "adapter_config.json").exists():
+        if (meta.get("data_hash"), meta.get("base_model"), meta.get("hyperparameters")) == (
+            digest,
+            base_model,
+            hyperparameters,
+        ) and (folder / "adapter_config.json").exists():
             meta["path"] = str(folder.resolve())
             return meta
     return None
 
 
 def train_adapter(
-    workspace: Path, train: list[Example], base_model: str, settings: FinetuneSettings, base_config: TranslatorConfig,
+    workspace: Path,
+    train: list[Example],
+    base_model: str,
+    settings: FinetuneSettings,
+    base_config: TranslatorConfig,
     python: Path | None = None,
 ) -> dict:
     """Train a LoRA adapter on ``train``; returns its metadata (``polyglot.json``). Raises :class:`TrainingFailed`."""
@@ -134,8 +160,12 @@ def train_adapter(
     digest = data_hash(records)
     same = trained_before(workspace, base_model, digest, settings.hyperparameters())
     if same is not None:  # deterministic training on the same data and settings would give the same adapter
-        print(f"adapter {same['version']} was trained on the same corrections, prompt, base model and settings "
-              f"({same['created_at']}): using it instead of training again", file=sys.stderr, flush=True)
+        print(
+            f"adapter {same['version']} was trained on the same corrections, prompt, base model and settings "
+            f"({same['created_at']}): using it instead of training again",
+            file=sys.stderr,
+            flush=True,
+        )
         return same
     if python is None:
         python = processes.ensure_trainer_env()
@@ -152,8 +182,12 @@ def train_adapter(
     job_file = tmp / "job.json"
     job_file.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
     # long on a CPU: the trainer's last line (the step it is at) is said every 15 s
-    proc = processes.run_logged([str(python), "-m", "pipeline.train.lora_train", str(job_file)], "training the adapter",
-                                 processes.env_with_project(), check=False)
+    proc = processes.run_logged(
+        [str(python), "-m", "pipeline.train.lora_train", str(job_file)],
+        "training the adapter",
+        processes.env_with_project(),
+        check=False,
+    )
     job_file.unlink()
     if proc.returncode != 0 or not (tmp / "adapter_config.json").exists():
         shutil.rmtree(tmp, ignore_errors=True)
@@ -233,7 +267,10 @@ async def _translate_all(server: str, requests: list[tuple[TranslatorConfig, Exa
 
 
 def evaluate(
-    server: str, candidates: dict[str, dict[str, TranslatorConfig]], splits: dict[str, list[Example]], concurrency: int = 32
+    server: str,
+    candidates: dict[str, dict[str, TranslatorConfig]],
+    splits: dict[str, list[Example]],
+    concurrency: int = 32,
 ) -> dict[str, dict[str, dict[str, Score]]]:
     """split → lang → candidate → Score: every split's units translated by every candidate of their language.
 
@@ -273,27 +310,65 @@ def decide(lang: str, held_out: dict[str, Score], settings: FinetuneSettings) ->
     if not allowed:
         return Decision(lang, None, "no candidate was evaluated", None, None, None)
     if settings.activate == "never":
-        return Decision(lang, None, "activation is off (--activate never)", current.chrf if current else None, None, None)
+        return Decision(
+            lang, None, "activation is off (--activate never)", current.chrf if current else None, None, None
+        )
     if settings.activate == "always":
         name = "adapter" if "adapter" in allowed else next(iter(allowed))
-        return Decision(lang, name, "activation forced (--activate always)", current.chrf if current else None, name, allowed[name].chrf)
+        return Decision(
+            lang,
+            name,
+            "activation forced (--activate always)",
+            current.chrf if current else None,
+            name,
+            allowed[name].chrf,
+        )
     if current is None or current.n == 0:
-        return Decision(lang, None, "no held-out corrections to judge by: correct more conversations, or --activate always", None, None, None)
+        return Decision(
+            lang,
+            None,
+            "no held-out corrections to judge by: correct more conversations, or --activate always",
+            None,
+            None,
+            None,
+        )
     name, best = max(allowed.items(), key=lambda kv: (kv[1].chrf, kv[0] == "adapter"))
     passing = max(allowed.values(), key=lambda sc: sc.delivered or 0.0)
     if (passing.delivered or 0.0) < settings.min_pass_share:
         return Decision(
-            lang, None, f"needs a better translator: at most {passing.delivered or 0.0:.0%} of the held-out answers of any candidate "
+            lang,
+            None,
+            f"needs a better translator: at most {passing.delivered or 0.0:.0%} of the held-out answers of any candidate "
             f"pass the answer checks (at least {settings.min_pass_share:.0%} needed); best chrF {best.chrf} ({name})",
-            current.chrf, name, best.chrf, needs_translator=True,
+            current.chrf,
+            name,
+            best.chrf,
+            needs_translator=True,
         )
     if best.chrf > current.chrf + settings.min_gain:
-        return Decision(lang, name, f"held-out chrF {best.chrf} beats {current.chrf} (+{best.chrf - current.chrf:.2f})", current.chrf, name, best.chrf)
+        return Decision(
+            lang,
+            name,
+            f"held-out chrF {best.chrf} beats {current.chrf} (+{best.chrf - current.chrf:.2f})",
+            current.chrf,
+            name,
+            best.chrf,
+        )
     return Decision(
-        lang, None, f"held-out chrF {best.chrf} does not beat the current {current.chrf} by more than {settings.min_gain}",
-        current.chrf, name, best.chrf,
+        lang,
+        None,
+        f"held-out chrF {best.chrf} does not beat the current {current.chrf} by more than {settings.min_gain}",
+        current.chrf,
+        name,
+        best.chrf,
     )
 
 
 def scores_json(results: dict[str, dict[str, dict[str, Score]]]) -> dict:
-    return {s: {l: {c: {k: v for k, v in asdict(sc).items() if k != "hypotheses"} for c, sc in by_c.items()} for l, by_c in by_l.items()} for s, by_l in results.items()}
+    return {
+        s: {
+            lang: {c: {k: v for k, v in asdict(sc).items() if k != "hypotheses"} for c, sc in by_c.items()}
+            for lang, by_c in by_l.items()
+        }
+        for s, by_l in results.items()
+    }

@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-TARGET_MODULES = {"all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-                  "attention": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+TARGET_MODULES = {
+    "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
 
 
 REPORT_SAMPLE = 64  # examples the initial and the step-limit figures are computed on
@@ -41,7 +43,9 @@ def memory_needed(config: dict, batch_tokens: int, answer_tokens: int, trained_l
     layers LoRA trains keep them), and the output layer's logits at the answer tokens."""
     hidden, layers = config["hidden_size"], config["num_hidden_layers"]
     inter, vocab = config.get("intermediate_size", 4 * hidden), config["vocab_size"]
-    params = layers * (4 * hidden * hidden + 3 * hidden * inter) + vocab * hidden * (1 if config.get("tie_word_embeddings") else 2)
+    params = layers * (4 * hidden * hidden + 3 * hidden * inter) + vocab * hidden * (
+        1 if config.get("tie_word_embeddings") else 2
+    )
     per_token_layer = 16 * hidden + 4 * inter  # floats kept per token and layer (attention + MLP intermediates)
     kept = 1 if checkpointing else min(trained_layers or layers, layers)
     activations = (batch_tokens * per_token_layer * kept + 3 * answer_tokens * vocab) * 4
@@ -52,16 +56,22 @@ def encode(tokenizer, messages: list[dict], answer: str) -> tuple[list[int], lis
     """(input ids, labels): the inference prompt, then the answer as the chat template closes it."""
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}], tokenize=False)
-    if not full.startswith(prompt) or answer not in full[len(prompt):]:
-        raise ValueError("the chat template does not render the answer after the generation prompt; cannot build labels")
+    if not full.startswith(prompt) or answer not in full[len(prompt) :]:
+        raise ValueError(
+            "the chat template does not render the answer after the generation prompt; cannot build labels"
+        )
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    a_ids = tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+    a_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
     return p_ids + a_ids, [-100] * len(p_ids) + a_ids
 
 
 def _batches(torch, examples, batch_size: int, pad_id: int, generator=None):
     """Padded batches, shuffled by ``generator`` (None: in order)."""
-    order = torch.randperm(len(examples), generator=generator).tolist() if generator is not None else list(range(len(examples)))
+    order = (
+        torch.randperm(len(examples), generator=generator).tolist()
+        if generator is not None
+        else list(range(len(examples)))
+    )
     for start in range(0, len(order), batch_size):
         batch = [examples[i] for i in order[start : start + batch_size]]
         width = max(len(ids) for ids, _ in batch)
@@ -84,7 +94,11 @@ def train(job: dict) -> dict:
     examples = [encode(tokenizer, e["messages"], e["answer"]) for e in job["examples"]]
     if not examples:
         raise ValueError("no training examples")
-    config = json.loads((Path(job["base_model"]) / "config.json").read_text()) if (Path(job["base_model"]) / "config.json").exists() else None
+    config = (
+        json.loads((Path(job["base_model"]) / "config.json").read_text())
+        if (Path(job["base_model"]) / "config.json").exists()
+        else None
+    )
     checkpointing = False
     if config and device == "cpu":  # say so before loading anything when it cannot fit
         longest = max(len(ids) for ids, _ in examples)
@@ -103,8 +117,13 @@ def train(job: dict) -> dict:
     model = AutoModelForCausalLM.from_pretrained(job["base_model"], dtype=torch.float32).to(device)
     n_layers = model.config.num_hidden_layers
     layers = hp.get("layers") or 0
-    lora = dict(r=hp["rank"], lora_alpha=hp["alpha"], lora_dropout=0.0, target_modules=TARGET_MODULES[hp.get("modules", "all")],
-                task_type="CAUSAL_LM")
+    lora = dict(
+        r=hp["rank"],
+        lora_alpha=hp["alpha"],
+        lora_dropout=0.0,
+        target_modules=TARGET_MODULES[hp.get("modules", "all")],
+        task_type="CAUSAL_LM",
+    )
     if layers and layers < n_layers:
         lora["layers_to_transform"] = list(range(n_layers - layers, n_layers))
     if checkpointing:
@@ -157,13 +176,19 @@ def train(job: dict) -> dict:
             logits, target, _ = answer_logits(ids, labels, mask)
             loss_t = torch.nn.functional.cross_entropy(logits, target)
             if not math.isfinite(loss_t.item()):
-                raise FloatingPointError(f"training loss became {loss_t.item()} at step {step}: lower the learning rate")
+                raise FloatingPointError(
+                    f"training loss became {loss_t.item()} at step {step}: lower the learning rate"
+                )
             loss_t.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optim.step()
             optim.zero_grad()
             step += 1
-            print(f"step {step}/{hp['max_steps']}: loss {loss_t.item():.4f} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"step {step}/{hp['max_steps']}: loss {loss_t.item():.4f} ({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             if step >= hp["max_steps"]:
                 break
         # at the step limit the figures are only reported: a sample does; else every example decides early stopping

@@ -60,7 +60,7 @@ def align_units(source: str, human: str) -> list[tuple[Unit, str]] | str:
             i = next(i for i in free if unit.spans[i] == span)
             free.remove(i)
             mapping[j] = i
-        target = PLACEHOLDER_RE.sub(lambda m: f"⟦{mapping[int(m.group(1))]}⟧", theirs.text)
+        target = PLACEHOLDER_RE.sub(lambda m, mapping=mapping: f"⟦{mapping[int(m.group(1))]}⟧", theirs.text)
         pairs.append((unit, target))
     return pairs
 
@@ -119,10 +119,16 @@ def held_out_keys(workspace: Path, ids_file: str | Path) -> set[str]:
     return keys
 
 
-def split(examples: list[Example], share: float, seed: int, held_keys: set[str] | None = None) -> tuple[list[Example], list[Example], int]:
+def split(
+    examples: list[Example], share: float, seed: int, held_keys: set[str] | None = None
+) -> tuple[list[Example], list[Example], int]:
     """(train, held-out, held-out examples dropped because their unit is also trained on). ``held_keys``: the
     conversations to hold out (instead of a seeded ``share`` of them)."""
-    out = (lambda e: e.conv_key in held_keys) if held_keys is not None else (lambda e: is_held_out(seed, e.conv_key, share))
+    out = (
+        (lambda e: e.conv_key in held_keys)
+        if held_keys is not None
+        else (lambda e: is_held_out(seed, e.conv_key, share))
+    )
     train = [e for e in examples if not out(e)]
     trained = {(e.lang, e.unit_hash) for e in train}
     held = [e for e in examples if out(e)]

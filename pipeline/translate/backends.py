@@ -167,7 +167,11 @@ class OpenAIChatBackend:
             try:
                 async with session.post(url, data=body, headers=_JSON) as resp:
                     if resp.status == 200:
-                        completion = await _read_stream(resp, watch) if watch is not None else _parse_completion(await resp.read())
+                        completion = (
+                            await _read_stream(resp, watch)
+                            if watch is not None
+                            else _parse_completion(await resp.read())
+                        )
                         self._failures[base] = 0
                         self.answered[base] += 1
                         return completion
@@ -176,7 +180,7 @@ class OpenAIChatBackend:
                         error = f"{base}: HTTP {resp.status}: {_excerpt(answer, 200)}"
                     else:
                         raise RequestRejected(f"HTTP {resp.status} from {url}: {_excerpt(answer, 300)}")
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
                 error = f"{base}: {type(exc).__name__}: {exc}"
             except _BadAnswer as exc:
                 error = f"{base}: not a chat completion: {exc}"
@@ -227,7 +231,9 @@ def _parse_completion(body: bytes) -> Completion:
         raise _BadAnswer(f"{type(exc).__name__} in {_excerpt(body, 200)!r}") from None
     if text is not None and not isinstance(text, str):
         raise _BadAnswer(f"content is {type(text).__name__}, not text")
-    return Completion(text or "", choice.get("finish_reason"), usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+    return Completion(
+        text or "", choice.get("finish_reason"), usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    )
 
 
 WATCH_EVERY = 48  # characters of new answer text between two looks of the watch (a look is linear in the text)

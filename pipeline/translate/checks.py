@@ -61,11 +61,16 @@ def clean_answer(source: str, text: str) -> tuple[str, list[str]]:
         out = "\n".join(kept).strip()
     if (m := _PREAMBLE_INLINE.match(out)) and not _PREAMBLE_INLINE.match(src):
         repairs.append(f"preamble: {m.group(0).strip()}")
-        out = out[m.end():].strip()
+        out = out[m.end() :].strip()
     if out.endswith(")") and (m := _NOTE_TAIL.search(out)) and not _NOTE_TAIL.search(src) and m.start() > 0:
         repairs.append(f"note: {m.group(0).strip()[:200]}")
         out = out[: m.start()].rstrip()
-    if len(out) >= 2 and out[0] in _QUOTES and out[-1] == _QUOTES[out[0]] and not (src[:1] in _QUOTES and src[-1:] == _QUOTES.get(src[:1])):
+    if (
+        len(out) >= 2
+        and out[0] in _QUOTES
+        and out[-1] == _QUOTES[out[0]]
+        and not (src[:1] in _QUOTES and src[-1:] == _QUOTES.get(src[:1]))
+    ):
         inner = out[1:-1]
         if _QUOTES[out[0]] not in inner and out[0] not in inner and inner.strip():
             repairs.append(f"quotes: {out[0]}…{out[-1]}")
@@ -74,7 +79,11 @@ def clean_answer(source: str, text: str) -> tuple[str, list[str]]:
 
 
 def answer_problems(
-    source: str, n_placeholders: int, text: str, finish_reason: str | None, lang: str | None = None,
+    source: str,
+    n_placeholders: int,
+    text: str,
+    finish_reason: str | None,
+    lang: str | None = None,
     examples: tuple[tuple[str, str], ...] = (),
 ) -> list[str]:
     """What makes an answer (cleaned by :func:`clean_answer`) unusable as a translation (empty list: usable).
@@ -96,10 +105,19 @@ def answer_problems(
     if extra > 0:
         problems.append(f"extra lines: {extra} more than the source (an explanation or a second version?)")
     problems.extend(placeholder_problems(stripped, n_placeholders))
-    if lang not in (None, "zh", "ja") and _HAN_RE.search(stripped) and len(_HAN_RE.findall(stripped)) >= 2 and not _HAN_RE.search(source):
-        problems.append("wrong script: Chinese characters in the answer")  # the drift chat models of the Qwen family show
+    if (
+        lang not in (None, "zh", "ja")
+        and _HAN_RE.search(stripped)
+        and len(_HAN_RE.findall(stripped)) >= 2
+        and not _HAN_RE.search(source)
+    ):
+        problems.append(
+            "wrong script: Chinese characters in the answer"
+        )  # the drift chat models of the Qwen family show
     if copied_example(source, stripped, examples):
-        problems.append("copied example: the answer repeats a worked example's translation instead of translating this text")
+        problems.append(
+            "copied example: the answer repeats a worked example's translation instead of translating this text"
+        )
     return problems
 
 
@@ -120,7 +138,7 @@ def _copied_share(text: str, others: list[str]) -> float:
     for other in others:
         for block in SequenceMatcher(None, text, other, autojunk=False).get_matching_blocks():
             if block.size >= _COPY_STRETCH:
-                covered[block.a: block.a + block.size] = b"\x01" * block.size
+                covered[block.a : block.a + block.size] = b"\x01" * block.size
     return sum(covered) / len(text)
 
 

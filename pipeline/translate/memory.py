@@ -118,7 +118,8 @@ def _read_keys(path: Path, wanted: set[str]) -> pa.Table | None:
             ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else (None, None))
         targets = sorted(wanted)
         groups = [
-            g for g, (low, high) in enumerate(ranges)
+            g
+            for g, (low, high) in enumerate(ranges)
             if low is None or (i := bisect.bisect_left(targets, low)) < len(targets) and targets[i] <= high
         ]
         if not groups:
@@ -157,7 +158,8 @@ class TranslationMemory:
         """Every (language, version) the memory holds."""
         return sorted(
             (d.parent.name.removeprefix("lang="), d.name.removeprefix("version="))
-            for d in self.root.glob("lang=*/version=*") if d.is_dir()
+            for d in self.root.glob("lang=*/version=*")
+            if d.is_dir()
         )
 
     def _layout(self, d: Path) -> dict:
@@ -226,7 +228,9 @@ class TranslationMemory:
             self._seq += 1
             final = d / f"part-{self.worker_id}-{self._seq:06d}.parquet"
             columns = list(zip(*(e.as_row() for e in group)))
-            table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, TM_SCHEMA)], schema=TM_SCHEMA)
+            table = pa.Table.from_arrays(
+                [pa.array(c, type=f.type) for c, f in zip(columns, TM_SCHEMA)], schema=TM_SCHEMA
+            )
             _write_durably(table, final)
             written.append(final)
         return written
@@ -267,7 +271,12 @@ class TranslationMemory:
             segments = list(kept)
             for n, start in enumerate(range(0, max(table.num_rows, 1), SEGMENT_ROWS)):
                 name = f"segment-{generation:06d}-{n:04d}-{tag}.parquet"
-                _write_durably(table.slice(start, SEGMENT_ROWS), d / name, row_group_size=SEGMENT_ROW_GROUP, write_statistics=["unit_hash"])
+                _write_durably(
+                    table.slice(start, SEGMENT_ROWS),
+                    d / name,
+                    row_group_size=SEGMENT_ROW_GROUP,
+                    write_statistics=["unit_hash"],
+                )
                 segments.append(name)
             replaced = sorted(set(layout["replaced"]) | {p.name for p in merged if p.name.startswith("part-")})
             self._write_layout(d, {"generation": generation, "segments": segments, "replaced": replaced})
@@ -280,12 +289,22 @@ class TranslationMemory:
                 if time.time() - tmp.stat().st_mtime > 3600:  # a commit or compaction that died long ago
                     tmp.unlink(missing_ok=True)
             present = {p.name for p in d.glob("part-*.parquet")}
-            self._write_layout(d, {"generation": generation, "segments": segments, "replaced": [n for n in replaced if n in present]})
-            return {"files_before": len(files), "files_after": len(self.files(lang, version)), "entries": table.num_rows}
+            self._write_layout(
+                d, {"generation": generation, "segments": segments, "replaced": [n for n in replaced if n in present]}
+            )
+            return {
+                "files_before": len(files),
+                "files_after": len(self.files(lang, version)),
+                "entries": table.num_rows,
+            }
 
     def compact_all(self, min_files: int = 16) -> dict[tuple[str, str], dict]:
         """:meth:`compact` every (language, version) with at least ``min_files`` part files; what was done."""
-        return {key: report for key in self.keys() if (report := self.compact(*key, min_files=min_files))["entries"] is not None}
+        return {
+            key: report
+            for key in self.keys()
+            if (report := self.compact(*key, min_files=min_files))["entries"] is not None
+        }
 
     def _write_layout(self, d: Path, layout: dict) -> None:
         write_atomic(d / LAYOUT, json.dumps(layout))

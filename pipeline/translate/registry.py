@@ -45,7 +45,9 @@ def active(workspace: Path) -> dict[str, dict]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))["langs"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a translator registry ({exc}); restore it from translator/history.jsonl or delete it to use the base model") from None
+        raise ValueError(
+            f"{path} is not a translator registry ({exc}); restore it from translator/history.jsonl or delete it to use the base model"
+        ) from None
 
 
 def record(workspace: Path, lang: str, decision: dict, entry: dict | None) -> None:
@@ -65,7 +67,9 @@ def config_for(base: TranslatorConfig, entry: dict | None) -> TranslatorConfig:
     """The translator for a language: ``base`` with the active adapter and few-shot examples (if any)."""
     if not entry:
         return base
-    return replace(base, adapter=entry.get("adapter"), few_shot=tuple(tuple(pair) for pair in entry.get("few_shot") or ()))
+    return replace(
+        base, adapter=entry.get("adapter"), few_shot=tuple(tuple(pair) for pair in entry.get("few_shot") or ())
+    )
 
 
 def translators(workspace: Path, base: TranslatorConfig, langs: list[str]) -> dict[str, TranslatorConfig]:

@@ -79,8 +79,10 @@ class TranslateSummary:
         if spent:
             lines.append(
                 f"output tokens {sum(c.tokens for _, c in spent):,} ({sum(c.tokens_flagged for _, c in spent):,} on answers that ended flagged): "
-                + ", ".join(f"{lang} {c.tokens:,} ({c.tokens_flagged:,}; {c.loops_stopped} loop{'' if c.loops_stopped == 1 else 's'})"
-                            for lang, c in spent)
+                + ", ".join(
+                    f"{lang} {c.tokens:,} ({c.tokens_flagged:,}; {c.loops_stopped} loop{'' if c.loops_stopped == 1 else 's'})"
+                    for lang, c in spent
+                )
             )
         return "\n".join(lines)
 
@@ -192,19 +194,42 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
         try:
             answer = await backend.complete(messages, budget, config.sampling(), config.served_model, watch)
         except RequestRejected as exc:
-            return Entry(job.unit_hash, job.lang, job.version, "flagged", None, "", [f"request_rejected: {exc}"], None, attempts,
-                         prompt_tokens, completion_tokens)
+            return Entry(
+                job.unit_hash,
+                job.lang,
+                job.version,
+                "flagged",
+                None,
+                "",
+                [f"request_rejected: {exc}"],
+                None,
+                attempts,
+                prompt_tokens,
+                completion_tokens,
+            )
         prompt_tokens += answer.prompt_tokens
         completion_tokens += answer.completion_tokens
         text, repairs = clean_answer(job.text, answer.text)
         if answer.finish_reason == STOPPED:  # the watch saw the loop
             problems = [LOOP]
         else:
-            problems = answer_problems(job.text, job.n_placeholders, text, answer.finish_reason, job.lang, config.few_shot)
+            problems = answer_problems(
+                job.text, job.n_placeholders, text, answer.finish_reason, job.lang, config.few_shot
+            )
         if not problems:
             return Entry(
-                job.unit_hash, job.lang, job.version, "ok", text, answer.text, [],
-                answer.finish_reason, attempts, prompt_tokens, completion_tokens, repairs,
+                job.unit_hash,
+                job.lang,
+                job.version,
+                "ok",
+                text,
+                answer.text,
+                [],
+                answer.finish_reason,
+                attempts,
+                prompt_tokens,
+                completion_tokens,
+                repairs,
             )
         if "truncated" in problems and watch is not None and watch(text):
             problems = [LOOP if p == "truncated" else p for p in problems]
@@ -216,8 +241,18 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
             problem_retries += 1
             continue
         return Entry(
-            job.unit_hash, job.lang, job.version, "flagged", None, answer.text, problems,
-            answer.finish_reason, attempts, prompt_tokens, completion_tokens, repairs,
+            job.unit_hash,
+            job.lang,
+            job.version,
+            "flagged",
+            None,
+            answer.text,
+            problems,
+            answer.finish_reason,
+            attempts,
+            prompt_tokens,
+            completion_tokens,
+            repairs,
         )
 
 
@@ -272,8 +307,10 @@ async def translate_units(
     On :class:`BackendUnavailable` the workers stop, what finished is committed, and the error propagates.
     """
     if concurrency < 1 or batch_size < 1 or commit_seconds < 0 or commit_age <= 0:
-        raise ValueError(f"concurrency and batch_size must be at least 1, commit_seconds not negative and commit_age positive, "
-                         f"got {concurrency}, {batch_size}, {commit_seconds} and {commit_age}")
+        raise ValueError(
+            f"concurrency and batch_size must be at least 1, commit_seconds not negative and commit_age positive, "
+            f"got {concurrency}, {batch_size}, {commit_seconds} and {commit_age}"
+        )
     groups: dict[str, list[Job]] = {}
     for job in jobs:
         groups.setdefault(translators[job.lang].served_model, []).append(job)
@@ -289,7 +326,9 @@ async def translate_units(
         last_commit = time.monotonic()
 
     def due() -> bool:
-        return len(buffer) >= batch_size and (time.monotonic() - last_commit >= commit_seconds or len(buffer) >= 16 * batch_size)
+        return len(buffer) >= batch_size and (
+            time.monotonic() - last_commit >= commit_seconds or len(buffer) >= 16 * batch_size
+        )
 
     async def worker(queue: Iterator[Job]) -> None:
         nonlocal oldest

@@ -67,8 +67,9 @@ def load_adapter(server: str, name: str, path: str, timeout: float = 300.0) -> b
         try:
             response = httpx.post(url, json={"lora_name": name, "lora_path": str(path)}, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"cannot reach {url} to load adapter {name!r} ({type(exc).__name__}: {exc}); "
-                                     f"check that the server runs") from None
+            raise BackendUnavailable(
+                f"cannot reach {url} to load adapter {name!r} ({type(exc).__name__}: {exc}); check that the server runs"
+            ) from None
         if response.is_success:
             loaded = True
             continue
@@ -108,4 +109,3 @@ def served_base(server: str, model: str | None = None, wait: float = 0.0) -> tup
     cards = model_cards(server, wait=wait)
     card = next((c for c in cards if c["id"] == model), None) if model else cards[0]
     return (model or cards[0]["id"]), weights_id(card.get("root") if card else None)
-

@@ -20,13 +20,20 @@ _TOKENS_PER_CHAR = {"Latin": 0.4, "Cyrillic": 0.5, "Han": 1.2, "Devanagari": 1.2
 def prompt_template(lang: str) -> str:
     """The system prompt for ``lang``, shipped as package data (``pipeline/translate/prompts/{lang}.txt``)."""
     if lang not in LANGUAGES or lang == "en":
-        raise ValueError(f"no translation prompt for {lang!r}: choose one of {', '.join(c for c in LANGUAGES if c != 'en')}")
+        raise ValueError(
+            f"no translation prompt for {lang!r}: choose one of {', '.join(c for c in LANGUAGES if c != 'en')}"
+        )
     return resources.files("pipeline.translate.prompts").joinpath(f"{lang}.txt").read_text(encoding="utf-8").strip()
 
 
 @cache
 def retry_reminder() -> str:
-    return resources.files("pipeline.translate.prompts").joinpath("_retry_reminder.txt").read_text(encoding="utf-8").strip()
+    return (
+        resources.files("pipeline.translate.prompts")
+        .joinpath("_retry_reminder.txt")
+        .read_text(encoding="utf-8")
+        .strip()
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,11 @@ class TranslatorConfig:
 
 
 def build_messages(
-    lang: str, source: str, problems: list[str] | None = None, examples: tuple[tuple[str, str], ...] = (), system: str | None = None
+    lang: str,
+    source: str,
+    problems: list[str] | None = None,
+    examples: tuple[tuple[str, str], ...] = (),
+    system: str | None = None,
 ) -> list[dict]:
     """The chat request for one unit: system prompt (``system``, else the shipped one), worked examples as earlier
     turns, then the unit."""

@@ -58,8 +58,13 @@ class Translator:
 
     def config(self, model: str, weights: str | None) -> TranslatorConfig:
         """The translator's settings once its served model (and weights) are known."""
-        return TranslatorConfig(model=model, weights=weights, adapter=self.adapter, prompts=tuple(sorted(self.prompts.items())),
-                                **self.settings)
+        return TranslatorConfig(
+            model=model,
+            weights=weights,
+            adapter=self.adapter,
+            prompts=tuple(sorted(self.prompts.items())),
+            **self.settings,
+        )
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,9 @@ class TranslatorsFile:
 
     def for_language(self, lang: str) -> Translator:
         if lang not in self.languages:
-            raise TranslatorsFileError(f"{self.path}: [languages] names no translator for {lang!r}: add '{lang} = \"NAME\"'")
+            raise TranslatorsFileError(
+                f"{self.path}: [languages] names no translator for {lang!r}: add '{lang} = \"NAME\"'"
+            )
         return self.translators[self.languages[lang]]
 
     def floor_for(self, lang: str) -> float:
@@ -94,32 +101,44 @@ def load(path: str | Path) -> TranslatorsFile:
         raise TranslatorsFileError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(data) - {"translators", "languages", "qualification"}
     if unknown:
-        raise _fail(path, sorted(unknown)[0], "unknown table (expected [translators.NAME], [languages], [qualification])")
+        raise _fail(
+            path, sorted(unknown)[0], "unknown table (expected [translators.NAME], [languages], [qualification])"
+        )
     translators = {}
     for name, spec in (data.get("translators") or {}).items():
         key = f"[translators.{name}]"
         if not isinstance(spec, dict):
             raise _fail(path, key, "must be a table")
         if set(spec) - _KEYS:
-            raise _fail(path, f"{key}.{sorted(set(spec) - _KEYS)[0]}", f"unknown setting (known: {', '.join(sorted(_KEYS))})")
+            raise _fail(
+                path, f"{key}.{sorted(set(spec) - _KEYS)[0]}", f"unknown setting (known: {', '.join(sorted(_KEYS))})"
+            )
         servers = spec.get("servers")
         if isinstance(servers, str):
             servers = [servers]
         if not servers or not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
-            raise _fail(path, f"{key}.servers", "every translator needs one or more server URLs, e.g. servers = [\"http://127.0.0.1:8000\"]")
+            raise _fail(
+                path,
+                f"{key}.servers",
+                'every translator needs one or more server URLs, e.g. servers = ["http://127.0.0.1:8000"]',
+            )
         try:
             joined = ",".join(endpoints(",".join(servers)))
         except ValueError as exc:
             raise _fail(path, f"{key}.servers", str(exc)) from None
         prompts = spec.get("prompts") or {}
-        if not isinstance(prompts, dict) or any(lang not in LANGUAGES or lang == "en" or not isinstance(text, str) or not text.strip()
-                                                for lang, text in prompts.items()):
+        if not isinstance(prompts, dict) or any(
+            lang not in LANGUAGES or lang == "en" or not isinstance(text, str) or not text.strip()
+            for lang, text in prompts.items()
+        ):
             raise _fail(path, f"{key}.prompts", "a table of language code = system prompt text (target languages only)")
         settings = {k: spec[k] for k in _SETTINGS if k in spec}
         for k in ("model", "serve", "adapter"):
             if k in spec and (not isinstance(spec[k], str) or not spec[k].strip()):
                 raise _fail(path, f"{key}.{k}", "must be a non-empty string")
-        translator = Translator(name, joined, spec.get("model"), spec.get("serve"), spec.get("adapter"), settings, dict(prompts))
+        translator = Translator(
+            name, joined, spec.get("model"), spec.get("serve"), spec.get("adapter"), settings, dict(prompts)
+        )
         try:
             translator.config(translator.model or "check", None)
         except (ValueError, TypeError) as exc:
@@ -128,12 +147,22 @@ def load(path: str | Path) -> TranslatorsFile:
     languages = data.get("languages") or {}
     for lang, name in languages.items():
         if lang not in LANGUAGES or lang == "en":
-            raise _fail(path, f"[languages].{lang}", f"unknown language (target languages: {', '.join(c for c in LANGUAGES if c != 'en')})")
+            raise _fail(
+                path,
+                f"[languages].{lang}",
+                f"unknown language (target languages: {', '.join(c for c in LANGUAGES if c != 'en')})",
+            )
         if name not in translators:
-            raise _fail(path, f"[languages].{lang}", f"no translator named {name!r} (named: {', '.join(translators) or 'none'})")
+            raise _fail(
+                path, f"[languages].{lang}", f"no translator named {name!r} (named: {', '.join(translators) or 'none'})"
+            )
     qualification = data.get("qualification") or {}
     if set(qualification) - {"floor", "floors"}:
-        raise _fail(path, f"[qualification].{sorted(set(qualification) - {'floor', 'floors'})[0]}", "unknown setting (floor, floors)")
+        raise _fail(
+            path,
+            f"[qualification].{sorted(set(qualification) - {'floor', 'floors'})[0]}",
+            "unknown setting (floor, floors)",
+        )
     floor = qualification.get("floor", DEFAULT_FLOOR)
     floors = qualification.get("floors", {})
     if not isinstance(floor, (int, float)) or isinstance(floor, bool) or not 0 <= floor <= 100:
@@ -155,7 +184,9 @@ def write_choice(file: TranslatorsFile, choice: dict[str, str]) -> Path:
         n += 1
     write_atomic(backup, text)
     languages = {**file.languages, **choice}
-    table = "".join(f'{lang} = "{name}"\n' for lang, name in sorted(languages.items(), key=lambda kv: list(LANGUAGES).index(kv[0])))
+    table = "".join(
+        f'{lang} = "{name}"\n' for lang, name in sorted(languages.items(), key=lambda kv: list(LANGUAGES).index(kv[0]))
+    )
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.split("#", 1)[0].strip() == "[languages]"), None)
     if start is None:
@@ -223,10 +254,14 @@ def refusals(workspace: Path, file: TranslatorsFile, configs: dict[str, Translat
         elif (version, lang) in measured:
             chrf, where = float(measured[(version, lang)]["chrf"]), "the probe lines"
         else:
-            out.append(f"{lang}: translator {name!r} ({version}) has no qualification: measure it with 'polyglot qualify "
-                       f"--translators {file.path} --refs DIR --langs {lang}', or pass --allow-unqualified")
+            out.append(
+                f"{lang}: translator {name!r} ({version}) has no qualification: measure it with 'polyglot qualify "
+                f"--translators {file.path} --refs DIR --langs {lang}', or pass --allow-unqualified"
+            )
             continue
         if chrf < floor:
-            out.append(f"{lang}: translator {name!r} ({version}) scored chrF {chrf:.1f} on {where}, below the floor {floor:g} "
-                       f"([qualification] of {file.path}): choose another (polyglot qualify --choose) or pass --allow-unqualified")
+            out.append(
+                f"{lang}: translator {name!r} ({version}) scored chrF {chrf:.1f} on {where}, below the floor {floor:g} "
+                f"([qualification] of {file.path}): choose another (polyglot qualify --choose) or pass --allow-unqualified"
+            )
     return out
