@@ -7,7 +7,7 @@
 # part order, checks size and sha256, imports the GGUF into a Hugging Face folder (polyglot models import,
 # cached by sha256) and prints that folder on its last line. A rerun reuses whatever is already there.
 # With int8 it also makes the folder's int8 copy (polyglot models int8: 2-2.6x the tokens/s on a 2-core CPU, chrF
-# within noise; README "Sizing") and prints that one instead.
+# within noise; docs/operations.md, "int8 weights on a CPU") and prints that one instead.
 #
 #   bash bench/real_model.sh [1.5b|0.5b] [int8]   # then: polyglot services up vllm --model "$(…last line…)"
 #

@@ -167,7 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = models_sub.add_parser(
         "int8",
         help="an int8 (W8A8) copy of a model folder, for a CPU: a quarter of the decoder's bytes per step, "
-        "answers measured against the references in README 'Sizing'",
+        "answers measured against the references in docs/operations.md",
     )
     q.add_argument("folder", type=Path, help="a model folder (what 'models import' printed)")
     q.add_argument("--out", type=Path, default=None, help="folder to write (default: FOLDER-int8 beside it)")

@@ -28,7 +28,7 @@ from pipeline.quality.signals import TurnQE
 
 FORMAT = 1
 # What the two models read. Chosen by measurement on 100 held-out real answers per language (Qwen2.5-Coder-1.5B,
-# README "Quality estimation"): beside the back-translation, the length's distance from the band, the script share
+# docs/quality.md): beside the back-translation, the length's distance from the band, the script share
 # and the count of doubts added noise that lowered the ranking (Kendall τ with sentence chrF: es 0.08 with them,
 # 0.28 without; zh 0.15 and 0.25; hi 0.46 and 0.41); they still act through the form checks and their doubts.
 FORM_FEATURES = ("lang_prob", "script_share", "length_off", "doubts", "repetition")

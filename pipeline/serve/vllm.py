@@ -175,13 +175,13 @@ def start_vllm(
             say(f"vLLM computes on all {cores} cores (VLLM_CPU_OMP_THREADS_BIND to choose)")
         if is_dense_folder(Path(model_path)) and not (Path(model_path) / tiny_models.MARKER).exists():
             say(
-                f"an int8 copy of this model answers 2-2.6x faster on a CPU at the same chrF within noise (README 'Sizing'): "
+                f"an int8 copy of this model answers 2-2.6x faster on a CPU at the same chrF within noise (docs/operations.md, 'int8 weights on a CPU'): "
                 f"polyglot models int8 {model_path}"
             )
         if not any(a.startswith("--max-num-batched-tokens") for a in extra_args or []):
             # prefill in chunks of 512 tokens between decode steps: a batch of new requests no longer stops every
             # running answer for a 2,048-token prefill (measured, 1.5B fp32, 2 cores, 16 in flight: first token after
-            # 9 s instead of 26 s, 11.5 output tokens/s instead of 10.2; bench/bench_server.py, README "Sizing")
+            # 9 s instead of 26 s, 11.5 output tokens/s instead of 10.2; bench/bench_server.py, docs/operations.md "vLLM on a CPU")
             cmd += ["--max-num-batched-tokens", str(CPU_BATCHED_TOKENS)]
     if dtype != "auto":
         cmd += ["--dtype", dtype]
