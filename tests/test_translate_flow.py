@@ -18,7 +18,7 @@ from pipeline import processes
 from pipeline.serve import vllm
 from pipeline.translate.memory import TranslationMemory
 
-from .conftest import LLAVA, REPO, loadtest_server, server_requests
+from .conftest import LLAVA, LONG_CONTEXT, REPO, loadtest_server, server_requests
 
 COCO = LLAVA / "coco_val_gpt4_30x3_multiturn.json"
 TARGETS = ["zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"]
@@ -359,7 +359,10 @@ def test_unreachable_server_stops_with_a_clear_message(tmp_path):
 
 def test_a_streamed_request_stopped_by_its_watch_is_aborted_by_vllm(vllm_server):
     """Closing the stream of an answer makes the real server abort it: once the request has left the server, it had
-    generated a small part of the 1,500 tokens it was asked for (the tiny model forced to go on: ignore_eos)."""
+    generated a small part of the ~31,000 tokens it was asked for (the tiny model forced to go on: ignore_eos). The
+    whole answer takes a minute at the ~500 tokens/s the tiny model makes on a 2-core AVX-512 BF16 CPU under the
+    suite's load (1,500 asked before, so a fast CPU finished it before the abort arrived): a finished answer here
+    means no abort, not a race lost."""
     import asyncio
     import urllib.request
 
@@ -371,14 +374,15 @@ def test_a_streamed_request_stopped_by_its_watch_is_aborted_by_vllm(vllm_server)
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
     generated = metric("vllm:generation_tokens_total")
+    asked = LONG_CONTEXT - 1_000  # the prompt and the chat template fit in the rest
 
     async def run():
         backend = OpenAIChatBackend(vllm_server.url)
         try:
             return await backend.complete(
                 [{"role": "user", "content": "Describe the image."}],
-                1500,
-                {"temperature": 0, "ignore_eos": True, "min_tokens": 1500},
+                asked,
+                {"temperature": 0, "ignore_eos": True, "min_tokens": asked},
                 served_models(vllm_server.url)[0],
                 watch=lambda text: len(text) > 100,
             )
@@ -391,7 +395,7 @@ def test_a_streamed_request_stopped_by_its_watch_is_aborted_by_vllm(vllm_server)
     while metric("vllm:num_requests_running") > 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert metric("vllm:num_requests_running") == 0
-    assert metric("vllm:generation_tokens_total") - generated < 750
+    assert metric("vllm:generation_tokens_total") - generated < asked / 2
 
 
 def test_kill_9_of_a_slow_server_run_loses_at_most_the_commit_age(tmp_path):
@@ -433,7 +437,7 @@ def test_kill_9_of_a_slow_server_run_loses_at_most_the_commit_age(tmp_path):
     assert 6 <= given <= kept < 64, (given, kept)
 
 
-def test_the_flows_progress_lines_are_in_the_runs_log_in_prefect(tmp_path):
+def test_the_flows_progress_lines_are_in_the_runs_log_in_prefect(tmp_path, prefect_server):
     """A run started from a deployment has no terminal: what the flow says goes to its run's log, which Prefect's
     client (and UI) reads back; the command still prints the same lines."""
     from prefect.client.orchestration import get_client
@@ -444,6 +448,8 @@ def test_the_flows_progress_lines_are_in_the_runs_log_in_prefect(tmp_path):
         proc = run_translate(tmp_path / "ws", url, "--langs", "es", "--bt-rate", "0")
     assert "translated: " in proc.stderr
     with get_client(sync_client=True) as client:
+        # the session's server, not a temporary one started in this process (its shutdown ended runs in a traceback)
+        assert str(client.api_url).rstrip("/") == prefect_server, client.api_url
         (run,) = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["translate"])), sort=FlowRunSort.START_TIME_DESC, limit=1
         )

@@ -500,6 +500,34 @@ def test_a_looping_answer_is_stopped_as_it_streams_and_the_server_sees_the_clien
     assert sent[0] < 300, f"the server went on writing {sent[0]} of {len(words)} words after the client stopped reading"
 
 
+def test_a_stopped_answer_keeps_the_same_text_however_the_server_chunked_it():
+    """A server streams a token or several per chunk depending on its speed and load: the text a stopped loop keeps
+    (the flagged raw answer the shards show) must not depend on that, or two runs of the same work differ."""
+    from pipeline.translate.backends import STOPPED
+    from pipeline.translate.requests import loop_watch
+
+    loop = real_answer(next(c for c in REAL["answers"] if c["kind"] == "loop" and c["lang"] == "hi"))
+    words = [w + " " for w in (loop["raw"].split() * 100)[:1000]]
+
+    async def run(pieces: list[str]):
+        runner, url, _, _ = await _stream(pieces, finish="length")
+        backend = OpenAIChatBackend(url)
+        try:
+            return await backend.complete(
+                [{"role": "user", "content": loop["source"]}], 4000, {}, "m", loop_watch(loop["source"], "hi")
+            )
+        finally:
+            await backend.close()
+            await runner.cleanup()
+
+    answers = [
+        asyncio.run(run(["".join(words[i : i + size]) for i in range(0, len(words), size)])) for size in (1, 3, 7, 13)
+    ]
+    assert all(a.finish_reason == STOPPED for a in answers)
+    assert len({a.text for a in answers}) == 1, [len(a.text) for a in answers]
+    assert 0 < len(answers[0].text) < len("".join(words)) / 10
+
+
 def test_a_unit_whose_answers_loop_is_asked_once_more_then_flagged_without_running_to_the_budget():
     from pipeline.translate.requests import LOOP, Job, translate_one
 

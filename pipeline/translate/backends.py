@@ -264,10 +264,15 @@ async def _read_stream(resp, watch: Watch) -> Completion:
         except (ValueError, AttributeError, TypeError) as exc:
             raise _BadAnswer(f"{type(exc).__name__} in the stream: {_excerpt(data, 200)!r}") from None
         if finish is None and size - looked >= WATCH_EVERY:
-            looked = size
-            if watch("".join(parts)):
-                resp.close()  # the server sees the client go and aborts the request
-                return Completion("".join(parts), STOPPED, usage.get("prompt_tokens", 0), chunks)
+            # The watch looks at fixed lengths (every WATCH_EVERY characters), not where a chunk happened to end: how
+            # many tokens a chunk carries depends on the server's speed and load, and a stopped answer's text (kept
+            # as the flagged raw answer, shown in the shards) must not, or a rerun of the same work differs.
+            text = "".join(parts)
+            while size - looked >= WATCH_EVERY:
+                looked += WATCH_EVERY
+                if watch(text[:looked]):
+                    resp.close()  # the server sees the client go and aborts the request
+                    return Completion(text[:looked], STOPPED, usage.get("prompt_tokens", 0), chunks)
     if finish is None:
         raise _BadAnswer("the stream ended without a finish reason")
     return Completion("".join(parts), finish, usage.get("prompt_tokens", 0), usage.get("completion_tokens", chunks))
