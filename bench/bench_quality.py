@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 from pipeline.languages import TARGET_LANGUAGES, parse_languages
 from pipeline.probe.lines import run_probe, scored
 from pipeline.quality.backtranslation import Judge
-from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau, pooled
+from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau, pooled, references_form_accept
 from pipeline.quality.score import calibration_path
 from pipeline.quality.score import load as load_calibration
 from pipeline.quality.signals import QEConfig
-from pipeline.references import corpus_scores, shared_data
+from pipeline.references import NTREX_FILES, corpus_scores, shared_data
 from pipeline.storage import write_atomic
 from pipeline.translate.memory import TranslationMemory
 from pipeline.translate.served import served_base
@@ -205,7 +205,16 @@ def main() -> int:
             judge=judge.model,
         )
         fitted.figures.pop("kendall_tau_score_chrf")  # chrF of different languages do not rank against each other
-        write_atomic(args.write_defaults, replace(fitted, known_good=False, source="defaults").to_json())
+        # the defaults score every language: their form-only threshold keeps all nine languages' references accepted
+        every = [lang for lang in NTREX_FILES if lang != "en"]
+        form_accept = min(fitted.form_accept, references_form_accept(fitted, args.data, every))
+        fitted.figures["form_accept_from"] = (
+            f"capped by the references of {'/'.join(every)} on every {args.data.name} line"
+        )
+        write_atomic(
+            args.write_defaults,
+            replace(fitted, known_good=False, source="defaults", form_accept_from=form_accept).to_json(),
+        )
     if args.record:
         head = {
             "model": model,

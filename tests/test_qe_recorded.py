@@ -63,7 +63,7 @@ def _statuses(calibration: Calibration, probe_turns: list[ProbeTurn], lang: str)
     out = []
     for t in probe_turns:
         score = calibration.score(t.qe, t.bt_chrf, band)
-        out.append((t, score, calibration.status(t.qe.status, score)[0]))
+        out.append((t, score, calibration.status(t.qe.status, score, t.bt_chrf is not None)[0]))
     return out
 
 
@@ -122,4 +122,4 @@ def test_a_meaningless_answer_in_the_right_script_scores_below_a_faithful_one():
     calibration = defaults(lang)
     faithful = calibration.score(best.qe, best.bt_chrf, band)
     unrelated = calibration.score(best.qe, 5.0, band)  # same form, a back-translation about something else
-    assert unrelated < faithful and calibration.status(best.qe.status, unrelated)[0] != "accepted"
+    assert unrelated < faithful and calibration.status(best.qe.status, unrelated, True)[0] != "accepted"

@@ -197,8 +197,8 @@ def assemble_shard(
             out["qe_status"][row] = quality.worst(out["turn_qe_status"][row])
             continue
         scores = [calibration.score(q, bt_chrf, band) for q, bt_chrf in zip(turn_signals, out["turn_bt_chrf"][row])]
-        for turn, (q, score) in enumerate(zip(turn_signals, scores)):
-            status, reason = calibration.status(q.status, score)
+        for turn, (q, score, bt_chrf) in enumerate(zip(turn_signals, scores, out["turn_bt_chrf"][row])):
+            status, reason = calibration.status(q.status, score, bt_chrf is not None)
             out["turn_qe_status"][row][turn] = status
             if reason:
                 out["turn_qe_reasons"][row][turn] = [*q.reasons, reason]

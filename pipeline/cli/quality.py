@@ -31,7 +31,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for n, (src, tgt) in enumerate(zip(sources, targets), 1):
         q = assess(src, tgt, args.lang, th=config.for_lang(args.lang), bands=config.bands)
         score = calibration.score(q, None, band)  # no back-translation here: the form-only model
-        status, reason = calibration.status(q.status, score)
+        status, reason = calibration.status(q.status, score, meaning=False)
         counts[status] += 1
         print(
             json.dumps(

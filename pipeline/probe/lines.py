@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from pipeline.ingest.tables import ingest
 from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator
 from pipeline.quality.calibrate import Record
 from pipeline.quality.score import Calibration, defaults, turn_features
-from pipeline.quality.signals import QEConfig, TurnQE, assess
+from pipeline.quality.signals import QEConfig, TurnQE, assess, degenerate_reference
 from pipeline.references import load_pairs
 from pipeline.translate.backends import OpenAIChatBackend
 from pipeline.translate.memory import TranslationMemory
@@ -86,16 +87,31 @@ def run_probe(
     concurrency: int = 16,
     qe_config: QEConfig | None = None,
     references: bool = True,
+    say=None,
 ) -> Probe:
     """Translate ``lines`` of ``refs`` into ``lang`` with ``translator`` at ``server``, back-translate every turn with
     ``judge`` (None: none), and measure each against its reference; with ``references``, run the references
-    through QE too."""
+    through QE too. Lines whose reference fails the form checks itself are left out, and ``say`` (default: stderr)
+    is told how many and why, in one line."""
     workspace = Path(workspace)
     qe_config = qe_config or QEConfig()
     pairs = load_pairs(refs, lang)
     bad = [n for n in lines if not 0 <= n < len(pairs)]
     if bad:
         raise ValueError(f"{refs} has {len(pairs)} lines; asked for line(s) {bad[:5]}")
+    dropped = {
+        n: why
+        for n in lines
+        if (why := degenerate_reference(*pairs[n], lang, th=qe_config.for_lang(lang), bands=qe_config.bands))
+    }
+    if dropped:
+        lines = [n for n in lines if n not in dropped]
+        (say or (lambda line: print(line, file=sys.stderr, flush=True)))(
+            f"{lang}: {len(dropped)} of {len(lines) + len(dropped)} reference line(s) of {Path(refs).name} left out, "
+            f"they fail the form checks themselves: "
+            + "; ".join(f"line {n} ({why})" for n, why in list(dropped.items())[:3])
+            + (" …" if len(dropped) > 3 else "")
+        )
     folder = workspace / "probes" / probe_name(refs, lines)
     source = folder / "lines.jsonl"
     if not (folder / "ingest" / "summary.json").exists():
@@ -190,5 +206,5 @@ def scored(
     out = []
     for turn in probe.turns:
         score = calibration.score(turn.qe, turn.bt_chrf, band)
-        out.append((turn, score, calibration.status(turn.qe.status, score)[0]))
+        out.append((turn, score, calibration.status(turn.qe.status, score, turn.bt_chrf is not None)[0]))
     return out

@@ -7,10 +7,12 @@ references themselves run through QE as translations. A translated line is *usab
 least the language's floor (QE config ``usable_chrf``; defaults in :data:`FLOORS`); a reference always is.
 
 Two logistic regressions (scikit-learn) on standardised features — with the back-translation and without it —
-and two thresholds chosen on the calibration records for a stated precision: ``accept_from`` is the lowest score
+and thresholds chosen on the calibration records for a stated precision: ``accept_from`` is the lowest score
 above which at least ``precision`` of the translations are usable, and ``reject_below`` the highest score below
-which at least ``precision`` are unusable; both capped so that references stay accepted (at most 1 % below
-``reject_below``, at most 5 % below ``accept_from``).
+which at least ``precision`` are unusable; both capped so that references stay accepted. The caps keep a margin
+below the goals (at most 0.5 % of references rejected, 5 % sent to review, on lines the calibration never saw):
+at most 0.2 % of the calibration's references below ``reject_below`` and 3 % below ``accept_from``. The form-only
+model never rejects; its ``form_accept_from`` is chosen the same way, capped by the references' form-only scores.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ FLOORS = {"zh": 25.0, "ja": 25.0, "es": 45.0, "fr": 45.0, "ru": 40.0, "ar": 35.0
 KNOWN_GOOD_SHARE = (
     0.9  # translations usable from which the translator is "known good" (a back-translation sample will do)
 )
+
+
+# Shares of the calibration's references allowed below each threshold: margins under the goals (≤ 0.5 % of references
+# rejected, ≤ 5 % sent to review, on every reference line, not only the calibration's).
+REFERENCES_REJECTED = 0.002
+REFERENCES_TO_REVIEW = 0.03
 
 
 @dataclass
@@ -82,10 +90,29 @@ def choose_thresholds(
         if below and sum(not u for u in below) / len(below) >= precision:
             reject = t
             break
-    if reference_scores:  # references stay accepted: ≤ 1 % rejected, ≤ 5 % sent to review
-        reject = min(reject, _quantile(reference_scores, 0.01))
-        accept = min(accept, _quantile(reference_scores, 0.05))
+    if reference_scores:  # references stay accepted, with a margin for lines the calibration did not see
+        reject = min(reject, _quantile(reference_scores, REFERENCES_REJECTED))
+        accept = min(accept, _quantile(reference_scores, REFERENCES_TO_REVIEW))
     return round(min(reject, accept), 4), round(accept, 4)
+
+
+def references_form_accept(calibration: Calibration, ntrex_dir, langs: list[str]) -> float:
+    """The form-only threshold that keeps every language's references (all lines of ``ntrex_dir``) accepted but
+    :data:`REFERENCES_TO_REVIEW`: the lowest of the languages' quantiles. What the shipped defaults, which score any
+    language, use."""
+    from pipeline.quality.signals import QEConfig, assess
+    from pipeline.references import load_pairs
+
+    config = QEConfig()
+    quantiles = []
+    for lang in langs:
+        band = config.bands.get(lang)
+        scores = [
+            calibration.score(assess(s, t, lang, th=config.for_lang(lang), bands=config.bands), None, band)
+            for s, t in load_pairs(ntrex_dir, lang)
+        ]
+        quantiles.append(_quantile(scores, REFERENCES_TO_REVIEW))
+    return math.floor(min(quantiles) * 100) / 100
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float | None:
@@ -126,6 +153,11 @@ def calibrate(
     scored = [(score(r), r.usable(floor)) for r in translations]
     ref_scores = [score(r) for r in references]
     reject, accept = choose_thresholds(scored, ref_scores, precision)
+    # the form-only model on every line (what a turn that is not back-translated gets): review, never reject
+    ref_form_scores = [form.probability(r.features) for r in references]
+    _, form_accept = choose_thresholds(
+        [(form.probability(r.features), r.usable(floor)) for r in translations], ref_form_scores, precision
+    )
     usable_share = sum(u for _, u in scored) / len(scored)
     figures = {
         "translations": len(translations),
@@ -135,7 +167,19 @@ def calibrate(
         "kendall_tau_score_chrf": kendall_tau([s for s, _ in scored], [r.chrf for r in translations]),
         "references_rejected": round(sum(s < reject for s in ref_scores) / max(1, len(ref_scores)), 3),
         "references_to_review": round(sum(reject <= s < accept for s in ref_scores) / max(1, len(ref_scores)), 3),
+        "references_to_review_form_only": round(
+            sum(s < form_accept for s in ref_form_scores) / max(1, len(ref_form_scores)), 3
+        ),
     }
     return Calibration(
-        lang, translator_version, floor, meaning, form, reject, accept, usable_share >= KNOWN_GOOD_SHARE, figures
+        lang,
+        translator_version,
+        floor,
+        meaning,
+        form,
+        reject,
+        accept,
+        usable_share >= KNOWN_GOOD_SHARE,
+        figures,
+        form_accept_from=form_accept,
     )

@@ -408,6 +408,20 @@ def assess(
     return qe
 
 
+def degenerate_reference(
+    source: str, reference: str, lang: str, th: Thresholds | None = None, bands: dict[str, list[float]] | None = None
+) -> str | None:
+    """Why a reference line cannot serve as one (it fails the form checks itself: rejected by them, or a length far
+    outside the language's band — ntrex-dev's Spanish line 49 is a lone ","), else None. Calibration, qualification
+    and the benches leave such lines out: one of them set a threshold on its own."""
+    if _LETTER.search(source) and not _LETTER.search(reference):
+        return f"no letters: {reference.strip()[:20]!r}"
+    qe = assess(source, reference, lang, th=th, bands=bands)
+    if qe.status == "rejected":
+        return "; ".join(qe.reasons)
+    return next((r for r in qe.reasons if r.startswith("length ratio")), None)
+
+
 def worst(statuses: list[str]) -> str:
     for status in ("rejected", "needs_review"):
         if status in statuses:
