@@ -24,6 +24,7 @@ from pathlib import Path
 import regex
 
 from pipeline.ingest.units import PROTECTED_RE
+from pipeline.quality.numbers import number_mismatch
 from pipeline.translate.checks import REFUSAL_RE, is_repetitive
 
 SCRIPTS = {
@@ -403,6 +404,8 @@ def assess(
                 review.append(f"length ratio {qe.length_ratio:.2f} outside [{low}, {high}]")
         if is_repetitive(target, lang, th.repetition_min_chars):
             review.append("repetition")
+        if lang != "en" and (numbers := number_mismatch(source, target, lang)):
+            review.append(numbers)  # a doubt, so the form-only score reads it too
     qe.reasons = rejected + review
     qe.status = "rejected" if rejected else "needs_review" if review else "accepted"
     return qe
