@@ -33,8 +33,15 @@ _WORDS_EN = {
 _SCALES_EN = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "k": 1e3, "m": 1e6,
               "bn": 1e9}  # fmt: skip
 _IMPERIAL = regex.compile(
-    r"[\s-]*(?:inch|inches|in\.|feet|foot|ft|yards?|miles?|mph|pounds?|lbs?|ounces?|oz|gallons?|degrees?|°F|F\b|acres?)",
+    r"(?:\s*(?:to|-|–|and|or)\s*\d[\d.,]*)?[\s-]*(?:inch|inches|in\.|feet|foot|ft|yards?|miles?|mph|pounds?|lbs?|ounces?|oz|gallons?|degrees?|°F|F\b|acres?)",
     regex.I,
+)
+# Metric units in a translation (the unit a converted imperial number comes with).
+_METRIC = regex.compile(
+    r"(?<!\p{L})(?:km|cm|mm|kg|m|°C|kilo|centím|centim|mètre|metro|grado|degré|километр|сантиметр|метр|килограмм|"
+    r"градус|км|см|кг|كيلو|سنتيمتر|متر|درجة|किलो|सेंटीमीटर|मीटर|डिग्री|কিলো|সেন্টিমিটার|মিটার|ডিগ্রি|کلو|سینٹی|میٹر|ڈگری)"
+    r"|公里|厘米|公斤|千克|摄氏|キロ|センチ|メートル|摂氏",
+    regex.V1 | regex.I,
 )
 _MONTHS_EN = ("january february march april may june july august september october november december").split()
 _OTHER_WORDS_EN = {"decade": 10, "decades": 10, "century": 100, "centuries": 100, "percent": 100, "week": 7}
@@ -113,14 +120,15 @@ def _word_re(lang: str) -> regex.Pattern | None:
     return regex.compile(rf"(?<!\w)(?:{'|'.join(words.split())})(?!\w)", regex.V1 | regex.I) if words else None
 
 
-def source_numbers(source: str) -> tuple[list[float], set[float]]:
-    """(the numbers an English source writes with digits, the values its words may stand for as well)."""
+def source_numbers(source: str, converted: bool = True) -> tuple[list[float], set[float]]:
+    """(the numbers an English source writes with digits, the values its words may stand for as well);
+    ``converted``: the translation writes metric units, so numbers before imperial ones may change with the unit."""
     written, optional = [], set()
     for m in _NUMBER.finditer(source):
         value = _value(m.group(0), ".")
         if value is None:
             continue
-        if _IMPERIAL.match(source, m.end()):
+        if converted and _IMPERIAL.match(source, m.end()):
             optional.add(value)  # 10 inches may become 25 centímetros: the number changes with the unit
         else:
             written.append(value)
@@ -174,7 +182,7 @@ def target_numbers(target: str, lang: str) -> tuple[list[set[float]], set[float]
 
 def number_mismatch(source: str, target: str, lang: str) -> str | None:
     """Why the numbers of ``target`` (in ``lang``) do not match those of the English ``source``, else None."""
-    src_written, src_optional = source_numbers(source)
+    src_written, src_optional = source_numbers(source, converted=bool(_METRIC.search(target)))
     tgt_written, tgt_optional = target_numbers(target, lang)
     if not src_written and not tgt_written:
         return None

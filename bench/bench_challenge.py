@@ -1,0 +1,105 @@
+"""What quality estimation catches: a challenge set of injected meaning errors (pipeline/quality/challenge.py) built
+from ntrex-dev's references, run through QE as the flow runs it, per language and kind: the share caught (rejected
+or sent to review) beside the untouched references' shares.
+
+Without ``--server`` every turn is scored as a turn that is not back-translated (form checks, the number check, the
+form-only score): all nine languages in seconds, no model. With ``--server URL`` the judge back-translates every
+turn (the translation memory under ``--workspace`` keeps its answers: a rerun sends nothing) and the score reads the
+meaning signal, with the workspace's calibration when it has one for ``--translator-version``, else the shipped
+defaults.
+
+    .venv/bin/python bench/bench_challenge.py --langs all --lines 100 --first 160
+    .venv/bin/python bench/bench_challenge.py --langs es,zh,hi --server http://127.0.0.1:8000 --lines 60 --first 160
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.languages import parse_languages
+from pipeline.quality.challenge import KINDS, challenge_set
+from pipeline.quality.score import defaults
+from pipeline.quality.signals import QEConfig, assess, degenerate_reference
+from pipeline.references import load_pairs, shared_data
+
+GOALS = {"misaligned": 0.99, "untranslated": 0.95, "number": 0.95, "omission": 0.80, "addition": 0.60}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--langs", default="all")
+    parser.add_argument("--data", type=Path, default=shared_data() / "ntrex-dev")
+    parser.add_argument("--first", type=int, default=160, help="first line (0-based); calibration used 0-59")
+    parser.add_argument("--lines", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--server", default=None, help="a judge's vLLM server: back-translate every turn")
+    parser.add_argument("--judge-model", default=None)
+    parser.add_argument("--workspace", type=Path, default=Path("bench/out/challenge"))
+    args = parser.parse_args()
+    langs = [lang for lang in parse_languages(args.langs) if lang != "en"]
+    lines = list(range(args.first, args.first + args.lines))
+    config = QEConfig()
+    judge_line = "none: form checks, number check and the form-only score"
+    backtranslators = {}
+    if args.server:
+        from pipeline.quality.backtranslation import Judge, make_backtranslator
+        from pipeline.translate.memory import TranslationMemory
+        from pipeline.translate.served import served_base
+
+        judge = Judge(args.server, args.judge_model or served_base(args.server, wait=60)[0])
+        memory = TranslationMemory(args.workspace / "tm")
+        backtranslators = {lang: make_backtranslator(judge, memory, lang) for lang in langs}
+        judge_line = f"{judge.model} at {args.server}, every turn back-translated"
+    print(f"lines {lines[0]}-{lines[-1]} of {args.data}, seed {args.seed}; judge: {judge_line}")
+    header = f"{'lang':<5}{'kind':<14}{'lines':>6}{'caught':>8}{'rejected':>10}{'review':>8}{'goal':>6}"
+    print(header)
+    started = time.perf_counter()
+    totals: dict[str, Counter] = defaultdict(Counter)
+    for lang in langs:
+        calibration = defaults(lang)
+        band = config.bands.get(lang)
+        pairs = load_pairs(args.data, lang)
+        kept = [n for n in lines if not degenerate_reference(*pairs[n], lang)]
+        items = [("reference", pairs[n][0], pairs[n][1]) for n in kept]
+        items += [(c.kind, c.source, c.target) for c in challenge_set(args.data, lang, kept, seed=args.seed)]
+        bt = [None] * len(items)
+        if lang in backtranslators:
+            from pipeline.quality.backtranslation import bt_key, chrf
+
+            english = backtranslators[lang]([(bt_key("challenge", i, t), t) for i, (_, _, t) in enumerate(items)])
+            bt = [chrf(back, s) for back, (_, s, _) in zip(english, items)]
+        by_kind: dict[str, Counter] = defaultdict(Counter)
+        for (kind, source, target), bt_chrf in zip(items, bt):
+            q = assess(source, target, lang, th=config.for_lang(lang), bands=config.bands)
+            status, _ = calibration.status(q.status, calibration.score(q, bt_chrf, band), bt_chrf is not None)
+            by_kind[kind][status] += 1
+        for kind in ("reference", *KINDS):
+            c = by_kind[kind]
+            n = sum(c.values())
+            if not n:
+                continue
+            caught = (c["rejected"] + c["needs_review"]) / n
+            goal = f"{GOALS[kind]:.0%}" if kind in GOALS else "-"
+            print(
+                f"{lang:<5}{kind:<14}{n:>6}{caught:>8.0%}{c['rejected'] / n:>10.0%}{c['needs_review'] / n:>8.0%}{goal:>6}",
+                flush=True,
+            )
+            totals[kind].update(c)
+    print("all languages:")
+    for kind, c in totals.items():
+        n = sum(c.values())
+        print(
+            f"  {kind:<14}{n:>6}{(c['rejected'] + c['needs_review']) / n:>8.1%} caught, {c['rejected'] / n:.1%} rejected"
+        )
+    print(f"{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
