@@ -93,7 +93,12 @@ def choose_thresholds(
     if reference_scores:  # references stay accepted, with a margin for lines the calibration did not see
         reject = min(reject, _quantile(reference_scores, REFERENCES_REJECTED))
         accept = min(accept, _quantile(reference_scores, REFERENCES_TO_REVIEW))
-    return round(min(reject, accept), 4), round(accept, 4)
+    # rounded down: a threshold rounded up past the reference it was capped at would reject or review that reference
+    return _floor4(min(reject, accept)), _floor4(accept)
+
+
+def _floor4(x: float) -> float:
+    return math.floor(x * 10_000) / 10_000
 
 
 def references_form_accept(calibration: Calibration, ntrex_dir, langs: list[str]) -> float:
