@@ -132,6 +132,15 @@ def test_quality_columns_report_and_review_queue(reference):
                 min(row["turn_qe_score"])
             )
     assert summary["bt_turns"].sum() == len(chrfs)
+    # a turn the form checks reject is never sent to the judge: its score cannot change its status
+    hard = [
+        b
+        for lang in TARGETS
+        for row in shards(ws, lang).iter_rows(named=True)
+        for reasons, b in zip(row["turn_qe_reasons"], row["turn_bt_chrf"])
+        if any(r.startswith(("wrong language", "wrong script", "empty", "untranslated")) for r in reasons)
+    ]
+    assert hard and all(b is None for b in hard)
     assert (summary["accepted"] + summary["needs_review"] + summary["rejected"] == 30).all()
     for png in ("qe_score.png", "length_ratio.png", "script_share.png"):
         assert (ws / "reports" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -138,9 +138,12 @@ def assemble_shard(
                 else quality.TurnQE()
             )
             human_turn = bool(human) and (conv_key, len(bt)) in human
+            # a turn the form checks reject stays rejected whatever its score: no judge request is spent on it (the
+            # loops of a weak translator were the longest and slowest back-translations)
             if (
                 backtranslate
                 and not human_turn
+                and q.status != "rejected"
                 and fixed.text.strip()
                 and sampled(seed, lang, conv_key, len(bt), bt_rate)
             ):
