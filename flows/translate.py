@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
+from prefect.futures import wait as wait_futures
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.messages import tell
@@ -358,6 +359,12 @@ def translate_flow(
     futures = [
         (lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards
     ]
+    # the terminal hears every 15 s while the shards assemble (back-translation makes this minutes with a real model)
+    started, pending = time.monotonic(), [future for _, future in futures]
+    while (waited := wait_futures(pending, timeout=15)).not_done:
+        say(
+            f"  … assembling: {len(waited.done)}/{len(pending)} shard × language tasks done, {time.monotonic() - started:.0f} s"
+        )
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
     for lang, future in futures:
         part = future.result()
