@@ -8,7 +8,8 @@ import random
 import pytest
 
 from pipeline.quality.challenge import KINDS, challenge_set, perturb
-from pipeline.quality.signals import assess, copied_english
+from pipeline.quality.copied import copied_english
+from pipeline.quality.signals import assess
 from pipeline.references import load_pairs
 
 from .conftest import SHARED_DATA
