@@ -7,13 +7,13 @@ with pip, joins them in part order, checks size and sha256, and returns the GGUF
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import processes
+from pipeline.storage import sha256_file
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,9 @@ def _check(path: Path, model: PackagedModel) -> str | None:
     size = path.stat().st_size
     if size != model.size:
         return f"{path} is {size:,} bytes, expected {model.size:,}"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    if digest.hexdigest() != model.sha256:
-        return f"{path} has sha256 {digest.hexdigest()}, expected {model.sha256}"
+    digest = sha256_file(path)
+    if digest != model.sha256:
+        return f"{path} has sha256 {digest}, expected {model.sha256}"
     return None
 
 
