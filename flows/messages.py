@@ -9,10 +9,12 @@ from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
 
-def tell(message: str, terminal: bool = True) -> None:
-    """``message`` into the current flow or task run's log; on stderr too with ``terminal``."""
+def tell(message: str, terminal: bool = True, error: bool = False) -> None:
+    """``message`` into the current flow or task run's log (at level ERROR with ``error``); on stderr too with
+    ``terminal``."""
     try:
-        get_run_logger().info(message)
+        logger = get_run_logger()
+        (logger.error if error else logger.info)(message)
     except MissingContextError:  # called outside a run (a test calling the code directly): the terminal only
         terminal = True
     if terminal:

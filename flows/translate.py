@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.futures import wait as wait_futures
+from prefect.runtime import task_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.messages import tell
@@ -83,7 +84,7 @@ class TranslateSettings:
         return {lang: registry.config_for(self.translator(lang), entries.get(lang)) for lang in langs}
 
 
-@task(name="ingest")
+@task(name="ingest", task_run_name="ingest")
 def ingest_task(inputs: list[str], workspace: str, limit: int | None) -> dict:
     return ingest(inputs, workspace, limit=limit).to_dict()
 
@@ -117,7 +118,28 @@ class Progress:
             self.bar.close()
 
 
-@task(name="translate-units")
+def _translate_run_name() -> str:
+    """Prefect's name for a translate-units task run: its languages and partition (``translate-hi+zh-part-2-of-4``)."""
+    p = task_run.parameters
+    part = f"-part-{p.get('index', 0) + 1}-of-{p.get('count', 1)}" if p.get("count", 1) > 1 else ""
+    return f"translate-{'+'.join(p['langs']) or 'none'}{part}"
+
+
+def _assemble_run_name() -> str:
+    """Prefect's name for an assemble task run: its language and shard (``assemble-hi-shard-00003``)."""
+    p = task_run.parameters
+    return f"assemble-{p['lang']}-shard-{Path(p['shard']).name}"
+
+
+class AssemblyFailed(RuntimeError):
+    """Some (language, shard) tasks failed; the others' shards are written and ``result`` holds their counts."""
+
+    def __init__(self, failures: dict[str, str], result: dict):
+        self.failures, self.result = failures, result
+        super().__init__("assembling failed for " + "; ".join(f"{where}: {why}" for where, why in failures.items()))
+
+
+@task(name="translate-units", task_run_name=_translate_run_name)
 def translate_units_task(
     workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1, server: str | None = None
 ) -> dict:
@@ -169,7 +191,7 @@ def translate_units_task(
     }
 
 
-@task(name="compact-memory")
+@task(name="compact-memory", task_run_name="compact-memory")
 def compact_task(workspace: str, min_files: int) -> dict:
     reports = TranslationMemory(Path(workspace) / "tm").compact_all(min_files)
     return {f"{lang}/{version}": r for (lang, version), r in reports.items()}
@@ -217,7 +239,7 @@ def translate_all(workspace: str, languages: list[str], settings: dict, partitio
     return total
 
 
-@task(name="assemble")
+@task(name="assemble", task_run_name=_assemble_run_name)
 def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict:
     s = TranslateSettings(**settings)
     counts = LanguageCounts()
@@ -238,7 +260,7 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
     return asdict(counts)
 
 
-@task(name="qe-report")
+@task(name="qe-report", task_run_name="qe-report")
 def qe_report_task(workspace: str, langs: list[str], review_budget: int | None, seed: int) -> dict:
     ws = Path(workspace)
     summary, pngs = quality_report(ws, langs)
@@ -342,6 +364,14 @@ def translate_flow(
 
     by = ", ".join(f"{lang} {lane['translator']}" for lang, lane in lanes.items()) or f"{model} at {server}"
     say(f"translate: {len(inputs or [])} input file(s) → {','.join(languages)} with {by}")
+    if missing := [path for path in inputs or [] if not Path(path).is_file()]:
+        # a deployment's run reads paths on the worker's machine: one line in the run's log says which are not there
+        message = (
+            f"translate: stopped: input not found on the machine running the flow: {', '.join(missing)} "
+            f"(give files this worker can read)"
+        )
+        tell(message, terminal=progress, error=True)
+        raise FileNotFoundError(message)
     ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
     say(
         f"ingested: {ingest_summary['valid']} conversations, {ingest_summary['quarantined']} quarantined; planning requests"
@@ -357,24 +387,45 @@ def translate_flow(
     for line in calibration_notices(Path(workspace), {lang: chosen[lang].version(lang) for lang in targets}):
         tell(line)
     futures = [
-        (lang, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in languages for shard in shards
+        (lang, shard, assemble_task.submit(workspace, lang, str(shard), settings))
+        for lang in languages
+        for shard in shards
     ]
     # the terminal hears every 15 s while the shards assemble (back-translation makes this minutes with a real model)
-    started, pending = time.monotonic(), [future for _, future in futures]
+    started, pending = time.monotonic(), [future for *_, future in futures]
     while (waited := wait_futures(pending, timeout=15)).not_done:
         say(
             f"  … assembling: {len(waited.done)}/{len(pending)} shard × language tasks done, {time.monotonic() - started:.0f} s"
         )
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
-    for lang, future in futures:
-        part = future.result()
+    failures: dict[str, str] = {}  # "lang/shard" → why; the task run of each shows Failed with it in Prefect's UI
+    for lang, shard, future in futures:
+        try:
+            part = future.result()
+        except Exception as exc:  # one language's failure: the others go on, the run ends failed
+            failures[f"{lang}/{shard.name}"] = f"{type(exc).__name__}: {exc}"
+            tell(f"translate: assembling {lang} {shard.name} failed: {type(exc).__name__}: {exc}")
+            continue
         t = totals[lang]
         for key in ("conversations", "conversations_flagged", "turns", "turns_flagged"):
             setattr(t, key, getattr(t, key) + part[key])
     result["languages"] = {k: asdict(v) for k, v in totals.items()}
     result["ingest"] = ingest_summary
-    if any(lang != "en" for lang in languages):
-        result["qe"] = qe_report_task(workspace, languages, review_budget, seed)
+    done = [lang for lang in languages if not any(where.startswith(f"{lang}/") for where in failures)]
+    if any(lang != "en" for lang in done):
+        result["qe"] = qe_report_task(workspace, done, review_budget, seed)
+    _summary_artifacts(result, ingest_summary, failures)
+    if failures:
+        raise AssemblyFailed(failures, result)
+    return result
+
+
+def _summary_artifacts(result: dict, ingest_summary: dict, failures: dict[str, str]) -> None:
+    """What the terminal shows, in the run's artifacts: the counts table, the summary with its output-tokens line, and
+    the quality histograms (PNGs inlined, so the UI shows them without access to the workspace)."""
+    import base64
+
+    totals = {lang: LanguageCounts(**c) for lang, c in result["languages"].items()}
     create_table_artifact(
         key="translate-counts",
         table=[{"lang": lang, "quarantined": ingest_summary["quarantined"], **asdict(c)} for lang, c in totals.items()],
@@ -383,7 +434,23 @@ def translate_flow(
             f"{ingest_summary['quarantined']} quarantined; {result['requests_sent']} requests sent."
         ),
     )
-    return result
+    summary = TranslateSummary(totals, result["requests_sent"], result["unique_pairs_requested"], result["seconds"])
+    table = summary.render(
+        ingest_summary["valid"], ingest_summary["quarantined"], frozenset(w.split("/")[0] for w in failures)
+    )
+    failed = "".join(f"\n- **failed** {where}: {why}" for where, why in failures.items())
+    create_markdown_artifact(
+        key="translate-summary",
+        markdown=f"```\n{table}\n```{failed}",
+        description="The run's summary as the terminal shows it: counts per language, requests, output tokens",
+    )
+    for plot in result.get("qe", {}).get("plots", []):
+        data = base64.b64encode(Path(plot).read_bytes()).decode()
+        create_image_artifact(
+            image_url=f"data:image/png;base64,{data}",
+            key=f"qe-{Path(plot).stem.replace('_', '-').lower()}",
+            description=f"Histogram per language: {Path(plot).name}",
+        )
 
 
 def _lanes(path: str, targets: list[str], wait: float) -> dict[str, dict]:

@@ -7,6 +7,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +92,23 @@ def server_requests(url: str) -> float:
         for line in text.splitlines()
         if line.startswith("http_requests_total{") and 'handler="/v1/chat/completions"' in line
     )
+
+
+def shards(ws: Path, lang: str) -> pl.DataFrame:
+    return pl.read_parquet(ws / "translations" / lang / "*.parquet").sort("conv_key")
+
+
+def differing_columns(ws: Path, other: Path, lang: str) -> dict[str, str]:
+    """The columns in which two workspaces' shards of ``lang`` differ, each with its first differing row."""
+    mine, theirs = shards(ws, lang), shards(other, lang)
+    if mine.columns != theirs.columns or mine["conv_key"].to_list() != theirs["conv_key"].to_list():
+        return {"(shape)": f"columns {mine.columns} / {theirs.columns}, {mine.height} / {theirs.height} rows"}
+    found = {}
+    for name in mine.columns:
+        if not mine[name].equals(theirs[name]):
+            row, a, b = next((i, a, b) for i, (a, b) in enumerate(zip(mine[name], theirs[name])) if a != b)
+            found[name] = f"{mine['conv_key'][row]}: {str(a)[:300]!r} != {str(b)[:300]!r}"
+    return found
 
 
 def polyglot(*args: str, env: dict | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:

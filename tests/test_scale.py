@@ -19,7 +19,7 @@ import pytest
 from pipeline import processes
 from pipeline.serve import vllm
 
-from .conftest import LLAVA, REPO, server_requests
+from .conftest import LLAVA, REPO, differing_columns, server_requests
 
 QA90 = LLAVA / "coco_val_qa90_gpt4.json"
 LANGS = "hi,zh"
@@ -74,23 +74,6 @@ def translate(ws: Path, server: str, *extra: str) -> list[str]:
         "4",
         *extra,
     ]
-
-
-def shards(ws: Path, lang: str) -> pl.DataFrame:
-    return pl.read_parquet(ws / "translations" / lang / "*.parquet").sort("conv_key")
-
-
-def differing_columns(ws: Path, other: Path, lang: str) -> dict[str, str]:
-    """The columns in which two workspaces' shards of ``lang`` differ, each with its first differing row."""
-    mine, theirs = shards(ws, lang), shards(other, lang)
-    if mine.columns != theirs.columns or mine["conv_key"].to_list() != theirs["conv_key"].to_list():
-        return {"(shape)": f"columns {mine.columns} / {theirs.columns}, {mine.height} / {theirs.height} rows"}
-    found = {}
-    for name in mine.columns:
-        if not mine[name].equals(theirs[name]):
-            row, a, b = next((i, a, b) for i, (a, b) in enumerate(zip(mine[name], theirs[name])) if a != b)
-            found[name] = f"{mine['conv_key'][row]}: {str(a)[:300]!r} != {str(b)[:300]!r}"
-    return found
 
 
 @pytest.fixture(scope="module")

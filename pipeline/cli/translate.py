@@ -21,8 +21,11 @@ def run_translate(args: argparse.Namespace) -> int:
         from pipeline.translate.translators import load
 
         load(args.translators)  # a bad file fails here, in one line, before anything starts
+    if missing := [str(path) for path in args.inputs if not Path(path).is_file()]:
+        print(f"polyglot translate: error: input not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
     prefect_defaults()
-    from flows.translate import translate_flow
+    from flows.translate import AssemblyFailed, translate_flow
     from pipeline.translate.backends import BackendUnavailable
     from pipeline.translate.translators import Unqualified
 
@@ -78,6 +81,17 @@ def run_translate(args: argparse.Namespace) -> int:
         for line in exc.lines:
             print(f"polyglot translate: refused: {line}", file=sys.stderr)
         return 2
+    except AssemblyFailed as exc:  # the languages that assembled are written: their summary, then what failed
+        report(exc.result, args.workspace, frozenset(where.split("/")[0] for where in exc.failures))
+        for where, why in exc.failures.items():
+            print(f"polyglot translate: failed: {where}: {why}", file=sys.stderr)
+        return 1
+    report(result, args.workspace)
+    return 0
+
+
+def report(result: dict, workspace: Path, failed: frozenset[str] = frozenset()) -> None:
+    """The run's summary on the terminal: ingest, requests and tokens per language, QE shares, where things went."""
     from pipeline.ingest.tables import IngestSummary
     from pipeline.translate.requests import LanguageCounts, TranslateSummary
 
@@ -91,10 +105,10 @@ def run_translate(args: argparse.Namespace) -> int:
         result["seconds"],
     )
     print(ingest_summary.render())
-    print(summary.render(ingest_summary.valid, ingest_summary.quarantined))
-    for key, report in result.get("compacted", {}).items():
-        print(f"translation memory {key}: {report['files_before']} files compacted into {report['files_after']}")
-    print(f"shards written to {Path(args.workspace).resolve() / 'translations'}/<lang>/")
+    print(summary.render(ingest_summary.valid, ingest_summary.quarantined, failed))
+    for key, compacted in result.get("compacted", {}).items():
+        print(f"translation memory {key}: {compacted['files_before']} files compacted into {compacted['files_after']}")
+    print(f"shards written to {Path(workspace).resolve() / 'translations'}/<lang>/")
     if "qe" in result:
         qe = result["qe"]
         print(f"{'lang':<5}{'accepted':>10}{'review':>8}{'rejected':>10}")
@@ -103,7 +117,6 @@ def run_translate(args: argparse.Namespace) -> int:
         print(
             f"review queue: {qe['queue']} conversations in {qe['queue_path']}; plots in {Path(qe['plots'][0]).parent}"
         )
-    return 0
 
 
 def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 1000) -> None:

@@ -61,7 +61,8 @@ class TranslateSummary:
     unique_pairs_requested: int = 0
     seconds: float = 0.0
 
-    def render(self, valid: int, quarantined: int) -> str:
+    def render(self, valid: int, quarantined: int, failed: frozenset[str] = frozenset()) -> str:
+        """The summary table; ``failed``: languages whose assembling failed (no complete shards)."""
         head = f"{'lang':<5}{'units':>8}{'cached':>8}{'human':>7}{'new ok':>8}{'flagged':>8}{'convs':>8}{'flagged':>9}{'quarant.':>9}"
         lines = [head]
         for lang, c in self.languages.items():
@@ -69,10 +70,15 @@ class TranslateSummary:
                 f"{lang:<5}{c.unique_units:>8}{c.cached:>8}{c.human_only:>7}{c.translated_ok:>8}{c.flagged:>8}"
                 f"{c.conversations:>8}{c.conversations_flagged:>9}{quarantined:>9}"
             )
-            if c.conversations + quarantined != valid + quarantined:  # pragma: no cover - a bug
+            if lang in failed:
+                lines.append(
+                    f"  !! {lang}: assembling failed (the reason below): {c.conversations} conversations written"
+                )
+            elif c.conversations + quarantined != valid + quarantined:  # pragma: no cover - a bug
                 lines.append(f"  !! {lang}: {c.conversations} conversations written, {valid} valid")
         lines.append(
-            f"every language: {valid} conversations translated + {quarantined} quarantined = {valid + quarantined} records read"
+            f"every language{' but ' + ','.join(sorted(failed)) if failed else ''}: {valid} conversations translated"
+            f" + {quarantined} quarantined = {valid + quarantined} records read"
         )
         lines.append(f"requests sent {self.requests_sent} for {self.unique_pairs_requested} new (unit, language) pairs")
         spent = [(lang, c) for lang, c in self.languages.items() if c.tokens]
