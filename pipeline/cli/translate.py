@@ -68,7 +68,7 @@ def run_translate(args: argparse.Namespace) -> int:
             judge_server=args.judge_server,
             judge_model=args.judge_model,
             qe_config=str(args.qe_config) if args.qe_config else None,
-            partitions=args.partitions or args.dask_workers or 1,
+            partitions=args.partitions or args.dask_workers or dask_workers(args.dask_address) or 1,
             commit_seconds=args.commit_seconds,
             commit_age=args.commit_age,
             translators=str(args.translators) if args.translators else None,
@@ -88,6 +88,16 @@ def run_translate(args: argparse.Namespace) -> int:
         return 1
     report(result, args.workspace)
     return 0
+
+
+def dask_workers(address: str | None) -> int | None:
+    """How many workers the Dask scheduler at ``address`` has now (the default number of partitions there)."""
+    if not address:
+        return None
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        return len(client.scheduler_info(n_workers=-1)["workers"]) or None
 
 
 def report(result: dict, workspace: Path, failed: frozenset[str] = frozenset()) -> None:
@@ -156,7 +166,8 @@ def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 10
         "--partitions",
         type=positive_int,
         default=None,
-        help="split the missing units into N tasks with their own clients (default: --dask-workers, else 1)",
+        help="split the missing units into N tasks with their own clients (default: --dask-workers, or the workers "
+        "--dask-address has when the run starts, else 1)",
     )
     p.add_argument("--concurrency", type=positive_int, default=64, help="requests in flight (per partition)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="results per memory commit")
