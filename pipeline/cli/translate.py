@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.cli.common import VLLM_URL, bt_rate, budget, positive_int, positive_seconds, prefect_defaults, seconds
@@ -24,6 +26,8 @@ def run_translate(args: argparse.Namespace) -> int:
     if missing := [str(path) for path in args.inputs if not Path(path).is_file()]:
         print(f"polyglot translate: error: input not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.plan:
+        return run_plan(args)
     prefect_defaults()
     from flows.translate import AssemblyFailed, translate_flow
     from pipeline.translate.backends import BackendUnavailable
@@ -90,6 +94,81 @@ def run_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_plan(args: argparse.Namespace) -> int:
+    """``--plan``: ingest (or read the workspace's ingest), then per language what the run would send and how long it
+    would take; no translation request is sent."""
+    from flows.translate import TranslateSettings, _existing_ingest
+    from pipeline.ingest.tables import ingest
+    from pipeline.languages import parse_languages
+    from pipeline.review.corrections import overrides
+    from pipeline.translate import planning
+    from pipeline.translate.backends import BackendUnavailable
+    from pipeline.translate.served import served_base
+    from pipeline.translate.settings import TranslatorConfig
+    from pipeline.translate.translators import load
+
+    ws = Path(args.workspace)
+    languages = parse_languages(args.langs)
+    targets = [lang for lang in languages if lang != "en"]
+    if args.inputs:
+        summary = ingest(args.inputs, ws, limit=args.limit).to_dict()
+    else:
+        summary = _existing_ingest(str(ws))
+    assumed: list[str] = []
+
+    def base(servers: str, model: str | None) -> tuple[str, str | None] | None:
+        try:
+            return served_base(servers, model)
+        except BackendUnavailable:
+            return None
+
+    lanes, answering = {}, None
+    if args.translators:
+        file = load(args.translators)
+        for lang in targets:
+            translator = file.for_language(lang)
+            found = base(translator.servers, translator.model)
+            if found is None:
+                found = (translator.model or translator.name, None)
+                assumed.append(f"{lang}: {translator.servers} did not answer, planned for {found[0]} as named")
+            config = asdict(translator.config(*found))
+            lanes[lang] = {"translator": translator.name, "server": translator.servers, "config": config}
+        model, weights = lanes[targets[0]]["config"]["model"], lanes[targets[0]]["config"]["weights"]
+    elif found := base(args.server, args.model):
+        (model, weights), answering = found, args.server
+    elif args.model:
+        model, weights = args.model, None
+        assumed.append(f"no server answered at {args.server}: planned for --model {model} (its weights unknown)")
+    else:
+        print(
+            f"polyglot translate: error: no server answered at {args.server}: give --model NAME (the model the run "
+            f"will serve) to plan without one",
+            file=sys.stderr,
+        )
+        return 2
+    settings = TranslateSettings(args.server, model, args.adapter, weights=weights, lanes=lanes)
+    translators: dict[str, TranslatorConfig] = settings.translators(ws, targets)
+    human = {lang: set(overrides(ws, lang)) for lang in targets}
+    plans = planning.make_plan(ws, targets, translators, human, args.bt_rate, summary["turns"])
+    if args.tokens_per_second:
+        rate, rate_from = args.tokens_per_second, "--tokens-per-second"
+    elif answering:
+        rate, rate_from = planning.probe_rate(answering, model, args.concurrency)
+    else:
+        rate, rate_from = None, "no server to measure: give --tokens-per-second N"
+    print(
+        f"plan for {summary['valid']:,} conversations ({summary['turns']:,} turns) → {','.join(targets)}; "
+        f"no translation request sent"
+    )
+    for line in assumed:
+        print(f"assumed: {line}")
+    print(planning.render(plans, rate, rate_from))
+    path = ws / "plan.json"
+    path.write_text(json.dumps(planning.as_json(plans, rate, rate_from), indent=1))
+    print(f"plan written to {path}")
+    return 0
+
+
 def dask_workers(address: str | None) -> int | None:
     """How many workers the Dask scheduler at ``address`` has now (the default number of partitions there)."""
     if not address:
@@ -151,6 +230,17 @@ def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 10
         "--model", default=os.environ.get("POLYGLOT_MODEL"), help="served model name (default: the server's base model)"
     )
     p.add_argument("--adapter", default=None, help="a LoRA adapter the server serves by this name")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="send nothing: ingest, then say per language the requests, tokens and time the run would take",
+    )
+    p.add_argument(
+        "--tokens-per-second",
+        type=positive_seconds,
+        default=None,
+        help="--plan: the servers' output tokens/s (default: measured by a short burst to --server)",
+    )
     p.add_argument(
         "--dask-workers",
         type=positive_int,

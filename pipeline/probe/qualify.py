@@ -72,6 +72,10 @@ def qualify(
                 "output_tokens_per_s": round(probe.completion_tokens / probe.seconds, 2)
                 if probe.requests and probe.seconds
                 else None,
+                # what a plan (polyglot translate --plan) counts this translator's answers in
+                "output_tokens_per_char": round(probe.completion_tokens / sum(len(t.source) for t in turns), 3)
+                if probe.requests and turns
+                else None,
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             record_qualification(workspace, row)
