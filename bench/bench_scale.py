@@ -212,9 +212,11 @@ def stage_client_sample(ws: Path, args) -> dict:
         shutil.rmtree(ws / "tm-client-sample", ignore_errors=True)
 
 
-def stage_bare(ws: Path, args) -> dict:
+def stage_bare(ws: Path, args, stream: bool = False) -> dict:
     """The same requests (first attempts) from a bare aiohttp client at the same concurrency: the floor. Its
-    requests are built before the clock starts; serialising, sending and parsing the answer are timed."""
+    requests are built before the clock starts; serialising, sending and parsing the answer are timed. ``stream``:
+    the answers streamed as server-sent events, each event parsed and its text joined (no watch), as the project's
+    client reads a watched answer."""
     import asyncio
 
     import aiohttp
@@ -227,10 +229,19 @@ def stage_bare(ws: Path, args) -> dict:
             "messages": translators[j.lang].messages(j.lang, j.text),
             "max_tokens": translators[j.lang].budget(j.lang, j.text),
             **translators[j.lang].sampling(),
+            **({"stream": True, "stream_options": {"include_usage": True}} if stream else {}),
         }
         for j in jobs
     ]
     url = args.server.rstrip("/") + "/v1/chat/completions"
+
+    async def streamed(resp) -> str:
+        parts = []
+        async for line in resp.content:
+            if line.startswith(b"data:") and (data := line[5:].strip()) != b"[DONE]":
+                for choice in json.loads(data)["choices"]:
+                    parts.append(choice["delta"].get("content") or "")
+        return "".join(parts)
 
     async def run() -> None:
         queue = iter(payloads)
@@ -241,7 +252,10 @@ def stage_bare(ws: Path, args) -> dict:
                     async with session.post(
                         url, data=json.dumps(body), headers={"Content-Type": "application/json"}
                     ) as resp:
-                        json.loads(await resp.text())["choices"][0]["message"]["content"]
+                        if stream:
+                            await streamed(resp)
+                        else:
+                            json.loads(await resp.text())["choices"][0]["message"]["content"]
 
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
 
@@ -344,6 +358,7 @@ STAGES = {
 LLM_STAGES = {"translate", "bare"}
 ORDER = list(STAGES)
 STAGES["client_sample"] = stage_client_sample  # run in pairs with "bare" after the stages (--client-rounds)
+STAGES["bare_stream"] = lambda ws, args: stage_bare(ws, args, stream=True)
 
 
 def run_stage(name: str, ws: Path, args, requests: int | None = None) -> dict:

@@ -85,13 +85,17 @@ def make_plan(
     human: dict[str, set[tuple[str, int]]],
     bt_rate: float | None,
     turns: int,
+    units_in_turns: int,
 ) -> list[LanguagePlan]:
-    """The plan of each target language of ``langs`` for the workspace's ingested units (``turns``: its turns)."""
+    """The plan of each target language of ``langs`` for the workspace's ingested units (``turns``: its turns, made
+    of ``units_in_turns`` units, repeats counted)."""
     from pipeline.translate.requests import load_unique_units
 
     ws = Path(workspace)
     units = {h: text for h, text, _ in load_unique_units(ws / "ingest")}
     memory = TranslationMemory(ws / "tm")
+    mean_unit = sum(map(len, units.values())) / max(len(units), 1)
+    turn_chars = mean_unit * units_in_turns / max(turns, 1)  # a back-translation carries a whole turn
     plans = []
     for lang in [lang for lang in langs if lang != "en"]:
         summary = TranslateSummary()
@@ -106,9 +110,8 @@ def make_plan(
         out = round(chars * per_char)
         bt = round(turns * rate) if rate else 0
         # a back-translation's prompt carries the translation (as long as this run's answers, on average)
-        mean_out = out / max(len(jobs), 1) if jobs else sum(map(len, units.values())) / max(len(units), 1) * per_char
-        bt_in = round(bt * (PROMPT_TOKENS + mean_out))
-        bt_out = round(bt * (sum(map(len, units.values())) / max(len(units), 1)) * ENGLISH_TOKENS_PER_CHAR)
+        bt_in = round(bt * (PROMPT_TOKENS + turn_chars * per_char))
+        bt_out = round(bt * turn_chars * ENGLISH_TOKENS_PER_CHAR)
         plans.append(
             LanguagePlan(
                 lang,

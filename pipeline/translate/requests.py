@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from pipeline.ingest.shards import shard_dirs
 from pipeline.translate.backends import STOPPED, Backend, RequestRejected, Watch
-from pipeline.translate.checks import answer_problems, clean_answer, is_repetitive
+from pipeline.translate.checks import GrowingLoopCheck, answer_problems, clean_answer, is_repetitive
 from pipeline.translate.memory import Entry, TranslationMemory
 from pipeline.translate.settings import TranslatorConfig
 
@@ -174,14 +175,26 @@ def plan(
 LOOP = "loop: the answer repeats itself (stopped while it was written, or cut off at the budget)"
 
 
+# Answers with a smaller token budget are not streamed: a loop there costs at most the budget (about twice a normal
+# answer), and reading a stream costs the client ~1.6x the CPU of reading one answer (bench/bench_scale.py's
+# bare clients).
+STREAM_FROM_TOKENS = 128
+
+
 def loop_watch(source: str, lang: str) -> Watch | None:
     """What watches a streamed answer for a loop (a word or a group of up to eight repeated four times in a row):
     real models writing Hindi, Bengali or Urdu loop until their token budget, keeping a CPU server busy for
     minutes per answer; stopped at the first repeats instead. None when the English itself repeats like that
     (its translation may too)."""
-    if is_repetitive(source, "en"):
+    if _repeats_itself(source):
         return None
-    return lambda text: is_repetitive(text, lang)
+    return GrowingLoopCheck(lang)
+
+
+@lru_cache(maxsize=65_536)
+def _repeats_itself(source: str) -> bool:
+    """Whether the English unit loops itself (asked once per unit, not once per language)."""
+    return is_repetitive(source, "en")
 
 
 async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
@@ -198,7 +211,9 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
         attempts += 1
         messages = config.messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
         try:
-            answer = await backend.complete(messages, budget, config.sampling(), config.served_model, watch)
+            # streamed and watched only where a loop could run long; a short one is told by the checks afterwards
+            streamed = watch if budget >= STREAM_FROM_TOKENS else None
+            answer = await backend.complete(messages, budget, config.sampling(), config.served_model, streamed)
         except RequestRejected as exc:
             return Entry(
                 job.unit_hash,
