@@ -70,8 +70,9 @@ class OpenAIChatBackend:
 
     Hand-written on purpose, not the OpenAI SDK or a retry library: least-busy routing across replicas with a
     per-replica rest, a retry budget that starts at the first failure, streaming with a watch that closes the
-    stream, and a client cheap enough to keep many replicas busy from one process (measured: 1.06x the CPU of a
-    bare aiohttp client per request; docs/operations.md, "Sizing").
+    stream, and a client cheap enough to keep many replicas busy from one process (measured with the pipeline's
+    work around it: 0.21 ms of CPU per request, 1.24x a bare aiohttp client that streams, 4,800 requests/s;
+    docs/operations.md, "Sizing").
     """
 
     def __init__(
