@@ -2,8 +2,9 @@
 
 What a reviewer sees, top to bottom: the image the conversation is about (zoomable; a note instead when there
 is none or it is missing), the earlier turns of the conversation (English, as context), the English
-turn to check, the machine translation pre-filled in an editable box (a prediction carrying the translator
-version), the quality score with the translation back into English, what quality estimation noticed and what
+turn to check, what to do with it (check and correct the machine translation pre-filled in an editable box — a
+prediction carrying the translator version —, or, for a turn the checks rejected, write the translation from
+scratch in an empty box), the quality score with the translation back into English, what quality estimation noticed and what
 the automatic fixers changed, error categories and a 1–5
 rating. Arabic and Urdu boxes are right-to-left. Scripts that need a font most computers lack (Nastaliq,
 Naskh, Devanagari, Bengali, Chinese, Japanese) get one served by Label Studio itself (see ``annotation.assets``).
@@ -82,10 +83,10 @@ def label_config(lang: str, font_faces: str = "") -> str:
   </View>
   <Header value="English turn ($role)" size="5"/>
   <Text name="{SOURCE}" value="$english"/>
-  <Header value={quoteattr(f"{language.name} translation: if it needs a correction, click the pencil beside it and edit; then Submit (unchanged if it is right)")} size="5"/>
+  <Header value={quoteattr(f"{language.name} translation: if the machine's text is in the box, correct it where it needs it (click the pencil beside it and edit); if the box is empty, the machine's text was rejected: write the translation yourself. Then Submit.")} size="5"/>
   <View className="pg-target" style="direction: {direction}">
     <TextArea name="{TRANSLATION}" toName="{SOURCE}" editable="true" rows="6" maxSubmissions="1" required="true"
-              requiredMessage="Keep or correct the translation before submitting"/>
+              requiredMessage="Write, keep or correct the translation before submitting"/>
   </View>
   <Header value="The machine's estimate, and its translation back into English (a help if you read the language less well than English)" size="6"/>
   <View className="pg-quality">

@@ -11,7 +11,6 @@ failed pull loses nothing and the next one picks everything up.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
@@ -21,125 +20,26 @@ import polars as pl
 import pyarrow.parquet as pq
 from label_studio_sdk import LabelStudio
 
-from annotation.assets import ImageRoot, Served, link_images, no_image_root, served_folder
+from annotation.assets import ImageRoot, link_images, served_folder
 from annotation.client import ensure_project, guarded, known_projects
 from annotation.labeling import CATEGORIES_CONTROL, RATING, TRANSLATION
+from annotation.tasks import build_tasks
 from pipeline.assemble.humans import apply_to_table
-from pipeline.assemble.translations import translations
-from pipeline.ingest.shards import shard_dirs
 from pipeline.review import corrections
+from pipeline.review.routing import FROM_SCRATCH
 from pipeline.storage import write_atomic
 
 IMPORT_BATCH = 250
 PAGE_SIZE = 200
 CURSOR_SLACK = timedelta(seconds=5)  # re-ask a little before the cursor: clocks and transactions are not exact
 LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
-ROLE_NAMES = {"human": "user", "gpt": "assistant", "system": "system"}
-
-
-def task_key(conv_key: str, turn_index: int, lang: str, translator_version: str) -> str:
-    return f"{conv_key}:{turn_index}:{lang}:{translator_version}"
-
-
-def _notes(reasons: list[str], fixes_json: str, flags: list[str]) -> str:
-    lines = [f"quality check: {r}" for r in reasons or []]
-    lines += [f"machine flag: {f}" for f in flags or [] if f not in (reasons or [])]
-    # the same fix made several times in one turn is one line with a count
-    fixes = Counter((c["rule"], c["before"], c["after"]) for c in json.loads(fixes_json or "[]"))
-    for (rule, before, after), times in fixes.items():
-        # isolates (U+2068 … U+2069) keep right-to-left snippets from reordering the English line around them
-        count = f" ({times} times)" if times > 1 else ""
-        lines.append(f"fixed automatically ({rule}): \u2068{before}\u2069 became \u2068{after}\u2069{count}")
-    return "\n".join(lines) or "nothing noticed, nothing changed"
-
-
-def _quality(score: float | None, back_translation: str | None) -> str:
-    """The score and the back-translation as a reviewer reads them."""
-    lines = [
-        f"quality score {score:.2f} (the estimated chance that the translation is usable)"
-        if score is not None
-        else "quality score: none"
-    ]
-    lines.append(
-        f"back into English: {back_translation}" if back_translation else "back into English: not asked for this turn"
-    )
-    return "\n".join(lines)
-
-
-def build_tasks(
-    workspace: Path, lang: str, conv_keys: list[str], image_root: ImageRoot | None = None, served: Served | None = None
-) -> list[dict]:
-    """Label Studio tasks (data + prediction) for every translated turn of ``conv_keys`` in ``lang`` that no
-    person decided yet, each with the conversation's image (or a note saying why there is none)."""
-    if not conv_keys:
-        return []
-    wanted = list(conv_keys)
-    columns = [
-        "conv_key",
-        "id",
-        "image",
-        "conversations",
-        "translator_version",
-        "turn_qe_reasons",
-        "turn_flags",
-        "fixes",
-        "turn_human",
-        "turn_qe_score",
-        "turn_back_translation",
-    ]
-    mt = translations(workspace, [lang], columns).filter(pl.col("conv_key").is_in(wanted))
-    turn_files = [d / "turns.parquet" for d in shard_dirs(workspace / "ingest")]
-    source = (
-        pl.read_parquet(turn_files, columns=["conv_key", "turn_index", "role", "value", "n_units"])
-        .filter(pl.col("conv_key").is_in(wanted))
-        .sort("conv_key", "turn_index")
-    )
-    english: dict[str, list[tuple[str, str, int]]] = {}
-    for k, role, value, n_units in zip(source["conv_key"], source["role"], source["value"], source["n_units"]):
-        english.setdefault(k, []).append((role, value, n_units))
-    tasks = []
-    for row in mt.sort("conv_key").iter_rows(named=True):
-        turns = english[row["conv_key"]]
-        picture = image_root.task_fields(row["image"], served) if image_root else no_image_root(row["image"])
-        for i, ((role, value, n_units), turn) in enumerate(zip(turns, row["conversations"])):
-            if n_units == 0 or (row["turn_human"] and row["turn_human"][i]):
-                continue
-            context = "\n\n".join(f"{ROLE_NAMES.get(r, r)}: {v}" for r, v, _ in turns[:i]) or "(this is the first turn)"
-            key = task_key(row["conv_key"], i, lang, row["translator_version"])
-            data = {
-                "task_key": key,
-                "lang": lang,
-                "conv_key": row["conv_key"],
-                "conversation_id": row["id"],
-                "turn_index": i,
-                "role": ROLE_NAMES.get(role, role),
-                "english": value,
-                "context": context,
-                "notes": _notes(row["turn_qe_reasons"][i], row["fixes"][i], row["turn_flags"][i]),
-                "quality": _quality(row["turn_qe_score"][i], row["turn_back_translation"][i]),
-                "machine_text": turn["value"],
-                "translator_version": row["translator_version"],
-                **picture,
-            }
-            prediction = {
-                "model_version": row["translator_version"],
-                "result": [
-                    {
-                        "from_name": TRANSLATION,
-                        "to_name": "english",
-                        "type": "textarea",
-                        "value": {"text": [turn["value"]]},
-                    }
-                ],
-            }
-            tasks.append({"data": data, "predictions": [prediction]})
-    return tasks
 
 
 @dataclass
 class PushCounts:
     conversations: int = 0
     tasks: int = 0  # built from the queue
+    scratch: int = 0  # of those, turns to translate from scratch
     already_there: int = 0
     created: int = 0
     project_id: int = 0
@@ -183,9 +83,12 @@ def push(
     for lang in langs:
         if lang == "en":
             continue
-        keys = queue.filter(pl.col("lang") == lang)["conv_key"].unique().to_list()
+        mine = queue.filter(pl.col("lang") == lang)
+        keys = mine["conv_key"].unique().to_list()
+        scratch = frozenset(mine.filter(pl.col("reason") == FROM_SCRATCH)["conv_key"])
         counts = out[lang] = PushCounts(conversations=len(keys))
-        tasks = build_tasks(workspace, lang, keys, image_root, served)
+        tasks = build_tasks(workspace, lang, keys, image_root, served, scratch)
+        counts.scratch = sum(1 for t in tasks if t["data"]["task_kind"] == corrections.SCRATCH)
         counts.tasks = len(tasks)
         with guarded(url, f"pushing {lang}"):
             images = image_root is not None and image_root.folder is not None
@@ -267,7 +170,9 @@ def annotation_row(task: dict, annotation: dict, reviewers: dict[int, str], pull
         "source": data.get("english"),
         "machine_text": data.get("machine_text"),
         "corrected_text": text,
-        "edited": text is not None and text != data.get("machine_text"),
+        # a from-scratch text is the person's own, whatever the hidden draft said
+        "edited": text is not None
+        and (data.get("task_kind") == corrections.SCRATCH or text != data.get("machine_text")),
         "skipped": skipped,
         "categories": _result_value(result, CATEGORIES_CONTROL, "choices") or [],
         "rating": int(rating) if rating is not None else None,
@@ -280,6 +185,7 @@ def annotation_row(task: dict, annotation: dict, reviewers: dict[int, str], pull
         "created_at": _parse_time(annotation.get("created_at")),
         "updated_at": _parse_time(annotation.get("updated_at")),
         "pulled_at": pulled_at,
+        "task_kind": data.get("task_kind") or "correction",
     }
 
 

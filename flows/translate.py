@@ -6,18 +6,17 @@ Thin wrapper over :mod:`pipeline.translate`, :mod:`pipeline.assemble` and :mod:`
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.futures import wait as wait_futures
-from prefect.runtime import task_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.messages import tell
+from flows.reporting import Progress, assemble_run_name, summary_artifacts, translate_run_name
 from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.shards import shard_dirs
 from pipeline.ingest.tables import IngestSummary, ingest, settle
@@ -27,7 +26,7 @@ from pipeline.quality.score import notices as calibration_notices
 from pipeline.quality.signals import QEConfig
 from pipeline.review.corrections import overrides
 from pipeline.review.report import quality_report
-from pipeline.review.routing import build_queue, write_queue
+from pipeline.review.routing import SCRATCH_SHARE, build_queue, write_queue
 from pipeline.translate import registry
 from pipeline.translate import translators as translators_file
 from pipeline.translate.backends import OpenAIChatBackend
@@ -89,48 +88,6 @@ def ingest_task(inputs: list[str], workspace: str, limit: int | None) -> dict:
     return ingest(inputs, workspace, limit=limit).to_dict()
 
 
-class Progress:
-    """Units done: a line every ``every`` seconds into the run's log (and on stderr), or a tqdm bar on a terminal;
-    a log never goes silent."""
-
-    def __init__(self, total: int, label: str, terminal: bool, every: float = 15.0):
-        self.total, self.label, self.terminal, self.every, self.done = total, label, terminal, every, 0
-        self.started = self.last = time.monotonic()
-        self.bar = None
-        if terminal and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="unit", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-
-    def update(self) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update()
-        if (now := time.monotonic()) - self.last >= self.every:
-            self.last = now
-            tell(
-                f"  … {self.label}: {self.done}/{self.total} units, {now - self.started:.0f} s",
-                terminal=self.terminal and self.bar is None,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _translate_run_name() -> str:
-    """Prefect's name for a translate-units task run: its languages and partition (``translate-hi+zh-part-2-of-4``)."""
-    p = task_run.parameters
-    part = f"-part-{p.get('index', 0) + 1}-of-{p.get('count', 1)}" if p.get("count", 1) > 1 else ""
-    return f"translate-{'+'.join(p['langs']) or 'none'}{part}"
-
-
-def _assemble_run_name() -> str:
-    """Prefect's name for an assemble task run: its language and shard (``assemble-hi-shard-00003``)."""
-    p = task_run.parameters
-    return f"assemble-{p['lang']}-shard-{Path(p['shard']).name}"
-
-
 class AssemblyFailed(RuntimeError):
     """Some (language, shard) tasks failed; the others' shards are written and ``result`` holds their counts."""
 
@@ -139,7 +96,7 @@ class AssemblyFailed(RuntimeError):
         super().__init__("assembling failed for " + "; ".join(f"{where}: {why}" for where, why in failures.items()))
 
 
-@task(name="translate-units", task_run_name=_translate_run_name)
+@task(name="translate-units", task_run_name=translate_run_name)
 def translate_units_task(
     workspace: str, langs: list[str], settings: dict, index: int = 0, count: int = 1, server: str | None = None
 ) -> dict:
@@ -239,7 +196,7 @@ def translate_all(workspace: str, languages: list[str], settings: dict, partitio
     return total
 
 
-@task(name="assemble", task_run_name=_assemble_run_name)
+@task(name="assemble", task_run_name=assemble_run_name)
 def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict:
     s = TranslateSettings(**settings)
     counts = LanguageCounts()
@@ -261,10 +218,12 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
 
 
 @task(name="qe-report", task_run_name="qe-report")
-def qe_report_task(workspace: str, langs: list[str], review_budget: int | None, seed: int) -> dict:
+def qe_report_task(
+    workspace: str, langs: list[str], review_budget: int | None, seed: int, scratch_share: float = SCRATCH_SHARE
+) -> dict:
     ws = Path(workspace)
     summary, pngs = quality_report(ws, langs)
-    queue = build_queue(ws, langs, review_budget, seed)
+    queue = build_queue(ws, langs, review_budget, seed, scratch_share=scratch_share)
     path = write_queue(ws, queue)
     create_table_artifact(
         key="qe-summary",
@@ -294,6 +253,7 @@ def translate_flow(
     request_timeout: float = 1800.0,
     progress: bool = True,
     review_budget: int | None = 1000,
+    scratch_share: float = SCRATCH_SHARE,
     seed: int = 0,
     bt_rate: float | None = None,
     qe_config: str | None = None,
@@ -413,44 +373,11 @@ def translate_flow(
     result["ingest"] = ingest_summary
     done = [lang for lang in languages if not any(where.startswith(f"{lang}/") for where in failures)]
     if any(lang != "en" for lang in done):
-        result["qe"] = qe_report_task(workspace, done, review_budget, seed)
-    _summary_artifacts(result, ingest_summary, failures)
+        result["qe"] = qe_report_task(workspace, done, review_budget, seed, scratch_share)
+    summary_artifacts(result, ingest_summary, failures)
     if failures:
         raise AssemblyFailed(failures, result)
     return result
-
-
-def _summary_artifacts(result: dict, ingest_summary: dict, failures: dict[str, str]) -> None:
-    """What the terminal shows, in the run's artifacts: the counts table, the summary with its output-tokens line, and
-    the quality histograms (PNGs inlined, so the UI shows them without access to the workspace)."""
-    import base64
-
-    totals = {lang: LanguageCounts(**c) for lang, c in result["languages"].items()}
-    create_table_artifact(
-        key="translate-counts",
-        table=[{"lang": lang, "quarantined": ingest_summary["quarantined"], **asdict(c)} for lang, c in totals.items()],
-        description=(
-            f"Per-language counts: {ingest_summary['records_read']} records read, {ingest_summary['valid']} valid, "
-            f"{ingest_summary['quarantined']} quarantined; {result['requests_sent']} requests sent."
-        ),
-    )
-    summary = TranslateSummary(totals, result["requests_sent"], result["unique_pairs_requested"], result["seconds"])
-    table = summary.render(
-        ingest_summary["valid"], ingest_summary["quarantined"], frozenset(w.split("/")[0] for w in failures)
-    )
-    failed = "".join(f"\n- **failed** {where}: {why}" for where, why in failures.items())
-    create_markdown_artifact(
-        key="translate-summary",
-        markdown=f"```\n{table}\n```{failed}",
-        description="The run's summary as the terminal shows it: counts per language, requests, output tokens",
-    )
-    for plot in result.get("qe", {}).get("plots", []):
-        data = base64.b64encode(Path(plot).read_bytes()).decode()
-        create_image_artifact(
-            image_url=f"data:image/png;base64,{data}",
-            key=f"qe-{Path(plot).stem.replace('_', '-').lower()}",
-            description=f"Histogram per language: {Path(plot).name}",
-        )
 
 
 def _lanes(path: str, targets: list[str], wait: float) -> dict[str, dict]:

@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from annotation.labeling import TRANSLATION
-from annotation.review import annotation_row, build_tasks
+from annotation.review import annotation_row
+from annotation.tasks import build_tasks
 from pipeline import processes
 from pipeline.review import corrections
 from pipeline.serve import vllm

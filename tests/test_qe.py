@@ -209,16 +209,17 @@ def _fake_shards(ws, lang, statuses, files, scores):
 
 
 def test_routing_takes_the_lowest_scores_first_keeps_a_seeded_spot_check_and_skips_reviewed(tmp_path):
-    """Budget 30: 27 conversations with the lowest scores (rejected ones go back to translation, not to people),
-    3 drawn at random from the accepted ones left (stratified by source file) to audit the score."""
+    """Budget 30: 27 conversations with the lowest scores (rejected ones are not for correcting; with no share for
+    translating from scratch they are not queued), 3 drawn at random from the accepted ones left (stratified by
+    source file) to audit the score."""
     statuses = ["accepted"] * 300 + ["needs_review"] * 7 + ["rejected"] * 5
     files = ["detail.json"] * 100 + ["conv.json"] * 200 + ["x.json"] * 12
     scores = [0.5 + 0.5 * ((i * 37) % 300) / 300 for i in range(300)] + [0.3 + i / 100 for i in range(7)] + [0.05] * 5
     for lang in ("hi", "ur"):
         _fake_shards(tmp_path, lang, statuses, files, scores)
-    a = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7)
-    b = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7)
-    c = build_queue(tmp_path, ["hi", "ur"], budget=300, seed=8, spot_check=0.5)
+    a = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7, scratch_share=0)
+    b = build_queue(tmp_path, ["hi", "ur"], budget=30, seed=7, scratch_share=0)
+    c = build_queue(tmp_path, ["hi", "ur"], budget=300, seed=8, spot_check=0.5, scratch_share=0)
     assert a.equals(b)
     for lang in ("hi", "ur"):
         q = a.filter(pl.col("lang") == lang)
@@ -230,12 +231,49 @@ def test_routing_takes_the_lowest_scores_first_keeps_a_seeded_spot_check_and_ski
         assert spot["qe_score"].min() >= max(low["qe_score"])  # drawn from what the low-score side left
         wide = c.filter((pl.col("lang") == lang) & (pl.col("reason") == "spot check"))
         assert wide.group_by("stratum").len().sort("stratum")["len"].to_list() == [100, 50]  # conv, detail: 2:1
-    assert not build_queue(tmp_path, ["hi"], budget=30, seed=8).equals(a.filter(pl.col("lang") == "hi"))  # another draw
+    # another draw
+    assert not build_queue(tmp_path, ["hi"], budget=30, seed=8, scratch_share=0).equals(
+        a.filter(pl.col("lang") == "hi")
+    )
     reviewed = a.filter(pl.col("lang") == "hi").select("lang", "conv_key")
     (tmp_path / "review").mkdir()
     reviewed.write_parquet(tmp_path / "review" / "reviewed.parquet")
-    again = build_queue(tmp_path, ["hi"], budget=30, seed=7)
+    again = build_queue(tmp_path, ["hi"], budget=30, seed=7, scratch_share=0)
     assert again.join(reviewed, on=["lang", "conv_key"]).height == 0 and again.height == 30  # nothing reviewed twice
+
+
+def test_a_share_of_the_budget_goes_to_rejected_conversations_to_be_translated_from_scratch(tmp_path):
+    """hi has 40 rejected conversations: 20 % of its budget of 20 goes to 4 of them, drawn with the seed, the
+    rest as before; ur has 2 rejected (both queued, the rest of the budget as before); es none (nothing taken)."""
+    n = {"hi": 40, "ur": 2, "es": 0}
+    for lang, rejected in n.items():
+        statuses = ["accepted"] * 50 + ["needs_review"] * 10 + ["rejected"] * rejected
+        scores = [0.9 - i / 1000 for i in range(50)] + [0.4] * 10 + [0.05] * rejected
+        _fake_shards(tmp_path, lang, statuses, ["a.json"] * len(statuses), scores)
+    q = build_queue(tmp_path, list(n), budget=20, seed=3)
+    status = {f"k{i:04d}": st for i, st in enumerate(["accepted"] * 50 + ["needs_review"] * 10 + ["rejected"] * 40)}
+    for lang, want in (("hi", 4), ("ur", 2), ("es", 0)):
+        mine = q.filter(pl.col("lang") == lang)
+        scratch = mine.filter(pl.col("reason") == "from scratch")
+        assert scratch.height == want and mine.height == 20 and mine["conv_key"].n_unique() == 20, mine
+        assert all(status[k] == "rejected" for k in scratch["conv_key"])
+        assert all(status[k] != "rejected" for k in mine.filter(pl.col("reason") != "from scratch")["conv_key"])
+    assert q.equals(build_queue(tmp_path, list(n), budget=20, seed=3))  # same seed, same draw
+    assert not q.filter(pl.col("reason") == "from scratch").equals(
+        build_queue(tmp_path, list(n), budget=20, seed=4).filter(pl.col("reason") == "from scratch")
+    )
+    assert (
+        not build_queue(tmp_path, ["hi"], budget=20, seed=3, scratch_share=0)
+        .filter(pl.col("reason") == "from scratch")
+        .height
+    )
+    # people saw those four: the next queue draws four others
+    (tmp_path / "review").mkdir()
+    q.filter(pl.col("lang") == "hi").select("lang", "conv_key").write_parquet(tmp_path / "review" / "reviewed.parquet")
+    again = build_queue(tmp_path, ["hi"], budget=20, seed=3).filter(pl.col("reason") == "from scratch")
+    assert again.height == 4 and not set(again["conv_key"]) & set(q.filter(pl.col("lang") == "hi")["conv_key"])
+    with pytest.raises(ValueError, match="from-scratch share"):
+        build_queue(tmp_path, ["hi"], budget=20, scratch_share=1.5)
 
 
 def test_allocate_keeps_total_and_sizes():

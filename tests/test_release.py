@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from annotation.labeling import TRANSLATION
-from annotation.review import annotation_row, apply_corrections, build_tasks
+from annotation.review import annotation_row, apply_corrections
+from annotation.tasks import build_tasks
 from pipeline import release
 from pipeline.review import corrections
 

@@ -374,7 +374,7 @@ def test_urdu_page_is_right_to_left_with_the_translation_prefilled(ws, labelstud
 
 
 def test_notes_list_each_fix_once_with_a_count():
-    from annotation.review import _notes
+    from annotation.tasks import _notes
 
     fixes = [
         {"rule": "ur.letters", "before": "ي", "after": "ی"},

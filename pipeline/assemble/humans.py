@@ -12,7 +12,8 @@ from pipeline.quality.signals import worst
 
 HUMAN_REVIEWED = "reviewed"  # a person accepted the machine text as it was
 HUMAN_CORRECTED = "corrected"  # a person changed it
-Override = tuple[str, str]  # (text, HUMAN_REVIEWED | HUMAN_CORRECTED)
+HUMAN_WRITTEN = "written"  # a person translated the turn from scratch (the machine text was rejected)
+Override = tuple[str, str]  # (text, HUMAN_REVIEWED | HUMAN_CORRECTED | HUMAN_WRITTEN)
 
 
 def apply_to_table(table: pa.Table, human: dict[tuple[str, int], Override]) -> tuple[pa.Table, int]:
@@ -46,8 +47,8 @@ def apply_to_table(table: pa.Table, human: dict[tuple[str, int], Override]) -> t
         row["qe_status"] = worst(row["turn_qe_status"])
         if row.get("turn_qe_score"):
             row["qe_score"] = min(row["turn_qe_score"])
-        row["review_status"] = (
-            HUMAN_CORRECTED if HUMAN_CORRECTED in kinds else HUMAN_REVIEWED if HUMAN_REVIEWED in kinds else "unreviewed"
+        row["review_status"] = next(
+            (kind for kind in (HUMAN_WRITTEN, HUMAN_CORRECTED, HUMAN_REVIEWED) if kind in kinds), "unreviewed"
         )
-        row["human_corrected"] = HUMAN_CORRECTED in kinds
+        row["human_corrected"] = HUMAN_CORRECTED in kinds or HUMAN_WRITTEN in kinds
     return pa.Table.from_pylist(rows, schema=table.schema), changed

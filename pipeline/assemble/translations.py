@@ -61,7 +61,7 @@ TRANSLATION_SCHEMA = pa.schema(
         ("qe_score", pa.float32()),  # the worst turn's score
         ("turn_qe_score", pa.list_(pa.float32())),  # estimated probability that the turn is a usable translation
         ("turn_human", pa.list_(pa.string())),  # null | reviewed | corrected: a person decided this turn's text
-        ("review_status", pa.string()),  # unreviewed | reviewed | corrected (any turn)
+        ("review_status", pa.string()),  # unreviewed | reviewed | corrected | written (any turn; the most involved)
         ("human_corrected", pa.bool_()),
     ]
 )

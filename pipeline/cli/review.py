@@ -29,10 +29,11 @@ def _cmd_review(args: argparse.Namespace) -> int:
             result = review_push_flow(
                 str(args.workspace), args.langs, args.project_prefix, args.overlap, args.image_root
             )
-            print(f"{'lang':<5}{'convs':>7}{'tasks':>7}{'new':>7}{'already':>9}  project")
+            print(f"{'lang':<5}{'convs':>7}{'tasks':>7}{'new':>7}{'already':>9}{'scratch':>9}  project")
             for lang, c in result.items():
                 print(
-                    f"{lang:<5}{c['conversations']:>7}{c['tasks']:>7}{c['created']:>7}{c['already_there']:>9}  {c['project_id']}"
+                    f"{lang:<5}{c['conversations']:>7}{c['tasks']:>7}{c['created']:>7}{c['already_there']:>9}"
+                    f"{c['scratch']:>9}  {c['project_id']}"
                 )
         else:
             from flows.review import review_pull_flow

@@ -106,6 +106,7 @@ def _cmd_cycle(args: argparse.Namespace) -> int:
         progress=False,
         bt_rate=args.bt_rate,
         review_budget=args.review_budget,
+        scratch_share=args.scratch_share,
         seed=args.seed,
         qe_config=str(args.qe_config) if args.qe_config else None,
         translators=str(args.translators) if args.translators else None,
@@ -229,6 +230,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overlap", type=share, default=0.1, help="share of tasks that get a second reviewer")
     p.add_argument("--review-budget", type=count, default=1000, help="sampled conversations per language for review")
+    p.add_argument(
+        "--scratch-share",
+        type=share,
+        default=0.2,
+        help="share of the review budget for rejected conversations, translated from scratch by people (0: none)",
+    )
     p.add_argument(
         "--bt-rate",
         type=bt_rate,

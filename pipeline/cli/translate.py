@@ -9,7 +9,16 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline.cli.common import VLLM_URL, bt_rate, budget, positive_int, positive_seconds, prefect_defaults, seconds
+from pipeline.cli.common import (
+    VLLM_URL,
+    bt_rate,
+    budget,
+    positive_int,
+    positive_seconds,
+    prefect_defaults,
+    seconds,
+    share,
+)
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -67,6 +76,7 @@ def run_translate(args: argparse.Namespace) -> int:
             request_timeout=args.request_timeout,
             progress=not args.no_progress,
             review_budget=args.review_budget,
+            scratch_share=args.scratch_share,
             seed=args.seed,
             bt_rate=args.bt_rate,
             judge_server=args.judge_server,
@@ -100,8 +110,8 @@ def run_plan(args: argparse.Namespace) -> int:
     from flows.translate import TranslateSettings, _existing_ingest
     from pipeline.ingest.tables import ingest
     from pipeline.languages import parse_languages
+    from pipeline.probe import planning
     from pipeline.review.corrections import overrides
-    from pipeline.translate import planning
     from pipeline.translate.backends import BackendUnavailable
     from pipeline.translate.served import served_base
     from pipeline.translate.settings import TranslatorConfig
@@ -287,6 +297,13 @@ def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 10
         type=budget,
         default=review_budget,
         help="sampled conversations per language for review; 'all': every conversation (an evaluation set)",
+    )
+    p.add_argument(
+        "--scratch-share",
+        type=share,
+        default=0.2,
+        help="share of a language's review budget given to rejected conversations as translate-from-scratch "
+        "tasks, while it has any (default 0.2; 0: none)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the review and back-translation samples")
     p.add_argument(

@@ -8,7 +8,7 @@ LLaVA-Bench (In-the-Wild) is three JSON-lines files: ``questions.jsonl`` (``ques
 reference answer into one LLaVA conversation (human: question, assistant: answer) and each caption into a
 one-turn conversation, so the whole translate path — units, memory, answer checks, language rules, QE — and
 the review path apply unchanged. :func:`publish` writes a release with, per language, the same three files (the
-English ones as given), every line carrying ``review_status`` (``reviewed``, ``corrected`` or ``unreviewed``;
+English ones as given), every line carrying ``review_status`` (``reviewed``, ``corrected``, ``written`` or ``unreviewed``;
 ``source`` for English), plus a manifest with the sha256 of every file and a card counting the items a person
 reviewed in each language.
 """
@@ -135,14 +135,14 @@ def load(workspace: Path) -> EvaluationSet:
 
 def _translated(workspace: Path, lang: str) -> dict[str, list[tuple[str, str]]]:
     """conversation id → per turn (text, review status) in ``lang``: a person's text and status where one
-    decided the turn (``reviewed`` or ``corrected``), else the machine's and ``unreviewed``."""
+    decided the turn (``reviewed``, ``corrected`` or ``written`` from scratch), else the machine's and ``unreviewed``."""
     files = sorted((Path(workspace) / "translations" / lang).glob("shard-*.parquet"))
     if not files:
         return {}
     df = pl.read_parquet(files, columns=["id", "conversations", "turn_human"])
     return {
         row["id"]: [
-            (t["value"], human if human in ("reviewed", "corrected") else "unreviewed")
+            (t["value"], human if human in ("reviewed", "corrected", "written") else "unreviewed")
             for t, human in zip(row["conversations"], row["turn_human"] or [None] * len(row["conversations"]))
         ]
         for row in df.iter_rows(named=True)

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.assemble.humans import HUMAN_CORRECTED, HUMAN_REVIEWED, Override
+from pipeline.assemble.humans import HUMAN_CORRECTED, HUMAN_REVIEWED, HUMAN_WRITTEN, Override
 from pipeline.storage import write_atomic
 
 CORRECTIONS_SCHEMA = pa.schema(
@@ -53,8 +53,12 @@ CORRECTIONS_SCHEMA = pa.schema(
         ("created_at", pa.timestamp("us", tz="UTC")),
         ("updated_at", pa.timestamp("us", tz="UTC")),
         ("pulled_at", pa.timestamp("us", tz="UTC")),
+        # "correction" (the machine text pre-filled) or "scratch" (translated from scratch: the machine text was
+        # rejected and not shown); null in files pulled before there were scratch tasks: corrections
+        ("task_kind", pa.string()),
     ]
 )
+SCRATCH = "scratch"
 
 
 def review_dir(workspace: Path) -> Path:
@@ -103,10 +107,19 @@ def write_reviewed(workspace: Path) -> Path:
     return write_atomic(review_dir(workspace) / "reviewed.parquet", reviewed.write_parquet)
 
 
+def human_kind(edited: bool, task_kind: str | None) -> str:
+    """How a person decided a turn: wrote it from scratch, corrected the machine text, or kept it."""
+    if task_kind == SCRATCH:
+        return HUMAN_WRITTEN
+    return HUMAN_CORRECTED if edited else HUMAN_REVIEWED
+
+
 def overrides(workspace: Path, lang: str) -> dict[tuple[str, int], Override]:
     """(conv_key, turn_index) → (human text, kind) for ``lang``."""
     df = in_force(workspace, lang)
     return {
-        (k, t): (text, HUMAN_CORRECTED if edited else HUMAN_REVIEWED)
-        for k, t, text, edited in zip(df["conv_key"], df["turn_index"], df["corrected_text"], df["edited"])
+        (k, t): (text, human_kind(edited, task_kind))
+        for k, t, text, edited, task_kind in zip(
+            df["conv_key"], df["turn_index"], df["corrected_text"], df["edited"], df["task_kind"]
+        )
     }

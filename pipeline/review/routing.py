@@ -4,8 +4,11 @@ Queue per language, ``budget`` conversations at most, none that people reviewed 
 the lowest quality score first (``qe_score``, their worst turn: the likeliest to be wrong), leaving a share of
 the budget (``spot_check``, default 10 %) to a seeded random sample of ``accepted`` conversations, stratified by
 source file (the LLaVA subsets), so that the calibration of the score can be audited. ``rejected`` conversations
-are not sent to people: their machine text is unusable and they go back to translation. For an evaluation set
-(budget ``all``) every conversation not yet reviewed is queued, rejected ones too.
+are not for correcting (their machine text is unusable), but while a language has some, a share of its budget
+(``scratch_share``, default 20 %) goes to them as translate-from-scratch tasks (reason ``from scratch``: a person
+writes the rejected turns without the machine's draft), in a seeded draw — so a language whose translator is
+weak still gets human text, and the fine-tune loop data, instead of nothing. For an evaluation set (budget
+``all``) every conversation not yet reviewed is queued, rejected ones too.
 
 Same seed, same data: same queue; a conversation's place in the draw depends only on (seed, language,
 conversation key), so adding data does not reshuffle what was drawn. One language is read at a time (only the
@@ -24,6 +27,8 @@ from pipeline.storage import write_atomic
 QUEUE_COLUMNS = ["lang", "conv_key", "id", "reason", "stratum", "qe_score"]
 QUEUE_SCHEMA = {**{c: pl.String for c in QUEUE_COLUMNS}, "qe_score": pl.Float32}
 SPOT_CHECK = 0.1
+SCRATCH_SHARE = 0.2
+FROM_SCRATCH = "from scratch"  # the queue reason of a rejected conversation sent to be translated by a person
 
 
 def _draw_key(seed: int, lang: str, conv_key: str) -> str:
@@ -70,7 +75,12 @@ def _rows(lang: str, frame: pl.DataFrame, reason: str) -> pl.DataFrame:
 
 
 def build_queue(
-    workspace: Path, langs: list[str], budget: int | None = 1000, seed: int = 0, spot_check: float = SPOT_CHECK
+    workspace: Path,
+    langs: list[str],
+    budget: int | None = 1000,
+    seed: int = 0,
+    spot_check: float = SPOT_CHECK,
+    scratch_share: float = SCRATCH_SHARE,
 ) -> pl.DataFrame:
     """The review queue (see the module's docstring); ``budget`` None: every conversation not reviewed yet, whatever
     its QE status (an evaluation set, where every item must be checked by a person)."""
@@ -78,6 +88,8 @@ def build_queue(
         raise ValueError(f"review budget must be 0 or more, got {budget}")
     if not 0.0 <= spot_check <= 1.0:
         raise ValueError(f"the spot-check share must be between 0 and 1, got {spot_check}")
+    if not 0.0 <= scratch_share <= 1.0:
+        raise ValueError(f"the from-scratch share must be between 0 and 1, got {scratch_share}")
     targets = [lang for lang in langs if lang != "en"]
     if not any((Path(workspace) / "translations" / lang).is_dir() for lang in targets):
         raise FileNotFoundError(
@@ -92,19 +104,20 @@ def build_queue(
             continue
         if not budget or not df.height:
             continue
+        rejected = _drawn(df.filter(pl.col("qe_status") == "rejected"), seed, lang)
+        scratch = rejected.head(min(round(budget * scratch_share), rejected.height))
+        if scratch.height:
+            parts.append(_rows(lang, scratch, FROM_SCRATCH))
+        left = budget - scratch.height
         pool = df.filter(pl.col("qe_status") != "rejected")
-        spots = min(round(budget * spot_check), pool.filter(pl.col("qe_status") == "accepted").height)
-        lowest = pool.sort("qe_score", "conv_key", nulls_last=True).head(budget - spots)
+        spots = min(round(left * spot_check), pool.filter(pl.col("qe_status") == "accepted").height)
+        lowest = pool.sort("qe_score", "conv_key", nulls_last=True).head(left - spots)
         parts.append(_rows(lang, lowest, "low score"))
         accepted = pool.filter(pl.col("qe_status") == "accepted").join(
             lowest.select("conv_key"), on="conv_key", how="anti"
         )
         if spots and accepted.height:
-            accepted = accepted.with_columns(
-                pl.col("conv_key")
-                .map_elements(lambda k, lang=lang: _draw_key(seed, lang, k), return_dtype=pl.String)
-                .alias("draw")
-            )
+            accepted = _drawn(accepted, seed, lang)
             sizes = accepted.group_by("source_file").len().sort("source_file")
             for stratum, n in _allocate(
                 dict(zip(sizes["source_file"], sizes["len"])), min(spots, accepted.height)
@@ -112,6 +125,13 @@ def build_queue(
                 picked = accepted.filter(pl.col("source_file") == stratum).sort("draw").head(n)
                 parts.append(_rows(lang, picked, "spot check"))
     return pl.concat(parts) if parts else pl.DataFrame(schema=QUEUE_SCHEMA)
+
+
+def _drawn(frame: pl.DataFrame, seed: int, lang: str) -> pl.DataFrame:
+    """``frame`` in the seeded draw's order (column ``draw``): stable as data is added."""
+    return frame.with_columns(
+        pl.col("conv_key").map_elements(lambda k: _draw_key(seed, lang, k), return_dtype=pl.String).alias("draw")
+    ).sort("draw")
 
 
 def _allocate(sizes: dict[str, int], total: int) -> dict[str, int]:

@@ -28,7 +28,7 @@ class Example:
     unit_hash: str
     source: str  # masked English unit
     target: str  # masked human unit
-    kind: str  # reviewed | corrected
+    kind: str  # reviewed | corrected | written (translated from scratch)
     updated_at: float  # seconds since the epoch: the newest correction of a unit wins
 
 
@@ -84,7 +84,7 @@ def supervised_examples(workspace: Path, langs: list[str]) -> SupervisedSet:
                 out.skip(pairs)
                 continue
             when = row["updated_at"].timestamp() if row["updated_at"] else 0.0
-            kind = corrections.HUMAN_CORRECTED if row["edited"] else corrections.HUMAN_REVIEWED
+            kind = corrections.human_kind(row["edited"], row["task_kind"])
             for unit, target in pairs:
                 ex = Example(lang, row["conv_key"], row["turn_index"], unit.key, unit.text, target, kind, when)
                 key = (lang, unit.key)
