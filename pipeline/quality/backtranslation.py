@@ -119,7 +119,7 @@ async def _ask(judge: Judge, texts: list[str], concurrency: int, on_answer: Call
             messages = [{"role": "system", "content": prompt()}, {"role": "user", "content": text}]
             budget = min(judge.max_tokens, 2 * len(text) + 16)
             answer = await backend.complete(
-                messages, budget, {"temperature": 0.0, "top_p": 1.0, "seed": 0}, judge.model, loop_watch(text, "en")
+                messages, budget, {"temperature": 0.0, "top_p": 1.0}, judge.model, loop_watch(text, "en")
             )
             on_answer(index, answer.text.strip())
 

