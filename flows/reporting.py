@@ -88,3 +88,12 @@ def summary_artifacts(result: dict, ingest_summary: dict, failures: dict[str, st
             key=f"qe-{Path(plot).stem.replace('_', '-').lower()}",
             description=f"Histogram per language: {Path(plot).name}",
         )
+
+
+def second_chance_line(lang: str, sc: dict) -> str:
+    """One line on a language's second chance (pipeline.assemble.second_chance)."""
+    return (
+        f"second chance {lang}: {sc['turns']} turn(s) eligible, {sc['units']} unit(s) asked again "
+        f"({sc['candidates']} candidates, {sc['usable']} usable, {sc['tokens']:,} output tokens), {sc['kept']} kept, "
+        f"{sc.get('rescued', 0)} turn(s) no longer rejected"
+    )

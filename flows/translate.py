@@ -16,12 +16,15 @@ from prefect.futures import wait as wait_futures
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.messages import tell
-from flows.reporting import Progress, assemble_run_name, summary_artifacts, translate_run_name
+from flows.reporting import Progress, assemble_run_name, second_chance_line, summary_artifacts, translate_run_name
+from pipeline.assemble.second_chance import MODES, eligible
+from pipeline.assemble.second_chance import run as run_second_chance
 from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.shards import shard_dirs
-from pipeline.ingest.tables import IngestSummary, ingest, settle
+from pipeline.ingest.tables import existing_summary, ingest
 from pipeline.languages import parse_languages
 from pipeline.quality.backtranslation import Judge
+from pipeline.quality.score import load as load_calibration
 from pipeline.quality.score import notices as calibration_notices
 from pipeline.quality.signals import QEConfig
 from pipeline.review.corrections import overrides
@@ -265,6 +268,8 @@ def translate_flow(
     commit_age: float = 30.0,
     translators: str | None = None,
     allow_unqualified: bool = False,
+    second_chance: str = "off",
+    candidates: int = 4,
 ) -> dict:
     """Translate LLaVA conversations into ``langs``; returns the ingest and translation summaries.
 
@@ -278,6 +283,8 @@ def translate_flow(
     (language, version) of the translation memory with at least ``compact_min_files`` part files is compacted."""
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
+    if second_chance not in MODES or candidates < 1:
+        raise ValueError(f"second_chance must be one of {', '.join(MODES)} and candidates at least 1")
     languages = parse_languages(langs)
     targets = [lang for lang in languages if lang != "en"]
     lanes = _lanes(translators, targets, retry_seconds) if translators else {}
@@ -332,7 +339,7 @@ def translate_flow(
         )
         tell(message, terminal=progress, error=True)
         raise FileNotFoundError(message)
-    ingest_summary = ingest_task(inputs, workspace, limit) if inputs else _existing_ingest(workspace)
+    ingest_summary = ingest_task(inputs, workspace, limit) if inputs else existing_summary(workspace).to_dict()
     say(
         f"ingested: {ingest_summary['valid']} conversations, {ingest_summary['quarantined']} quarantined; planning requests"
     )
@@ -346,29 +353,24 @@ def translate_flow(
     # even without progress lines
     for line in calibration_notices(Path(workspace), {lang: chosen[lang].version(lang) for lang in targets}):
         tell(line)
-    futures = [
-        (lang, shard, assemble_task.submit(workspace, lang, str(shard), settings))
-        for lang in languages
-        for shard in shards
-    ]
-    # the terminal hears every 15 s while the shards assemble (back-translation makes this minutes with a real model)
-    started, pending = time.monotonic(), [future for *_, future in futures]
-    while (waited := wait_futures(pending, timeout=15)).not_done:
-        say(
-            f"  … assembling: {len(waited.done)}/{len(pending)} shard × language tasks done, {time.monotonic() - started:.0f} s"
-        )
+    assembled, failures = _assemble(workspace, languages, shards, settings, say)
+    done = [lang for lang in languages if not any(where.startswith(f"{lang}/") for where in failures)]
+    if second_chance != "off":
+        result["second_chance"] = {}
+        for lang in [lang for lang in done if lang != "en"]:
+            result["second_chance"][lang] = sc = second_chance_task(
+                workspace, lang, settings, second_chance, candidates
+            )
+            if sc["kept"]:  # the kept candidates go into the language's shards
+                redone, more = _assemble(workspace, [lang], shards, settings, say)
+                assembled.update(redone)
+                failures.update(more)
+            sc["rescued"] = sc["turns"] - eligible(Path(workspace), lang, second_chance)[1] if sc["kept"] else 0
+            say(second_chance_line(lang, sc))
     totals = {lang: LanguageCounts(**result["languages"][lang]) for lang in languages}
-    failures: dict[str, str] = {}  # "lang/shard" → why; the task run of each shows Failed with it in Prefect's UI
-    for lang, shard, future in futures:
-        try:
-            part = future.result()
-        except Exception as exc:  # one language's failure: the others go on, the run ends failed
-            failures[f"{lang}/{shard.name}"] = f"{type(exc).__name__}: {exc}"
-            tell(f"translate: assembling {lang} {shard.name} failed: {type(exc).__name__}: {exc}")
-            continue
-        t = totals[lang]
-        for key in ("conversations", "conversations_flagged", "turns", "turns_flagged"):
-            setattr(t, key, getattr(t, key) + part[key])
+    for lang, counts in assembled.items():
+        for key, value in counts.items():
+            setattr(totals[lang], key, getattr(totals[lang], key) + value)
     result["languages"] = {k: asdict(v) for k, v in totals.items()}
     result["ingest"] = ingest_summary
     done = [lang for lang in languages if not any(where.startswith(f"{lang}/") for where in failures)]
@@ -378,6 +380,50 @@ def translate_flow(
     if failures:
         raise AssemblyFailed(failures, result)
     return result
+
+
+ASSEMBLED = ("conversations", "conversations_flagged", "turns", "turns_flagged")
+
+
+def _assemble(workspace: str, langs: list[str], shards: list[Path], settings: dict, say) -> tuple[dict, dict]:
+    """Assemble every shard of ``langs`` (a task each): per language the counts summed over its shards, and the
+    failures ("lang/shard" → why; the task run of each shows Failed with it in Prefect's UI)."""
+    futures = [
+        (lang, shard, assemble_task.submit(workspace, lang, str(shard), settings)) for lang in langs for shard in shards
+    ]
+    # the terminal hears every 15 s while the shards assemble (back-translation makes this minutes with a real model)
+    started, pending = time.monotonic(), [future for *_, future in futures]
+    while (waited := wait_futures(pending, timeout=15)).not_done:
+        say(
+            f"  … assembling: {len(waited.done)}/{len(pending)} shard × language tasks done, {time.monotonic() - started:.0f} s"
+        )
+    counts = {lang: dict.fromkeys(ASSEMBLED, 0) for lang in langs}
+    failures: dict[str, str] = {}
+    for lang, shard, future in futures:
+        try:
+            part = future.result()
+        except Exception as exc:  # one language's failure: the others go on, the run ends failed
+            failures[f"{lang}/{shard.name}"] = f"{type(exc).__name__}: {exc}"
+            tell(f"translate: assembling {lang} {shard.name} failed: {type(exc).__name__}: {exc}")
+            continue
+        for key in ASSEMBLED:
+            counts[lang][key] += part[key]
+    return counts, failures
+
+
+@task(name="second-chance", task_run_name="second-chance-{lang}")
+def second_chance_task(workspace: str, lang: str, settings: dict, mode: str, candidates: int) -> dict:
+    """The machine's second chance for ``lang``'s rejected turns (:mod:`pipeline.assemble.second_chance`)."""
+    s = TranslateSettings(**settings)
+    ws = Path(workspace)
+    config = s.translators(ws, [lang])[lang]
+    qe = QEConfig.load(s.qe_config)
+    th = qe.for_lang(lang)
+    calibration = load_calibration(ws, lang, config.version(lang), say=lambda _line: None)
+    calibration = calibration.with_thresholds(th.score_reject, th.score_accept)
+    return asdict(
+        run_second_chance(ws, lang, mode, config, s.server_for(lang), s.judge(lang), calibration, qe, candidates)
+    )
 
 
 def _lanes(path: str, targets: list[str], wait: float) -> dict[str, dict]:
@@ -391,17 +437,3 @@ def _lanes(path: str, targets: list[str], wait: float) -> dict[str, dict]:
         config = translator.config(*served[translator.name])
         lanes[lang] = {"translator": translator.name, "server": translator.servers, "config": asdict(config)}
     return lanes
-
-
-def _existing_ingest(workspace: str) -> dict:
-    settle(workspace)
-    path = Path(workspace) / "ingest" / "summary.json"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: give input files, or run 'polyglot ingest' into this workspace first"
-        )
-    import json
-
-    data = json.loads(path.read_text())
-    data.pop("dedup_ratio", None)
-    return IngestSummary(**data).to_dict()

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import language_rules
+from pipeline.assemble import second_chance
 from pipeline.assemble.humans import Override, apply_to_table
 from pipeline.ingest.shards import iter_shard_turns, shard_dirs
 from pipeline.quality import signals as quality
@@ -261,6 +262,8 @@ def assemble_language(
         if lang != "en":  # only the shard's units: memory follows the shard, not the whole translation memory
             shard_units = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").unique()
             entries = memory.load(lang, version, shard_units.to_pylist())
+            # the candidates a second chance kept stand in for the first answers (which stay on record)
+            entries.update(second_chance.overlay(memory, lang, version, shard_units.to_pylist()))
         path = translations_path(workspace, lang, shard)
         assemble_shard(
             shard,

@@ -87,6 +87,8 @@ def run_translate(args: argparse.Namespace) -> int:
             commit_age=args.commit_age,
             translators=str(args.translators) if args.translators else None,
             allow_unqualified=args.allow_unqualified,
+            second_chance=args.second_chance,
+            candidates=args.candidates,
         )
     except BackendUnavailable as exc:
         print(f"polyglot translate: stopped: {exc}", file=sys.stderr)
@@ -107,8 +109,8 @@ def run_translate(args: argparse.Namespace) -> int:
 def run_plan(args: argparse.Namespace) -> int:
     """``--plan``: ingest (or read the workspace's ingest), then per language what the run would send and how long it
     would take; no translation request is sent."""
-    from flows.translate import TranslateSettings, _existing_ingest
-    from pipeline.ingest.tables import ingest
+    from flows.translate import TranslateSettings
+    from pipeline.ingest.tables import existing_summary, ingest
     from pipeline.languages import parse_languages
     from pipeline.probe import planning
     from pipeline.review.corrections import overrides
@@ -123,7 +125,7 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.inputs:
         summary = ingest(args.inputs, ws, limit=args.limit).to_dict()
     else:
-        summary = _existing_ingest(str(ws))
+        summary = existing_summary(ws).to_dict()
     assumed: list[str] = []
 
     def base(servers: str, model: str | None) -> tuple[str, str | None] | None:
@@ -208,6 +210,10 @@ def report(result: dict, workspace: Path, failed: frozenset[str] = frozenset()) 
     for key, compacted in result.get("compacted", {}).items():
         print(f"translation memory {key}: {compacted['files_before']} files compacted into {compacted['files_after']}")
     print(f"shards written to {Path(workspace).resolve() / 'translations'}/<lang>/")
+    from flows.reporting import second_chance_line
+
+    for lang, sc in result.get("second_chance", {}).items():
+        print(second_chance_line(lang, sc))
     if "qe" in result:
         qe = result["qe"]
         print(f"{'lang':<5}{'accepted':>10}{'review':>8}{'rejected':>10}")
@@ -297,6 +303,17 @@ def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 10
         type=budget,
         default=review_budget,
         help="sampled conversations per language for review; 'all': every conversation (an evaluation set)",
+    )
+    p.add_argument(
+        "--second-chance",
+        choices=["off", "rejected", "review"],
+        default="off",
+        help="translate the units of rejected turns (review: and of turns sent to review) once more as --candidates "
+        "sampled answers, keeping the one the quality score rates best if it beats the first answer (default off: "
+        "it costs about N+1 times the tokens of those turns and a back-translation per candidate)",
+    )
+    p.add_argument(
+        "--candidates", type=positive_int, default=4, help="sampled answers per unit in a second chance (default 4)"
     )
     p.add_argument(
         "--scratch-share",

@@ -380,3 +380,16 @@ def settle(workspace: str | Path) -> None:
         rename_durably(old, final)
     if final.exists() and old.exists():
         shutil.rmtree(old)
+
+
+def existing_summary(workspace: str | Path) -> IngestSummary:
+    """The summary of what the workspace ingested before (a run with no input files works on it)."""
+    settle(workspace)
+    path = Path(workspace) / "ingest" / "summary.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: give input files, or run 'polyglot ingest' into this workspace first"
+        )
+    data = json.loads(path.read_text())
+    data.pop("dedup_ratio", None)
+    return IngestSummary(**data)
