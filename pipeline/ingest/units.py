@@ -119,6 +119,8 @@ def unmask(masked: str, spans: tuple[str, ...] | list[str]) -> str:
 
 def placeholder_problems(translated: str, n_placeholders: int) -> list[str]:
     """What is wrong with the placeholders of a translation: missing, duplicated or unknown ones."""
+    if not n_placeholders and PLACEHOLDER_OPEN not in translated and PLACEHOLDER_CLOSE not in translated:
+        return []  # the common case, answered without the regular expression
     seen = [int(m) for m in PLACEHOLDER_RE.findall(translated)]
     problems = []
     for i in range(n_placeholders):
