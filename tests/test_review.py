@@ -50,6 +50,8 @@ def ws(vllm_server, labelstudio_server, tmp_path_factory) -> Path:
         "--no-progress",
         "--qe-config",
         str(qe_config),
+        "--scratch-share",
+        "0",  # corrections only here: the from-scratch tasks of rejected turns are tests/test_scratch.py's
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     queue = pl.read_parquet(workspace / "review" / "queue.parquet")
