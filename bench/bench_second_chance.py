@@ -76,8 +76,13 @@ def main() -> int:
     ws.mkdir(parents=True, exist_ok=True)
     inputs = ws / "corpus.json"
     corpus(inputs, english, lines)
-    translate(inputs, ws, args)
-    before = {lang: answers(ws, lang) for lang in langs}
+    # the first pass's turns, kept beside the workspace: on a rerun the shards already hold the kept candidates
+    saved = ws / "first-pass.json"
+    before = json.loads(saved.read_text()) if saved.exists() else {}
+    if missing := [lang for lang in langs if lang not in before]:
+        translate(inputs, ws, args)
+        before.update({lang: answers(ws, lang) for lang in missing})
+        saved.write_text(json.dumps(before, ensure_ascii=False))
     out = translate(inputs, ws, args, "--second-chance", "rejected", "--candidates", str(args.candidates))
     after = {lang: answers(ws, lang) for lang in langs}
     said = {line.split()[2].rstrip(":"): line for line in out.splitlines() if line.startswith("second chance ")}

@@ -76,6 +76,8 @@ def test_kept_candidates_reach_the_shards_and_other_turns_never_change(runs):
     assert all(now[key][0] == first[key][0] for key in untouched)
     changed = [key for key in first if now[key][0] != first[key][0]]
     assert all(first[key][1] == "rejected" for key in changed)
+    # chosen by the score, never accepted by it: a person checks a rescued turn
+    assert all(now[key][1] != "accepted" for key in changed)
     if kept.height:  # a kept candidate's text is in a turn that was rejected
         assert changed and any(any(t in now[key][0] for t in kept["text"]) for key in changed)
 

@@ -12,7 +12,9 @@ above the first answer.
 What was decided is kept in the translation memory under the translator version with :data:`SUFFIX` — a separate
 attempt of that unit: ``ok`` with the kept candidate, or ``flagged`` when none beat the first answer. The first
 answer stays on record under its own version; assembling overlays the kept candidates (:func:`overlay`), and a
-rerun sends nothing for a unit that had its second chance, whatever the outcome.
+rerun sends nothing for a unit that had its second chance, whatever the outcome. A turn holding a kept candidate is
+never accepted on its score alone — the candidate was chosen by that score (measured on the 1.5B: turns so chosen
+scored as accepted at chrF 13-18 against the references) — it goes to review at best.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from pipeline.translate.requests import load_unique_units
 from pipeline.translate.settings import TranslatorConfig
 
 SUFFIX = "~second-chance"
+FLAG = "second chance:"  # the flags of the memory's second-chance entries start with it
+REVIEW_REASON = "second chance: a candidate chosen by the quality score, so the score alone cannot accept it"
 MODES = ("off", "rejected", "review")
 TEMPERATURE = 0.7  # the candidates' sampling temperature (measured by hand on the 1.5B: see docs/quality.md)
 
@@ -181,7 +185,7 @@ def run(
         if best is not None and best[0] > base:
             text, raw, _ = options[h][best[1]]
             counts.kept += 1
-            flag = f"second chance: candidate {best[1] + 1} of {n} kept, score {best[0]:.2f} over {base:.2f}"
+            flag = f"{FLAG} candidate {best[1] + 1} of {n} kept, score {best[0]:.2f} over {base:.2f}"
             entries.append(Entry(h, lang, version(first_version), "ok", text, raw, [flag], "stop", 1, 0, tokens))
         else:
             why = answers[h] if isinstance(answers.get(h), Exception) else "no candidate scored above the first answer"

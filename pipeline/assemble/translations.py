@@ -81,8 +81,8 @@ def _unit_text(entries: dict[str, Entry], unit_hash: str, index: int) -> tuple[s
     entry = entries.get(unit_hash)
     if entry is None:
         return "", [f"unit {index}: not translated"]
-    if entry.status == "ok":
-        return entry.text, []
+    if entry.status == "ok":  # a kept second-chance candidate says so (its flag is taken off the turn's flags)
+        return entry.text, [f for f in entry.flags if f.startswith(second_chance.FLAG)]
     return entry.raw.strip(), [f"unit {index}: {flag}" for flag in entry.flags]
 
 
@@ -114,6 +114,7 @@ def assemble_shard(
     if entries is not None and calibration is None:
         raise ValueError("a translated shard needs the calibration of its language's quality score")
     signals: list[list[quality.TurnQE]] = []
+    second: list[list[bool]] = []
     thresholds = qe_config.for_lang(lang)
     convs = pq.read_table(shard_dir / "conversations.parquet")
     turn_iter = iter_shard_turns(shard_dir, None if entries is None else partial(_unit_text, entries))
@@ -125,9 +126,12 @@ def assemble_shard(
         conversation, statuses, flags, raws, fixes, bt = [], [], [], [], [], []
         turn_qe: dict[str, list] = {name: [] for name in QE_TURN_COLUMNS}
         turn_signals: list[quality.TurnQE] = []
+        chances: list[bool] = []  # per turn: holds a candidate a second chance kept
         for _ in range(n_turns):
             turn = next(turn_iter)
-            role, value, text, turn_flags = turn.role, turn.source, turn.text, turn.flags
+            role, value, text = turn.role, turn.source, turn.text
+            turn_flags = [f for f in turn.flags if not f.startswith(second_chance.FLAG)]
+            chances.append(len(turn_flags) < len(turn.flags))
             fixed = language_rules.apply(text, lang, role)
             turn_flags.extend(f"rules: {flag}" for flag in fixed.flags)
             raws.append(text)
@@ -190,6 +194,7 @@ def assemble_shard(
         ):
             out[name].append(value)
         signals.append(turn_signals)
+        second.append(chances)
     if bt_jobs:
         english = backtranslate([(bt_key(out["conv_key"][row], turn, text), text) for row, turn, text, _ in bt_jobs])
         for (row, turn, _, source), back in zip(bt_jobs, english):
@@ -203,6 +208,9 @@ def assemble_shard(
         scores = [calibration.score(q, bt_chrf, band) for q, bt_chrf in zip(turn_signals, out["turn_bt_chrf"][row])]
         for turn, (q, score, bt_chrf) in enumerate(zip(turn_signals, scores, out["turn_bt_chrf"][row])):
             status, reason = calibration.status(q.status, score, bt_chrf is not None)
+            if status == "accepted" and second[row][turn]:
+                # the candidate was chosen by this very score: that it scores well proves little, a person checks it
+                status, reason = "needs_review", second_chance.REVIEW_REASON
             out["turn_qe_status"][row][turn] = status
             if reason:
                 out["turn_qe_reasons"][row][turn] = [*q.reasons, reason]
