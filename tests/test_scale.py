@@ -119,6 +119,13 @@ def cluster(tmp_path_factory):
                 proc.wait()
 
 
+def started(cmd: list[str]) -> subprocess.Popen:
+    """A translate run in its own process group (so that a test can kill it whole), its output captured."""
+    return subprocess.Popen(
+        cmd, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def memory(ws: Path) -> pl.DataFrame:
     """Every entry of the translation memory (segments and part files in force)."""
     from pipeline.translate.memory import TranslationMemory
@@ -166,14 +173,7 @@ def test_a_dask_worker_killed_mid_run_the_run_completes_nothing_duplicated_or_lo
 ):
     address, workers = cluster
     both = ",".join(s.url for s in servers)
-    proc = subprocess.Popen(
-        translate(tmp_path, both, "--dask-address", address),
-        cwd=REPO,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = started(translate(tmp_path, both, "--dask-address", address))
     try:
         start = time.monotonic()  # both partitions are running once the first answers are committed
         while time.monotonic() - start < 600 and not list((tmp_path / "tm").rglob("part-*.parquet")):
@@ -197,14 +197,7 @@ def test_a_dask_worker_killed_mid_run_the_run_completes_nothing_duplicated_or_lo
 def test_one_of_two_servers_killed_mid_run_the_other_finishes(servers, reference, tmp_path):
     both = ",".join(s.url for s in servers)
     victim = servers[1]
-    proc = subprocess.Popen(
-        translate(tmp_path, both, "--retry-seconds", "60"),
-        cwd=REPO,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = started(translate(tmp_path, both, "--retry-seconds", "60"))
     try:
         start = time.monotonic()
         while time.monotonic() - start < 600 and len(list((tmp_path / "tm").rglob("part-*.parquet"))) < 2:

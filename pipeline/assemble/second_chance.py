@@ -24,16 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
-from pipeline.ingest.shards import shard_dirs
 from pipeline.quality import signals as quality
 from pipeline.quality.backtranslation import Judge, chrf, make_backtranslator
 from pipeline.quality.score import Calibration
 from pipeline.translate.backends import OpenAIChatBackend, RequestRejected
 from pipeline.translate.checks import answer_problems, clean_answer
 from pipeline.translate.memory import Entry, TranslationMemory
-from pipeline.translate.requests import load_unique_units
+from pipeline.translate.requests import load_unique_units, units_only_in
 from pipeline.translate.settings import TranslatorConfig
 
 SUFFIX = "~second-chance"
@@ -77,16 +75,7 @@ def eligible(workspace: Path, lang: str, mode: str) -> tuple[dict[str, tuple[str
         for i, s in enumerate(st)
         if s in statuses and not (human and human[i])
     }
-    wanted: set[str] = set()
-    elsewhere: set[str] = set()
-    for shard in shard_dirs(Path(workspace) / "ingest"):
-        turns = pq.read_table(shard / "turns.parquet", columns=["conv_key", "turn_index", "n_units"])
-        hashes = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").to_pylist()
-        u = 0
-        for conv_key, turn_index, n_units in zip(*(c.to_pylist() for c in turns.columns)):
-            (wanted if (conv_key, turn_index) in chosen else elsewhere).update(hashes[u : u + n_units])
-            u += n_units
-    wanted -= elsewhere
+    wanted = units_only_in(Path(workspace) / "ingest", chosen)
     units = load_unique_units(Path(workspace) / "ingest")
     return {h: (text, marks) for h, text, marks in units if h in wanted}, len(chosen)
 

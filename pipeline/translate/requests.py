@@ -124,18 +124,21 @@ Translators = dict[str, TranslatorConfig]  # language → its translator (adapte
 
 def human_only_units(ingest_dir: Path, human: set[tuple[str, int]]) -> set[str]:
     """Units that occur only in turns a person decided (``human``: (conv_key, turn_index)): no request needed."""
-    if not human:
-        return set()
-    pinned: set[str] = set()
-    needed: set[str] = set()
+    return units_only_in(ingest_dir, human) if human else set()
+
+
+def units_only_in(ingest_dir: Path, turns: set[tuple[str, int]]) -> set[str]:
+    """The units that occur in ``turns`` ((conv_key, turn_index)) and in no other turn of the workspace."""
+    inside: set[str] = set()
+    outside: set[str] = set()
     for shard in shard_dirs(ingest_dir):
-        turns = pq.read_table(shard / "turns.parquet", columns=["conv_key", "turn_index", "n_units"])
+        table = pq.read_table(shard / "turns.parquet", columns=["conv_key", "turn_index", "n_units"])
         hashes = pq.read_table(shard / "units.parquet", columns=["unit_hash"]).column("unit_hash").to_pylist()
         u = 0
-        for conv_key, turn_index, n_units in zip(*(c.to_pylist() for c in turns.columns)):
-            (pinned if (conv_key, turn_index) in human else needed).update(hashes[u : u + n_units])
+        for conv_key, turn_index, n_units in zip(*(c.to_pylist() for c in table.columns)):
+            (inside if (conv_key, turn_index) in turns else outside).update(hashes[u : u + n_units])
             u += n_units
-    return pinned - needed
+    return inside - outside
 
 
 def plan(
