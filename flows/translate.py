@@ -354,7 +354,7 @@ def translate_flow(
     for line in calibration_notices(Path(workspace), {lang: chosen[lang].version(lang) for lang in targets}):
         tell(line)
     assembled, failures = _assemble(workspace, languages, shards, settings, say)
-    done = [lang for lang in languages if not any(where.startswith(f"{lang}/") for where in failures)]
+    done = _succeeded(languages, failures)
     if second_chance != "off":
         result["second_chance"] = {}
         for lang in [lang for lang in done if lang != "en"]:
@@ -373,13 +373,18 @@ def translate_flow(
             setattr(totals[lang], key, getattr(totals[lang], key) + value)
     result["languages"] = {k: asdict(v) for k, v in totals.items()}
     result["ingest"] = ingest_summary
-    done = [lang for lang in languages if not any(where.startswith(f"{lang}/") for where in failures)]
+    done = _succeeded(languages, failures)
     if any(lang != "en" for lang in done):
         result["qe"] = qe_report_task(workspace, done, review_budget, seed, scratch_share)
     summary_artifacts(result, ingest_summary, failures)
     if failures:
         raise AssemblyFailed(failures, result)
     return result
+
+
+def _succeeded(langs: list[str], failures: dict[str, str]) -> list[str]:
+    """The languages none of whose shards failed to assemble (``failures``: "lang/shard" → why)."""
+    return [lang for lang in langs if not any(where.startswith(f"{lang}/") for where in failures)]
 
 
 ASSEMBLED = ("conversations", "conversations_flagged", "turns", "turns_flagged")

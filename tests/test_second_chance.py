@@ -78,8 +78,9 @@ def test_kept_candidates_reach_the_shards_and_other_turns_never_change(runs):
     assert all(first[key][1] == "rejected" for key in changed)
     # chosen by the score, never accepted by it: a person checks a rescued turn
     assert all(now[key][1] != "accepted" for key in changed)
-    if kept.height:  # a kept candidate's text is in a turn that was rejected
-        assert changed and any(any(t in now[key][0] for t in kept["text"]) for key in changed)
+    # some candidates are kept (13-15 of 25 units in runs here) and their text is in turns that were rejected
+    assert kept.height and changed
+    assert any(any(t in now[key][0] for t in kept["text"]) for key in changed)
 
 
 def test_a_rerun_sends_nothing(runs, vllm_server):
