@@ -96,6 +96,13 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="every conversation routed to be translated from scratch: a turn whose draft the checks rejected becomes "
+        "a from-scratch task (the reference as the person's own text), the others corrections (issue 36; use the real "
+        "model as --draft-server so that its rejected drafts decide which)",
+    )
+    parser.add_argument(
         "--after-lines",
         type=int,
         default=None,
@@ -182,8 +189,10 @@ def main() -> int:
         shards = pl.read_parquet(ws / "translations" / langs[0] / "*.parquet", columns=["conv_key", "id"])
         keys = shards["conv_key"].to_list()
         task_id = 0
+        kinds: dict[str, int] = {}
         for lang in langs:
-            for task in build_tasks(ws, lang, keys):
+            for task in build_tasks(ws, lang, keys, scratch=frozenset(keys) if args.from_scratch else frozenset()):
+                kinds[task["data"]["task_kind"]] = kinds.get(task["data"]["task_kind"], 0) + 1
                 task_id += 1
                 line = int(task["data"]["conversation_id"].split("-")[1])
                 annotation = {
@@ -214,7 +223,12 @@ def main() -> int:
         corrections.write_reviewed(ws)
         for lang in langs:
             apply_corrections(ws, lang)
-        print(f"corrections in the table: {len(rows)} turns ({len(rows) // len(langs)} per language)", flush=True)
+        print(
+            f"corrections in the table: {len(rows)} turns ({len(rows) // len(langs)} per language; "
+            + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            + ")",
+            flush=True,
+        )
 
     # 3. the real command: train, evaluate through the real server, hot-load, decide
     started = time.perf_counter()

@@ -197,7 +197,7 @@ def main() -> int:
             f"{f(r['references_rejected'], 8)}{f(r['references_to_review'], 8)}{r['completion_tokens']:>8}{r['flagged_tokens']:>12}"
         )
     if args.write_defaults and calibration_records:
-        fitted = calibrate("any", None, pooled(calibration_records, FLOORS), 0.0, args.precision)
+        fitted = calibrate("any", None, pooled(calibration_records, FLOORS), 0.0, args.precision, with_references=True)
         fitted.figures.update(
             fitted_on=f"{args.data.name} lines 0-{args.calibrate_lines - 1}, {'/'.join(calibration_records)} pooled, "
             f"each usable from its language's floor",

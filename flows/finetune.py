@@ -19,7 +19,7 @@ from pipeline.storage import write_atomic
 from pipeline.train import finetune as ft
 from pipeline.train import supervised
 from pipeline.translate import registry
-from pipeline.translate.served import load_adapter, model_cards, served_base
+from pipeline.translate.served import load_adapter, model_cards, served_base, trainable_weights
 from pipeline.translate.settings import TranslatorConfig
 
 
@@ -75,7 +75,7 @@ def finetune_flow(
     cards = model_cards(server)
     base = cards[0]
     model, weights = served_base(server, model)
-    base_model = base_model or base.get("root") or model
+    base_model = base_model or trainable_weights(base.get("root")) or model
     data = supervised_task(workspace, languages, asdict(s))
     result = {
         "languages": languages,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, task
@@ -17,13 +17,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.messages import tell
 from flows.reporting import Progress, assemble_run_name, second_chance_line, summary_artifacts, translate_run_name
+from flows.settings import TranslateSettings
 from pipeline.assemble.second_chance import MODES, eligible
 from pipeline.assemble.second_chance import run as run_second_chance
 from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.shards import shard_dirs
 from pipeline.ingest.tables import existing_summary, ingest
 from pipeline.languages import parse_languages
-from pipeline.quality.backtranslation import Judge
 from pipeline.quality.score import load as load_calibration
 from pipeline.quality.score import notices as calibration_notices
 from pipeline.quality.signals import QEConfig
@@ -34,56 +34,8 @@ from pipeline.translate import registry
 from pipeline.translate import translators as translators_file
 from pipeline.translate.backends import OpenAIChatBackend
 from pipeline.translate.memory import TranslationMemory
-from pipeline.translate.requests import LanguageCounts, Partition, TranslateSummary, Translators, plan, translate_units
+from pipeline.translate.requests import LanguageCounts, Partition, TranslateSummary, plan, translate_units
 from pipeline.translate.served import served_base
-from pipeline.translate.settings import TranslatorConfig
-
-
-@dataclass
-class TranslateSettings:
-    server: str
-    model: str
-    adapter: str | None = None
-    concurrency: int = 64
-    batch_size: int = 64
-    retry_seconds: float = 180.0
-    request_timeout: float = 1800.0
-    progress: bool = True
-    bt_rate: float | None = None  # None: every turn unless the translator is known good (then a sample)
-    judge_server: str | None = None  # back-translates (default: the translator's server and base model)
-    judge_model: str | None = None
-    seed: int = 0
-    qe_config: str | None = None
-    weights: str | None = None
-    commit_seconds: float = 2.0
-    commit_age: float = 30.0
-    # from a translators file: lang → {"translator": name, "server": URLs, "config": TranslatorConfig fields}
-    lanes: dict[str, dict] = field(default_factory=dict)
-
-    def server_for(self, lang: str) -> str:
-        return self.lanes[lang]["server"] if lang in self.lanes else self.server
-
-    def judge(self, lang: str) -> Judge:
-        """Who back-translates ``lang``: ``judge_server`` with ``judge_model`` (its base model, named by the flow), else
-        the language's translator's server and base model."""
-        base = self.lanes[lang]["config"]["model"] if lang in self.lanes else self.model
-        return Judge(self.judge_server or self.server_for(lang), self.judge_model or base)
-
-    def translator(self, lang: str | None = None) -> TranslatorConfig:
-        """The base translator of ``lang`` (the translators file's, else the one ``--server`` serves; an adapter given
-        on the command line applies to every language and wins over the registry)."""
-        if lang in self.lanes:
-            return TranslatorConfig(
-                **{**self.lanes[lang]["config"], "prompts": tuple(map(tuple, self.lanes[lang]["config"]["prompts"]))}
-            )
-        return TranslatorConfig(model=self.model, adapter=self.adapter, weights=self.weights)
-
-    def translators(self, workspace: Path, langs: list[str]) -> Translators:
-        """Each language's translator: its base one with the language's active adapter and few-shot examples."""
-        if self.adapter:
-            return {lang: self.translator(lang) for lang in langs}
-        entries = registry.active(workspace)
-        return {lang: registry.config_for(self.translator(lang), entries.get(lang)) for lang in langs}
 
 
 @task(name="ingest", task_run_name="ingest")
@@ -216,6 +168,7 @@ def assemble_task(workspace: str, lang: str, shard: str, settings: dict) -> dict
         s.seed,
         QEConfig.load(s.qe_config),
         human=overrides(ws, lang) if lang != "en" else None,
+        embed_judge=s.embed_judge(),
     )
     return asdict(counts)
 
@@ -262,6 +215,9 @@ def translate_flow(
     qe_config: str | None = None,
     judge_server: str | None = None,
     judge_model: str | None = None,
+    embed_server: str | None = None,
+    embed_model: str | None = None,
+    embed_prefix: str | None = None,
     partitions: int = 1,
     compact_min_files: int = 16,
     commit_seconds: float = 2.0,
@@ -294,6 +250,8 @@ def translate_flow(
         model, weights = served_base(server, model, wait=retry_seconds)
     if judge_server and not judge_model:
         judge_model = served_base(judge_server, wait=retry_seconds)[0]
+    if embed_server and not embed_model:
+        embed_model = served_base(embed_server, wait=retry_seconds)[0]
     settings = asdict(
         TranslateSettings(
             server,
@@ -310,6 +268,9 @@ def translate_flow(
             weights=weights,
             judge_server=judge_server,
             judge_model=judge_model,
+            embed_server=embed_server,
+            embed_model=embed_model,
+            embed_prefix=embed_prefix,
             commit_seconds=commit_seconds,
             commit_age=commit_age,
             lanes=lanes,
@@ -351,7 +312,9 @@ def translate_flow(
     )
     # languages on the shipped default calibration are said here, once (not once per assembling worker), on stderr
     # even without progress lines
-    for line in calibration_notices(Path(workspace), {lang: chosen[lang].version(lang) for lang in targets}):
+    for line in calibration_notices(
+        Path(workspace), {lang: chosen[lang].version(lang) for lang in targets}, embed_model
+    ):
         tell(line)
     assembled, failures = _assemble(workspace, languages, shards, settings, say)
     done = _succeeded(languages, failures)

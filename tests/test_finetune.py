@@ -24,6 +24,7 @@ from pipeline.review import corrections
 from pipeline.serve import vllm
 from pipeline.train import finetune, supervised
 from pipeline.translate import registry
+from pipeline.translate.served import trainable_weights
 from pipeline.translate.settings import TranslatorConfig
 
 from .conftest import LLAVA, polyglot
@@ -281,6 +282,9 @@ def test_an_int8_copy_of_the_base_serves_the_trained_adapter(ws):
     assert down["dtype"] == "I8" and scale["shape"] == [down["shape"][0], 1]
     assert header["model.embed_tokens.weight"]["dtype"] == "F32" and "model.embed_tokens.weight_scale" not in header
     assert "already made" in polyglot("models", "int8", str(dense), "--out", str(out)).stderr  # made once
+    # a fine-tune against a server of the int8 copy trains on the dense folder it was made from (int8 weights do
+    # not train: "self and mat2 must have the same dtype, but got Float and Char")
+    assert trainable_weights(str(out)) == str(dense) and trainable_weights(str(dense)) == str(dense)
     entry = registry.active(ws)["es"]
     port = processes.free_port()
     record = vllm.start_vllm(str(out), port=port)

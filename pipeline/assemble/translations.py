@@ -24,6 +24,7 @@ from pipeline.assemble.humans import Override, apply_to_table
 from pipeline.ingest.shards import iter_shard_turns, shard_dirs
 from pipeline.quality import signals as quality
 from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator, sampled
+from pipeline.quality.embedding import EmbedJudge, make_embedder
 from pipeline.quality.score import Calibration
 from pipeline.quality.score import load as load_calibration
 from pipeline.storage import write_atomic
@@ -59,6 +60,7 @@ TRANSLATION_SCHEMA = pa.schema(
         ("turn_length_ratio", pa.list_(pa.float32())),
         ("turn_bt_chrf", pa.list_(pa.float32())),  # back-translation chrF of the turns sent back to English, else null
         ("turn_back_translation", pa.list_(pa.string())),  # the judge's English for those turns (shown to reviewers)
+        ("turn_embed_sim", pa.list_(pa.float32())),  # the embedding judge's cosine of source and turn, else null
         ("qe_score", pa.float32()),  # the worst turn's score
         ("turn_qe_score", pa.list_(pa.float32())),  # estimated probability that the turn is a usable translation
         ("turn_human", pa.list_(pa.string())),  # null | reviewed | corrected: a person decided this turn's text
@@ -100,12 +102,14 @@ def assemble_shard(
     qe_config: quality.QEConfig | None = None,
     human: dict[tuple[str, int], Override] | None = None,
     calibration: Calibration | None = None,
+    embed: Callable[[list[tuple[str, str, str]]], list[float]] | None = None,
 ) -> None:
     """Write the shard's conversations in ``lang`` (``entries`` None: the English source), language rules applied.
 
     The reassembled text of each turn is kept in ``raw_values``; the rules' changes in ``fixes``; what the
     rules cannot decide becomes a turn flag. A ``bt_rate`` share of the turns (seeded) goes back to English through
-    ``backtranslate``; every turn is scored by ``calibration`` (:mod:`pipeline.quality.score`) and its status
+    ``backtranslate``; every turn goes to ``embed`` (the embedding judge); both skip the turns the form checks
+    reject. Every turn is scored by ``calibration`` (:mod:`pipeline.quality.score`) and its status
     decided by the form checks and the score. Turns in ``human`` (reviewers' text) replace the machine text:
     humans win over every machine run.
     """
@@ -120,6 +124,7 @@ def assemble_shard(
     turn_iter = iter_shard_turns(shard_dir, None if entries is None else partial(_unit_text, entries))
     out: dict[str, list] = {name: [] for name in TRANSLATION_SCHEMA.names}
     bt_jobs: list[tuple[int, int, str, str]] = []  # (row, turn, translated text, English source)
+    embed_jobs: list[tuple[int, int, str, str]] = []
     for conv_key, conv_id, image, n_turns, source_file, record_index in zip(
         *(convs.column(n).to_pylist() for n in ("conv_key", "id", "image", "n_turns", "source_file", "record_index"))
     ):
@@ -145,14 +150,11 @@ def assemble_shard(
             human_turn = bool(human) and (conv_key, len(bt)) in human
             # a turn the form checks reject stays rejected whatever its score: no judge request is spent on it (the
             # loops of a weak translator were the longest and slowest back-translations)
-            if (
-                backtranslate
-                and not human_turn
-                and q.status != "rejected"
-                and fixed.text.strip()
-                and sampled(seed, lang, conv_key, len(bt), bt_rate)
-            ):
+            judged = not human_turn and q.status != "rejected" and fixed.text.strip()
+            if backtranslate and judged and sampled(seed, lang, conv_key, len(bt), bt_rate):
                 bt_jobs.append((len(out["id"]), len(bt), fixed.text, value))
+            if embed and judged:
+                embed_jobs.append((len(out["id"]), len(bt), fixed.text, value))
             bt.append(None)
             turn_signals.append(q)
             for name, v in zip(
@@ -184,6 +186,7 @@ def assemble_shard(
             *turn_qe.items(),
             ("turn_bt_chrf", bt),
             ("turn_back_translation", [None] * n_turns),
+            ("turn_embed_sim", [None] * n_turns),
             ("qe_score", None),
             ("turn_qe_score", [None] * n_turns),
             ("source_file", source_file),
@@ -200,14 +203,21 @@ def assemble_shard(
         for (row, turn, _, source), back in zip(bt_jobs, english):
             out["turn_bt_chrf"][row][turn] = chrf(back, source)
             out["turn_back_translation"][row][turn] = back
+    if embed_jobs:
+        sims = embed(
+            [(bt_key(out["conv_key"][row], turn, text), source, text) for row, turn, text, source in embed_jobs]
+        )
+        for (row, turn, _, _), sim in zip(embed_jobs, sims):
+            out["turn_embed_sim"][row][turn] = sim
     band = qe_config.bands.get(lang)
     for row, turn_signals in enumerate(signals):
         if entries is None:  # the English source: nothing to score
             out["qe_status"][row] = quality.worst(out["turn_qe_status"][row])
             continue
-        scores = [calibration.score(q, bt_chrf, band) for q, bt_chrf in zip(turn_signals, out["turn_bt_chrf"][row])]
-        for turn, (q, score, bt_chrf) in enumerate(zip(turn_signals, scores, out["turn_bt_chrf"][row])):
-            status, reason = calibration.status(q.status, score, bt_chrf is not None)
+        judged = list(zip(turn_signals, out["turn_bt_chrf"][row], out["turn_embed_sim"][row]))
+        scores = [calibration.score(q, bt_chrf, band, sim) for q, bt_chrf, sim in judged]
+        for turn, ((q, bt_chrf, sim), score) in enumerate(zip(judged, scores)):
+            status, reason = calibration.status(q.status, score, bt_chrf is not None, sim is not None)
             if status == "accepted" and second[row][turn]:
                 # the candidate was chosen by this very score: that it scores well proves little, a person checks it
                 status, reason = "needs_review", second_chance.REVIEW_REASON
@@ -243,6 +253,7 @@ def assemble_language(
     qe_config: quality.QEConfig | None = None,
     human: dict[tuple[str, int], Override] | None = None,
     calibration: Calibration | None = None,
+    embed_judge: EmbedJudge | None = None,
 ) -> list[Path]:
     """Assemble every shard (or the given ones) of the workspace in ``lang``.
 
@@ -251,20 +262,25 @@ def assemble_language(
     the quality score's (default: the workspace's for this translator version, else the shipped defaults, silently:
     the translate flow names the uncalibrated languages once per run, :func:`pipeline.quality.score.notices`).
     ``human``: the reviewers' text for turns of ``lang`` (conv_key, turn index → text, kind), from
-    :func:`pipeline.review.corrections.overrides`: it replaces the machine text."""
+    :func:`pipeline.review.corrections.overrides`: it replaces the machine text. ``embed_judge``: the embedding
+    judge every turn goes to (its cosine is scored where the calibration was fitted with its model)."""
     if bt_rate is not None and not 0.0 <= bt_rate <= 1.0:
         raise ValueError(f"back-translation rate must be between 0 and 1, got {bt_rate}")
     if lang == "en":
-        entries, version, desc, human, backtranslate = None, SOURCE_VERSION, json.dumps({"source": True}), None, None
+        entries, version, desc, human = None, SOURCE_VERSION, json.dumps({"source": True}), None
+        backtranslate = embed = None
     else:
         version = config.version(lang)
         desc = json.dumps(config.description(lang), sort_keys=True)
         th = (qe_config or quality.QEConfig()).for_lang(lang)
         calibration = calibration or load_calibration(workspace, lang, version, say=lambda _line: None)
-        calibration = calibration.with_thresholds(th.score_reject, th.score_accept)
+        calibration = calibration.with_thresholds(th.score_reject, th.score_accept).for_embedder(
+            embed_judge.model if embed_judge else None
+        )
         if bt_rate is None:
             bt_rate = BT_SAMPLE if calibration.known_good else 1.0
         backtranslate = make_backtranslator(judge, memory, lang) if judge and bt_rate > 0 else None
+        embed = make_embedder(embed_judge, memory, lang) if embed_judge else None
     paths = []
     for shard in shards if shards is not None else shard_dirs(workspace / "ingest"):
         if lang != "en":  # only the shard's units: memory follows the shard, not the whole translation memory
@@ -287,6 +303,7 @@ def assemble_language(
             qe_config,
             human,
             calibration,
+            embed,
         )
         paths.append(path)
     return paths

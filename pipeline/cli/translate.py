@@ -13,6 +13,7 @@ from pipeline.cli.common import (
     VLLM_URL,
     bt_rate,
     budget,
+    embed_options,
     positive_int,
     positive_seconds,
     prefect_defaults,
@@ -81,6 +82,9 @@ def run_translate(args: argparse.Namespace) -> int:
             bt_rate=args.bt_rate,
             judge_server=args.judge_server,
             judge_model=args.judge_model,
+            embed_server=args.embed_server,
+            embed_model=args.embed_model,
+            embed_prefix=args.embed_prefix,
             qe_config=str(args.qe_config) if args.qe_config else None,
             partitions=args.partitions or args.dask_workers or dask_workers(args.dask_address) or 1,
             commit_seconds=args.commit_seconds,
@@ -109,7 +113,7 @@ def run_translate(args: argparse.Namespace) -> int:
 def run_plan(args: argparse.Namespace) -> int:
     """``--plan``: ingest (or read the workspace's ingest), then per language what the run would send and how long it
     would take; no translation request is sent."""
-    from flows.translate import TranslateSettings
+    from flows.settings import TranslateSettings
     from pipeline.ingest.tables import existing_summary, ingest
     from pipeline.languages import parse_languages
     from pipeline.probe import planning
@@ -337,6 +341,7 @@ def translate_options(p: argparse.ArgumentParser, review_budget: int | None = 10
         help="server that back-translates (default: the translator's); e.g. a bigger model on a GPU",
     )
     p.add_argument("--judge-model", default=None, help="model the judge server serves for it (default: its base model)")
+    embed_options(p)
     p.add_argument(
         "--qe-config", type=Path, default=None, help="JSON file of QE thresholds (default, per language, length bands)"
     )

@@ -25,6 +25,7 @@ from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.tables import ingest
 from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator
 from pipeline.quality.calibrate import Record
+from pipeline.quality.embedding import EmbedJudge, make_embedder
 from pipeline.quality.score import Calibration, defaults, turn_features
 from pipeline.quality.signals import QEConfig, TurnQE, assess, degenerate_reference
 from pipeline.references import load_pairs
@@ -46,9 +47,10 @@ class ProbeTurn:
     chrf: float | None  # against the reference (None for the reference itself)
     reference_record: bool = False
     flags: list[str] = field(default_factory=list)  # the language rules' flags on the assembled turn
+    embed_sim: float | None = None  # the embedding judge's cosine of source and text (None: no judge)
 
     def record(self, band: list[float] | None) -> Record:
-        return Record(turn_features(self.qe, self.bt_chrf, band), self.chrf, self.reference_record)
+        return Record(turn_features(self.qe, self.bt_chrf, band, self.embed_sim), self.chrf, self.reference_record)
 
 
 @dataclass
@@ -88,10 +90,11 @@ def run_probe(
     qe_config: QEConfig | None = None,
     references: bool = True,
     say=None,
+    embed_judge: EmbedJudge | None = None,
 ) -> Probe:
     """Translate ``lines`` of ``refs`` into ``lang`` with ``translator`` at ``server``, back-translate every turn with
-    ``judge`` (None: none), and measure each against its reference; with ``references``, run the references
-    through QE too. Lines whose reference fails the form checks itself are left out, and ``say`` (default: stderr)
+    ``judge`` (None: none) and embed it with ``embed_judge`` (None: none), and measure each against its reference;
+    with ``references``, run the references through QE too. Lines whose reference fails the form checks itself are left out, and ``say`` (default: stderr)
     is told how many and why, in one line."""
     workspace = Path(workspace)
     qe_config = qe_config or QEConfig()
@@ -157,6 +160,7 @@ def run_probe(
         bt_rate=1.0 if judge else 0.0,
         qe_config=qe_config,
         calibration=defaults(lang),
+        embed_judge=embed_judge,
     )
     rows = pl.read_parquet(folder / "translations" / lang / "*.parquet").sort("id")
     units = pl.read_parquet(folder / "ingest" / "unique_units.parquet", columns=["unit_hash"])["unit_hash"].to_list()
@@ -181,19 +185,26 @@ def run_probe(
                 row["turn_bt_chrf"][0],
                 chrf(text, pairs[n][1]),
                 flags=list(row["turn_flags"][0] or []),
+                embed_sim=row["turn_embed_sim"][0],
             )
         )
     if references and judge:
         backtranslate = make_backtranslator(judge, memory, lang)
         refs_fixed = [language_rules.apply(pairs[n][1], lang, "human").text for n in lines]
-        english = backtranslate(
-            [(bt_key(f"reference:{refs.name}", n, text), text) for n, text in zip(lines, refs_fixed)]
+        keys = [bt_key(f"reference:{refs.name}", n, text) for n, text in zip(lines, refs_fixed)]
+        english = backtranslate(list(zip(keys, refs_fixed)))
+        sims = (
+            make_embedder(embed_judge, memory, lang)([(k, pairs[n][0], t) for k, n, t in zip(keys, lines, refs_fixed)])
+            if embed_judge
+            else [None] * len(lines)
         )
         th, bands = qe_config.for_lang(lang), qe_config.bands
-        for n, text, back in zip(lines, refs_fixed, english):
+        for n, text, back, sim in zip(lines, refs_fixed, english, sims):
             qe = assess(pairs[n][0], text, lang, th=th, bands=bands)
             result.turns.append(
-                ProbeTurn(n, pairs[n][0], pairs[n][1], text, qe, back, chrf(back, pairs[n][0]), None, True)
+                ProbeTurn(
+                    n, pairs[n][0], pairs[n][1], text, qe, back, chrf(back, pairs[n][0]), None, True, embed_sim=sim
+                )
             )
     return result
 
@@ -205,6 +216,42 @@ def scored(
     band = (qe_config or QEConfig()).bands.get(probe.lang)
     out = []
     for turn in probe.turns:
-        score = calibration.score(turn.qe, turn.bt_chrf, band)
-        out.append((turn, score, calibration.status(turn.qe.status, score, turn.bt_chrf is not None)[0]))
+        score = calibration.score(turn.qe, turn.bt_chrf, band, turn.embed_sim)
+        status = calibration.status(turn.qe.status, score, turn.bt_chrf is not None, turn.embed_sim is not None)[0]
+        out.append((turn, score, status))
+    return out
+
+
+def recorded_turns(
+    recording: dict, lang: str, split: str, data: Path, qe_config: QEConfig | None = None
+) -> list[ProbeTurn]:
+    """The turns of ``split`` of a probe recording (``bench/bench_quality.py --record``: line numbers and model
+    output only) rebuilt as the probe builds them, the English sources and references read from ``data``; the form
+    checks run again on the recorded text."""
+    qe_config = qe_config or QEConfig()
+    th, bands = qe_config.for_lang(lang), qe_config.bands
+    pairs = load_pairs(data, lang)
+    out = []
+    for r in (r for r in recording["languages"][lang] if r["split"] == split):
+        source, reference = pairs[r["line"]]
+        back = r["back_translation"]
+        if r["kind"] == "reference":
+            text = language_rules.apply(reference, lang, "human").text
+            qe = assess(source, text, lang, th=th, bands=bands)
+            out.append(ProbeTurn(r["line"], source, reference, text, qe, back, chrf(back, source), None, True))
+        else:
+            qe = assess(source, r["text"], lang, flags=r["flags"], th=th, bands=bands)
+            out.append(
+                ProbeTurn(
+                    r["line"],
+                    source,
+                    reference,
+                    r["text"],
+                    qe,
+                    back,
+                    None if back is None else chrf(back, source),
+                    chrf(r["text"], reference),
+                    flags=r["flags"],
+                )
+            )
     return out

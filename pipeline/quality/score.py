@@ -15,6 +15,12 @@ cannot tell a right translation from a wrong one: the form-only model rejected 4
 references, short lines with perfect language ID): below ``form_accept_from`` it sends the turn to review. Calibrations live in ``WORKSPACE/quality/calibration/{lang}/{translator
 version}.json``; a language without one uses the defaults shipped in ``default_calibration.json`` (fitted the same
 way on ntrex-dev with Qwen2.5-Coder-1.5B, es/zh/hi pooled) and says so once.
+
+With an embedding judge (:mod:`pipeline.quality.embedding`: the cosine of source and translation,
+``embed_sim``) a calibration made with one has two more models, each with its own thresholds: the
+back-translation and the cosine together, and the cosine alone — what every turn that was not back-translated
+gets, so that the cosine, a meaning signal, decides where the form signals could only send to review. They are
+used only with the embedding model they were fitted on (``embed_model``).
 """
 
 from __future__ import annotations
@@ -35,9 +41,13 @@ FORMAT = 1
 # 0.28 without; zh 0.15 and 0.25; hi 0.46 and 0.41); they still act through the form checks and their doubts.
 FORM_FEATURES = ("lang_prob", "script_share", "length_off", "doubts", "repetition")
 MEANING_FEATURES = ("bt_chrf", "lang_prob", "repetition")
+EMBEDDING_FEATURES = ("embed_sim", "lang_prob", "repetition")
+BOTH_FEATURES = ("bt_chrf", "embed_sim", "lang_prob", "repetition")
 
 
-def turn_features(q: TurnQE, bt_chrf: float | None, band: list[float] | None) -> dict[str, float]:
+def turn_features(
+    q: TurnQE, bt_chrf: float | None, band: list[float] | None, embed_sim: float | None = None
+) -> dict[str, float]:
     """The model's inputs for one turn (missing signals take the value of a turn that raises no doubt)."""
     length_off = 0.0
     if q.length_ratio and band:
@@ -55,6 +65,8 @@ def turn_features(q: TurnQE, bt_chrf: float | None, band: list[float] | None) ->
     }
     if bt_chrf is not None:
         out["bt_chrf"] = bt_chrf / 100.0
+    if embed_sim is not None:
+        out["embed_sim"] = float(embed_sim)
     return out
 
 
@@ -75,6 +87,22 @@ class Logistic:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
+def _shown(x: float) -> str:
+    """A score or threshold for a reason: two decimals, or two significant digits below 0.01 (a threshold of 0.0017
+    is not "0.00")."""
+    return f"{x:.2f}" if x >= 0.01 or x == 0 else f"{x:.2g}"
+
+
+@dataclass
+class Judged:
+    """A model reading a meaning signal, with its own thresholds: below ``reject_below`` rejects, below
+    ``accept_from`` sends to review."""
+
+    model: Logistic
+    reject_below: float
+    accept_from: float
+
+
 @dataclass
 class Calibration:
     lang: str
@@ -88,37 +116,78 @@ class Calibration:
     figures: dict = field(default_factory=dict)  # what the calibration measured (lines, shares, τ, precision…)
     source: str = "calibrated"  # calibrated | defaults
     form_accept_from: float | None = None  # form signals only: below sends to review (None: ``accept_from``)
+    embed_model: str | None = None  # the embedding model the two models below were fitted with
+    with_embedding: Judged | None = None  # back-translation and cosine
+    embedding_only: Judged | None = None  # cosine, no back-translation
 
-    def score(self, q: TurnQE, bt_chrf: float | None, band: list[float] | None) -> float:
-        x = turn_features(q, bt_chrf, band)
-        model = self.with_meaning if "bt_chrf" in x else self.form_only
-        return round(model.probability(x), 4)
+    def judged(self, bt: bool, embed: bool) -> tuple[Logistic, float | None, float, str]:
+        """(model, reject_below — None: it never rejects —, accept_from, reason suffix) for a turn with a
+        back-translation (``bt``) and/or a cosine (``embed``, used only where this calibration has its models)."""
+        if embed and bt and self.with_embedding:
+            j = self.with_embedding
+            return j.model, j.reject_below, j.accept_from, ""
+        if embed and not bt and self.embedding_only:
+            j = self.embedding_only
+            return j.model, j.reject_below, j.accept_from, " (embedding)"
+        if bt:
+            return self.with_meaning, self.reject_below, self.accept_from, ""
+        return self.form_only, None, self.form_accept, " (form only)"
+
+    def score(
+        self, q: TurnQE, bt_chrf: float | None, band: list[float] | None, embed_sim: float | None = None
+    ) -> float:
+        model = self.judged(bt_chrf is not None, embed_sim is not None)[0]
+        return round(model.probability(turn_features(q, bt_chrf, band, embed_sim)), 4)
 
     @property
     def form_accept(self) -> float:
         return self.accept_from if self.form_accept_from is None else self.form_accept_from
 
-    def status(self, form_status: str, score: float, meaning: bool) -> tuple[str, str | None]:
+    def status(self, form_status: str, score: float, meaning: bool, embed: bool = False) -> tuple[str, str | None]:
         """(status, the score's reason or None) for a turn the form checks gave ``form_status``; ``meaning``: the
-        score read the back-translation (else the form signals alone, which only ever send to review)."""
+        score read the back-translation, ``embed``: the cosine (neither: the form signals alone, which only ever
+        send to review)."""
         if form_status == "rejected":
             return "rejected", None
-        if meaning and score < self.reject_below:
-            return "rejected", f"quality score {score:.2f} below {self.reject_below:.2f}"
-        accept = self.accept_from if meaning else self.form_accept
+        _, reject, accept, how = self.judged(meaning, embed)
+        if reject is not None and score < reject:
+            return "rejected", f"quality score {_shown(score)} below {_shown(reject)}{how}"
         if score < accept:
-            return "needs_review", f"quality score {score:.2f} below {accept:.2f}" + ("" if meaning else " (form only)")
+            return "needs_review", f"quality score {_shown(score)} below {_shown(accept)}{how}"
         return form_status, None
 
     def with_thresholds(self, reject_below: float | None, accept_from: float | None) -> Calibration:
-        """The same calibration with the QE config's thresholds where it sets them (``accept_from`` for both
-        scores)."""
+        """The same calibration with the QE config's thresholds where it sets them (``accept_from`` for every
+        model, ``reject_below`` for those reading a meaning signal)."""
         from dataclasses import replace
+
+        def judged(j: Judged | None) -> Judged | None:
+            if j is None:
+                return None
+            reject = j.reject_below if reject_below is None else reject_below
+            accept = j.accept_from if accept_from is None else accept_from
+            return replace(j, reject_below=min(reject, accept), accept_from=accept)
 
         reject = self.reject_below if reject_below is None else reject_below
         accept = self.accept_from if accept_from is None else accept_from
         form_accept = self.form_accept_from if accept_from is None else accept_from
-        return replace(self, reject_below=min(reject, accept), accept_from=accept, form_accept_from=form_accept)
+        return replace(
+            self,
+            reject_below=min(reject, accept),
+            accept_from=accept,
+            form_accept_from=form_accept,
+            with_embedding=judged(self.with_embedding),
+            embedding_only=judged(self.embedding_only),
+        )
+
+    def for_embedder(self, embed_model: str | None) -> Calibration:
+        """This calibration for a run whose embedding judge serves ``embed_model`` (None: no judge): its embedding
+        models only where they were fitted with that model."""
+        from dataclasses import replace
+
+        if self.embed_model and embed_model == self.embed_model:
+            return self
+        return replace(self, embed_model=None, with_embedding=None, embedding_only=None)
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2, ensure_ascii=False) + "\n"
@@ -128,8 +197,15 @@ class Calibration:
         if data.get("format") != FORMAT:
             raise ValueError(f"calibration format {data.get('format')!r}, expected {FORMAT}")
         data = {k: v for k, v in data.items() if k != "format"}
+        judged = lambda j: None if j is None else Judged(**{**j, "model": Logistic(**j["model"])})  # noqa: E731
         return cls(
-            **{**data, "with_meaning": Logistic(**data["with_meaning"]), "form_only": Logistic(**data["form_only"])}
+            **{
+                **data,
+                "with_meaning": Logistic(**data["with_meaning"]),
+                "form_only": Logistic(**data["form_only"]),
+                "with_embedding": judged(data.get("with_embedding")),
+                "embedding_only": judged(data.get("embedding_only")),
+            }
         )
 
 
@@ -172,20 +248,30 @@ def load(workspace: Path, lang: str, translator_version: str, say=None) -> Calib
     return calibration or defaults(lang)
 
 
-def notices(workspace: Path, versions: dict[str, str]) -> list[str]:
+def notices(workspace: Path, versions: dict[str, str], embed_model: str | None = None) -> list[str]:
     """What a run over ``versions`` (language → translator version) says about its calibrations: one line naming
-    every language without one (the shipped defaults score it), one line per calibration that cannot be read."""
-    missing, lines = [], []
+    every language without one (the shipped defaults score it), one line per calibration that cannot be read; with
+    an embedding judge serving ``embed_model``, one line naming the languages whose calibration was not fitted with
+    it (their cosines are recorded, not scored)."""
+    missing, lines, unfitted = [], [], []
     for lang, version in versions.items():
         calibration, why = _read(workspace, lang, version)
         if why:
             lines.append(f"quality score for {lang}: the shipped default calibration, {why}")
         elif calibration is None:
             missing.append(lang)
+        if embed_model and (calibration or defaults(lang)).embed_model != embed_model:
+            unfitted.append(lang)
     if missing:
         lines.insert(
             0,
             f"quality score for {', '.join(missing)}: the shipped default calibration, no calibration for "
             f"{'its translator' if len(missing) == 1 else 'their translators'} (polyglot qe calibrate makes one)",
+        )
+    if unfitted:
+        lines.append(
+            f"embedding judge {embed_model}: the cosines of {', '.join(unfitted)} are recorded (turn_embed_sim) but not "
+            f"scored: no calibration of {'it' if len(unfitted) == 1 else 'them'} was fitted with that model "
+            f"(polyglot qe calibrate --embed-server …)"
         )
     return lines

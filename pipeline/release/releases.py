@@ -59,6 +59,7 @@ RELEASE_COLUMNS = [
     "turn_length_ratio",
     "turn_bt_chrf",
     "turn_back_translation",
+    "turn_embed_sim",
     "qe_score",
     "turn_qe_score",
     "review_status",

