@@ -23,12 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.languages import parse_languages
-from pipeline.quality.challenge import KINDS, challenge_set
+from pipeline.quality.challenge import HEADER, challenge_set, report, totals
 from pipeline.quality.score import defaults
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
 from pipeline.references import load_pairs, shared_data
-
-GOALS = {"misaligned": 0.99, "untranslated": 0.95, "number": 0.95, "omission": 0.80, "addition": 0.60}
 
 
 def main() -> int:
@@ -57,10 +55,9 @@ def main() -> int:
         backtranslators = {lang: make_backtranslator(judge, memory, lang) for lang in langs}
         judge_line = f"{judge.model} at {args.server}, every turn back-translated"
     print(f"lines {lines[0]}-{lines[-1]} of {args.data}, seed {args.seed}; judge: {judge_line}")
-    header = f"{'lang':<5}{'kind':<14}{'lines':>6}{'caught':>8}{'rejected':>10}{'review':>8}{'goal':>6}"
-    print(header)
+    print(HEADER)
     started = time.perf_counter()
-    totals: dict[str, Counter] = defaultdict(Counter)
+    totals_by_kind: dict[str, Counter] = defaultdict(Counter)
     for lang in langs:
         calibration = defaults(lang)
         band = config.bands.get(lang)
@@ -79,24 +76,12 @@ def main() -> int:
             q = assess(source, target, lang, th=config.for_lang(lang), bands=config.bands)
             status, _ = calibration.status(q.status, calibration.score(q, bt_chrf, band), bt_chrf is not None)
             by_kind[kind][status] += 1
-        for kind in ("reference", *KINDS):
-            c = by_kind[kind]
-            n = sum(c.values())
-            if not n:
-                continue
-            caught = (c["rejected"] + c["needs_review"]) / n
-            goal = f"{GOALS[kind]:.0%}" if kind in GOALS else "-"
-            print(
-                f"{lang:<5}{kind:<14}{n:>6}{caught:>8.0%}{c['rejected'] / n:>10.0%}{c['needs_review'] / n:>8.0%}{goal:>6}",
-                flush=True,
-            )
-            totals[kind].update(c)
+        lines_out, _ = report(lang, by_kind)
+        print("\n".join(lines_out), flush=True)
+        for kind, c in by_kind.items():
+            totals_by_kind[kind].update(c)
     print("all languages:")
-    for kind, c in totals.items():
-        n = sum(c.values())
-        print(
-            f"  {kind:<14}{n:>6}{(c['rejected'] + c['needs_review']) / n:>8.1%} caught, {c['rejected'] / n:.1%} rejected"
-        )
+    print("\n".join(totals(totals_by_kind)))
     print(f"{time.perf_counter() - started:.0f} s")
     return 0
 

@@ -42,7 +42,7 @@ from pipeline.languages import parse_languages
 from pipeline.probe.lines import ProbeTurn, recorded_turns
 from pipeline.quality.backtranslation import bt_key
 from pipeline.quality.calibrate import FLOORS, calibrate, capped, kendall_tau, pooled
-from pipeline.quality.challenge import KINDS, challenge_set
+from pipeline.quality.challenge import HEADER, challenge_set, report, totals
 from pipeline.quality.embedding import EmbedJudge, make_embedder
 from pipeline.quality.score import Calibration, turn_features
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
@@ -50,8 +50,6 @@ from pipeline.references import load_pairs, shared_data
 from pipeline.storage import write_atomic
 from pipeline.translate.memory import TranslationMemory
 from pipeline.translate.served import served_base
-
-GOALS = {"misaligned": 0.99, "untranslated": 0.95, "number": 0.95, "omission": 0.80, "addition": 0.60}
 
 
 def line_range(text: str) -> list[int]:
@@ -224,8 +222,8 @@ def main() -> int:
         f"\nthe form path with the cosine, the defaults above: references on lines {args.guard_lines[0]}-"
         f"{args.guard_lines[-1]}, the challenge set on {args.challenge_lines[0]}-{args.challenge_lines[-1]}"
     )
-    print(f"{'lang':<5}{'kind':<14}{'lines':>6}{'caught':>8}{'rejected':>10}{'review':>8}{'goal':>6}")
-    totals: dict[str, Counter] = defaultdict(Counter)
+    print(HEADER)
+    totals_by_kind: dict[str, Counter] = defaultdict(Counter)
     challenge_out: dict[str, dict] = {}
     for lang in langs:
         band = config.bands.get(lang)
@@ -243,26 +241,12 @@ def main() -> int:
         for kind, q, sim in rows:
             score = candidate.score(q, None, band, sim)
             by_kind[kind][candidate.status(q.status, score, False, sim is not None)[0]] += 1
-        challenge_out[lang] = {}
-        for kind in ("reference", *KINDS):
-            c = by_kind[kind]
-            n = sum(c.values())
-            if not n:
-                continue
-            caught = (c["rejected"] + c["needs_review"]) / n
-            challenge_out[lang][kind] = {"n": n, "caught": round(caught, 3), "rejected": round(c["rejected"] / n, 3)}
-            goal = f"{GOALS[kind]:.0%}" if kind in GOALS else "≤ 5%"
-            print(
-                f"{lang:<5}{kind:<14}{n:>6}{caught:>8.0%}{c['rejected'] / n:>10.0%}{c['needs_review'] / n:>8.0%}{goal:>6}",
-                flush=True,
-            )
-            totals[kind].update(c)
+        lines_out, challenge_out[lang] = report(lang, by_kind)
+        print("\n".join(lines_out), flush=True)
+        for kind, c in by_kind.items():
+            totals_by_kind[kind].update(c)
     print("all languages:")
-    for kind, c in totals.items():
-        n = sum(c.values())
-        print(
-            f"  {kind:<14}{n:>6}{(c['rejected'] + c['needs_review']) / n:>8.1%} caught, {c['rejected'] / n:.1%} rejected"
-        )
+    print("\n".join(totals(totals_by_kind)))
     if args.write_defaults:
         candidate.figures["embedding"] = (
             f"{model}: fitted on {args.data.name} lines 0-59 of es/zh/hi pooled (recorded answers of {recording['model']}); "

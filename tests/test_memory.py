@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.translate.memory import TM_SCHEMA, Entry, TranslationMemory
 
@@ -80,3 +81,33 @@ def test_compaction_merges_parts_into_sorted_segments_and_readers_see_each_entry
     b.commit([entry("u951", text="newer")])
     full = a.compact("hi", "tv-1", min_files=1, max_segments=2)  # a third segment would be too many: one full merge
     assert full == {"files_before": 3, "files_after": 1, "entries": 63} and len(a.load("hi", "tv-1")) == 63
+
+
+def test_kept_answers_asks_only_for_what_is_missing_and_keeps_what_came_before_a_crash(tmp_path):
+    """The judges' memory (back-translations, cosines): a second call asks nothing; answers that arrived before a
+    failure are committed (commit_age 0: each at once) and not asked again."""
+    memory = TranslationMemory(tmp_path / "tm")
+    asked: list[list[tuple]] = []
+
+    def failing(missing, on_answer):
+        asked.append(list(missing))
+        on_answer(0, "first")
+        raise ConnectionError("server gone")
+
+    items = [("k2", "b"), ("k1", "a"), ("k3", "c")]
+    with pytest.raises(ConnectionError):
+        memory.kept_answers("bt-es", "v1", items, failing, commit_age=0.0)
+    assert asked == [[("k1", "a"), ("k2", "b"), ("k3", "c")]]  # sorted: the same order on every run
+
+    def answering(missing, on_answer):
+        asked.append(list(missing))
+        for i, (_, text) in enumerate(missing):
+            on_answer(i, text.upper())
+
+    done = memory.kept_answers("bt-es", "v1", items, answering)
+    assert asked[-1] == [("k2", "b"), ("k3", "c")] and {k: e.text for k, e in done.items()} == {
+        "k1": "first",
+        "k2": "B",
+        "k3": "C",
+    }
+    assert memory.kept_answers("bt-es", "v1", items, answering) == done and len(asked) == 2  # nothing asked

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
 from pipeline.ingest.units import unit_hash
 from pipeline.translate.backends import OpenAIChatBackend
-from pipeline.translate.memory import Entry, TranslationMemory
+from pipeline.translate.memory import TranslationMemory
 from pipeline.translate.requests import loop_watch
 
 
@@ -83,28 +82,9 @@ def make_backtranslator(
     ask = ask or (lambda texts, on_answer: asyncio.run(_ask(judge, texts, concurrency, on_answer)))
 
     def run(items: list[tuple[str, str]]) -> list[str]:
-        done = memory.load(bt_lang, version, {key for key, _ in items})
-        missing = sorted({(key, text) for key, text in items if key not in done})
-        buffer: list[Entry] = []
-        oldest = 0.0
-
-        def on_answer(index: int, answer: str) -> None:
-            nonlocal oldest
-            if not buffer:
-                oldest = time.monotonic()
-            entry = Entry(missing[index][0], bt_lang, version, "ok", answer, answer)
-            buffer.append(entry)
-            done[entry.unit_hash] = entry
-            if len(buffer) >= 64 or time.monotonic() - oldest >= commit_age:
-                memory.commit(buffer)
-                buffer.clear()
-
-        try:
-            if missing:
-                ask([text for _, text in missing], on_answer)
-        finally:
-            if buffer:
-                memory.commit(buffer)
+        done = memory.kept_answers(
+            bt_lang, version, items, lambda missing, on_answer: ask([t for _, t in missing], on_answer), commit_age
+        )
         return [done[key].text or "" for key, _ in items]
 
     return run

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,3 +119,36 @@ def challenge_set(
             if target is not None and target.strip() != pairs[n][1].strip():
                 out.append(Challenge(n, kind, pairs[n][0], target, pairs[n][1]))
     return out
+
+
+# what QE should catch of each kind (rejected or sent to review); the untouched references: at most 5 %
+GOALS = {"misaligned": 0.99, "untranslated": 0.95, "number": 0.95, "omission": 0.80, "addition": 0.60}
+HEADER = f"{'lang':<5}{'kind':<14}{'lines':>6}{'caught':>8}{'rejected':>10}{'review':>8}{'goal':>6}"
+
+
+def report(lang: str, by_kind: dict[str, Counter]) -> tuple[list[str], dict[str, dict]]:
+    """The table lines of one language (``by_kind``: kind → statuses counted, "reference" for the untouched
+    references) under :data:`HEADER`, and the same as figures (kind → n, caught, rejected)."""
+    lines, figures = [], {}
+    for kind in ("reference", *KINDS):
+        c = by_kind.get(kind, Counter())
+        n = sum(c.values())
+        if not n:
+            continue
+        caught = (c["rejected"] + c["needs_review"]) / n
+        figures[kind] = {"n": n, "caught": round(caught, 3), "rejected": round(c["rejected"] / n, 3)}
+        goal = f"{GOALS[kind]:.0%}" if kind in GOALS else "≤ 5%"
+        lines.append(
+            f"{lang:<5}{kind:<14}{n:>6}{caught:>8.0%}{c['rejected'] / n:>10.0%}{c['needs_review'] / n:>8.0%}{goal:>6}"
+        )
+    return lines, figures
+
+
+def totals(counts: dict[str, Counter]) -> list[str]:
+    """One line per kind over every language (``counts``: kind → statuses counted)."""
+    return [
+        f"  {kind:<14}{sum(c.values()):>6}{(c['rejected'] + c['needs_review']) / sum(c.values()):>8.1%} caught, "
+        f"{c['rejected'] / sum(c.values()):.1%} rejected"
+        for kind, c in counts.items()
+        if sum(c.values())
+    ]

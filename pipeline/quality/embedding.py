@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.translate.backends import OpenAIChatBackend, RequestRejected
-from pipeline.translate.memory import Entry, TranslationMemory
+from pipeline.translate.memory import TranslationMemory
 
 # (part of the model's name, the prefix its model card gives for sentence similarity), first match wins
 PREFIXES = (
@@ -91,29 +90,10 @@ def make_embedder(
     ask = ask or (lambda pairs, on_answer: asyncio.run(_ask(judge, pairs, concurrency, on_answer)))
 
     def run(items: list[tuple[str, str, str]]) -> list[float]:
-        done = memory.load(emb_lang, version, {key for key, _, _ in items})
-        missing = sorted({(key, source, text) for key, source, text in items if key not in done})
-        buffer: list[Entry] = []
-        oldest = 0.0
+        def ask_missing(missing: list[tuple], on_answer: Callable[[int, str], None]) -> None:
+            ask([(source, text) for _, source, text in missing], lambda i, sim: on_answer(i, f"{sim:.6f}"))
 
-        def on_answer(index: int, similarity: float) -> None:
-            nonlocal oldest
-            if not buffer:
-                oldest = time.monotonic()
-            value = f"{similarity:.6f}"
-            entry = Entry(missing[index][0], emb_lang, version, "ok", value, value)
-            buffer.append(entry)
-            done[entry.unit_hash] = entry
-            if len(buffer) >= 256 or time.monotonic() - oldest >= commit_age:
-                memory.commit(buffer)
-                buffer.clear()
-
-        try:
-            if missing:
-                ask([(source, text) for _, source, text in missing], on_answer)
-        finally:
-            if buffer:
-                memory.commit(buffer)
+        done = memory.kept_answers(emb_lang, version, items, ask_missing, commit_age, batch=256)
         return [float(done[key].text) for key, _, _ in items]
 
     return run

@@ -30,7 +30,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +215,42 @@ class TranslationMemory:
                 if old is None or (old.status != "ok" and entry.status == "ok"):
                     entries[entry.unit_hash] = entry
         return entries
+
+    def kept_answers(
+        self,
+        lang: str,
+        version: str,
+        items: list[tuple],
+        ask: Callable[[list[tuple], Callable[[int, str], None]], None],
+        commit_age: float = 30.0,
+        batch: int = 64,
+    ) -> dict[str, Entry]:
+        """key → entry for ``items`` (tuples whose first element is the key): those the memory lacks go to ``ask``
+        (the missing items, on_answer(index, text)) and each answer is committed as an ``ok`` entry in batches as it
+        arrives, never older than ``commit_age`` seconds (a crash loses at most that). What the judges use."""
+        done = self.load(lang, version, {item[0] for item in items})
+        missing = sorted({item for item in items if item[0] not in done})
+        buffer: list[Entry] = []
+        oldest = 0.0
+
+        def on_answer(index: int, text: str) -> None:
+            nonlocal oldest
+            if not buffer:
+                oldest = time.monotonic()
+            entry = Entry(missing[index][0], lang, version, "ok", text, text)
+            buffer.append(entry)
+            done[entry.unit_hash] = entry
+            if len(buffer) >= batch or time.monotonic() - oldest >= commit_age:
+                self.commit(buffer)
+                buffer.clear()
+
+        try:
+            if missing:
+                ask(missing, on_answer)
+        finally:
+            if buffer:
+                self.commit(buffer)
+        return done
 
     def commit(self, entries: list[Entry]) -> list[Path]:
         """Write ``entries`` durably (one file per language and version); returns the files written."""
