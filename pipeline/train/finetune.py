@@ -192,7 +192,11 @@ def train_adapter(
     if proc.returncode != 0 or not (tmp / "adapter_config.json").exists():
         shutil.rmtree(tmp, ignore_errors=True)
         reason = next((line for line in reversed(proc.output.splitlines()) if line.strip()), f"exit {proc.returncode}")
-        raise TrainingFailed(f"training the adapter failed: {reason}")
+        if proc.returncode < 0:  # killed: its last line is progress, not the cause (SIGKILL: the kernel's OOM killer?)
+            reason = f"killed by signal {-proc.returncode} after {reason!r}" + (
+                " (out of memory? a smaller --batch-size or --layers needs less)" if proc.returncode == -9 else ""
+            )
+        raise TrainingFailed(f"training the adapter failed: {reason}; log {proc.log}")
     metrics = json.loads((tmp / "train_metrics.json").read_text())
     for _ in range(100):  # two runs at once: the loser takes the next number
         version = _next_version(root)
