@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,9 @@ TINY_MODEL = "tiny"
 CPU_BATCHED_TOKENS = 512  # vllm serve --max-num-batched-tokens on a CPU (vLLM's own default there: 2,048)
 
 
+_RECIPE_LOCK = threading.Lock()
+
+
 def ensure_tiny_model(name: str = "tiny") -> Path:
     """The tiny test model ``name`` in ``models/NAME``: ``tiny`` is trained to answer in the asked language and
     stop; ``tiny-random`` keeps its random weights (nearly flat logits), the base the fine-tuning tests train LoRA
@@ -38,7 +42,11 @@ def ensure_tiny_model(name: str = "tiny") -> Path:
         raise ValueError(f"unknown test model {name!r}: choose {' or '.join(tiny_models.SHIPPED_MODELS)}")
     out = home() / "models" / name
     steps = tiny_models.SHIPPED_MODELS[name]
-    recipe = tiny_models.recipe_hash(steps)
+    # one thread at a time: the recipe parses the builder's source, and CPython 3.11's ast raised "AST constructor
+    # recursion depth mismatch" when two threads parsed at once (a test fixture starting two servers in parallel on
+    # a loaded 2-core machine)
+    with _RECIPE_LOCK:
+        recipe = tiny_models.recipe_hash(steps)
     if tiny_models.built_recipe(out) == recipe:
         return out
     if out.exists():
