@@ -79,6 +79,12 @@ def test_english_left_in_a_translation_is_rejected_but_names_and_titles_are_not(
         == 0
     )
     assert copied_english(source, "El perro está sentado en el banco junto al anciano y mira a los pájaros.") == 0
+    # three words with a function word are English text; quoted speech left in English too ("it's": an apostrophe)
+    assert copied_english("Interest remained high after the hearing.", "听证会后人们依after the hearing.") == 3
+    assert copied_english("She keeps repeating 'it's so awful'.", "Elle répète sans cesse 'it's so awful'.") == 3
+    # capitalised names with function words stay: "Newport on the Levee", "Game of Thrones"
+    assert copied_english("Thieves at Newport on the Levee.", "Des voleurs à Newport on the Levee.") == 0
+    assert copied_english("The star of Game of Thrones spoke.", "Game of Thrones के स्टार ने कहा।") == 0
 
 
 @pytest.mark.parametrize("lang", ["zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"])

@@ -497,6 +497,30 @@ def test_the_number_check_knows_decimal_marks_scales_and_clock_times():
     assert number_mismatch("There is one dog.", "Hay 1 perro.", "es") is None  # a word may become a digit
 
 
+def test_the_number_check_sees_counts_written_as_words_months_and_converted_units_change():
+    from pipeline.quality.numbers import number_mismatch
+
+    # a count or a month the source writes as a word, changed in the translation
+    assert number_mismatch("Six people were arrested.", "6人が逮捕された。", "ja") is None
+    assert "6 of the source missing" in (number_mismatch("Six people were arrested.", "9人が逮捕された。", "ja") or "")
+    assert number_mismatch("In June the report came out.", "6月に報告書が出た。", "ja") is None
+    assert number_mismatch("In June the report came out.", "7月に報告書が出た。", "ja")
+    # an imperial number converted (rounded as a translator does) passes; converted wrongly, it does not
+    assert number_mismatch("The 550 pound hog.", "El cerdo de casi 250 kilos.", "es") is None
+    assert number_mismatch("Winds of 85 mph, 385 miles away.", "Vientos de 137 km/h, a 620 km.", "es") is None
+    assert number_mismatch("A two-foot wide brim.", "Un ala de 60 cm.", "es") is None
+    assert number_mismatch("The 550 pound hog.", "El cerdo de casi 350 kilos.", "es")
+    assert number_mismatch("2 to 4 inches of rain.", "De 5 a 10 cm de lluvia.", "fr") is None
+    assert number_mismatch("2 to 4 inches of rain.", "De 5 a 20 cm de lluvia.", "fr")
+    # a metric number the source writes beside its imperial one is kept as written
+    assert number_mismatch("At 800 kph (497 mph).", "A 801 km/h.", "es")
+    # each number of the translation stands for one number of the source: the 2 of "two vans" is not the hour's
+    assert (
+        number_mismatch("At 2pm two police vans came.", "À 14 h, deux fourgons de police sont arrivés.", "fr") is None
+    )
+    assert number_mismatch("At 2pm two police vans came.", "À 15 h, deux fourgons de police sont arrivés.", "fr")
+
+
 @pytest.mark.parametrize("lang", [lang for lang in NTREX_FILES if lang != "en"])
 def test_the_number_check_rarely_flags_a_professional_reference(lang):
     """News references translate freely (units converted, times in 24 hours, "100 percent" as "entirely"): at most

@@ -8,34 +8,46 @@ import regex
 
 from pipeline.ingest.units import PROTECTED_RE
 
-_LATIN_WORD = regex.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
-# Titles and names are often kept in English, quoted or in brackets: "AI Superpowers: China, Silicon Valley and the
-# New World Order", (Member of the Welsh Parliament). Left out before looking for copied English.
+_WORD = regex.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*|\|")  # "|" marks a quotation left out: a run stops there
 _QUOTED = regex.compile(
-    r"“[^”]*”|«[^»]*»|„[^“”]*[“”]|\"[^\"]*\"|'[^']*'|‘[^’]*’|\([^)]*\)|（[^）]*）|「[^」]*」|『[^』]*』"
-)
+    r"“([^”]*)”|«([^»]*)»|„([^“”]*)[“”]|\"([^\"]*)\"|(?<![A-Za-z])'((?:[^']|'(?=[A-Za-z]))*)'(?![A-Za-z])|‘([^’]*)’"
+    r"|\(([^)]*)\)|（([^）]*)）|「([^」]*)」|『([^』]*)』"
+)  # a single quote inside a word ("it's") is an apostrophe
 _ENGLISH_FUNCTION_WORDS = frozenset(
     "the an of to in and is was are were for with that this it as at by from be has have had will would not but or "
-    "they their them its his her he she we you about".split()
+    "they their them its his her he she we you about on after over into than who which there been being so".split()
 )
+
+
+def _is_text(words: list[str]) -> bool:
+    """Whether words read as English text rather than a name or a title: most of the words that are not function
+    words are written in lower case ("after the hearing"; not "Newport on the Levee", "Game of Thrones")."""
+    content = [w for w in words if w not in _ENGLISH_FUNCTION_WORDS]
+    lower = sum(w[0].islower() for w in content)
+    return lower >= 1 and lower * 2 >= len(content)
+
+
+def _unquote(m: regex.Match) -> str:
+    """A quotation stays when it reads as English text of three words or more (speech left untranslated: 'it's so
+    awful'); a quoted or bracketed title or name (“Save the Children”, (Member of the Welsh Parliament)) is left out."""
+    inner = next(g for g in m.groups() if g is not None)
+    words = _WORD.findall(inner)
+    return f" {inner} " if len(words) >= 3 and _is_text(words) else " | "
 
 
 def copied_english(source: str, target: str) -> int:
     """The longest run of words of the English ``source`` copied in order into ``target`` that reads as English
-    left untranslated — four words or more with two of English's own function words written in lower case, or six
-    with one — else 0. Names and titles kept in English (quoted or bracketed, or without such words) do not
-    count."""
-    words = [w.lower() for w in _LATIN_WORD.findall(PROTECTED_RE.sub(" ", source))]
+    left untranslated — three words or more, one of them one of English's own function words written in lower
+    case, most of the others in lower case — else 0. Names and titles kept in English (capitalised, or quoted or
+    bracketed) do not count. On every ntrex-dev reference of the nine languages it finds none."""
+    words = [w.lower() for w in _WORD.findall(PROTECTED_RE.sub(" ", source))]
     following = set(zip(words, words[1:]))
-    found = run = function = 0
-    previous = None
-    for word in _LATIN_WORD.findall(_QUOTED.sub(" ", PROTECTED_RE.sub(" ", target))):
-        if previous is not None and (previous, word.lower()) in following:
-            run += 1
-        else:
-            run, function = 1, 0
-        function += word in _ENGLISH_FUNCTION_WORDS
-        if (run >= 4 and function >= 2) or (run >= 6 and function >= 1):
-            found = max(found, run)
-        previous = word.lower()
+    found, run = 0, []
+    for word in _WORD.findall(_QUOTED.sub(_unquote, PROTECTED_RE.sub(" ", target))):
+        if word == "|":
+            run = []
+            continue
+        run = run + [word] if run and (run[-1].lower(), word.lower()) in following else [word]
+        if len(run) >= 3 and any(w in _ENGLISH_FUNCTION_WORDS for w in run) and _is_text(run):
+            found = max(found, len(run))
     return found

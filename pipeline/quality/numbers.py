@@ -6,15 +6,19 @@ digits: any Unicode decimal digit), with the decimal mark of each language (a co
 decimal separator, or a point, in ar and ur; a point elsewhere) and its grouping marks ignored (1,000 · 1.000 ·
 1 000 · 1,00,000). English number words for small counts (one … twenty, a dozen, twice) and a number followed by
 thousand/million/billion may be written as digits; Chinese and Japanese numerals (三, 十二, 五百, 3万) and the
-small-count words of the other target languages may stand for a source number. What a translation may not do is
-change a number: drop one the source writes with digits and write one the source does not have. That sends the
-turn to review, with the numbers in the reason. (Measured on ntrex-dev's professional references, news written
+small-count words of the other target languages may stand for a source number; a number before an imperial unit
+may be written converted into the metric unit the translation uses. What a translation may not do is change a
+number: drop one the source writes with digits (or as a count or month word: "six", "June"; each number of the
+translation stands for one of the source's) and write one the source does not have. That sends the turn to review,
+with the numbers in the reason. (Measured on ntrex-dev's professional references, news written
 freely: a number dropped alone or added alone is common there and is left to the other checks.)
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 
 import regex
@@ -33,9 +37,29 @@ _WORDS_EN = {
 _SCALES_EN = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "k": 1e3, "m": 1e6,
               "bn": 1e9}  # fmt: skip
 _IMPERIAL = regex.compile(
-    r"(?:\s*(?:to|-|–|and|or)\s*\d[\d.,]*)?[\s-]*(?:inch|inches|in\.|feet|foot|ft|yards?|miles?|mph|pounds?|lbs?|ounces?|oz|gallons?|degrees?|°F|F\b|acres?)",
+    r"(?:\s*(?:to|-|–|and|or)\s*\d[\d.,]*)?[\s-]*(?P<unit>inch|inches|in\.|feet|foot|ft|yards?|miles?|mph|pounds?|lbs?|"
+    r"ounces?|oz|gallons?|degrees?|°F|F\b|acres?)",
     regex.I,
 )
+# What an imperial number becomes in the metric unit a translation writes (cm, m, km, km/h, kg, g, l, ha); degrees may
+# be Fahrenheit or already Celsius.
+_TO_METRIC = {"in": (2.54,), "fe": (0.3048, 30.48), "fo": (0.3048, 30.48), "ft": (0.3048, 30.48), "ya": (0.9144,),
+              "mi": (1.609,), "mp": (1.609,), "po": (0.4536,), "lb": (0.4536,), "ou": (28.35,), "oz": (28.35,),
+              "ga": (3.785,), "ac": (0.4047,)}  # fmt: skip
+
+
+def _metric(value: float, unit: str) -> set[float]:
+    """The values ``value`` ``unit`` may have once converted (the unit's first two letters name it)."""
+    if unit.lower().startswith(("de", "°f")) or unit.lower() == "f":
+        return {value, round((value - 32) * 5 / 9, 1), round(value * 5 / 9, 1)}  # a temperature, or a difference
+    return {value * factor for factor in _TO_METRIC.get(unit[:2].lower(), ())}
+
+
+def _close_any(converted: set[float], values: set[float]) -> bool:
+    """Whether one of the ``converted`` values is among ``values`` as a translator rounds it (within 15 %, or 1)."""
+    return any(abs(v - c) <= max(0.1 * abs(c), 1.0) for c in converted for v in values)
+
+
 # Metric units in a translation (the unit a converted imperial number comes with).
 _METRIC = regex.compile(
     r"(?<!\p{L})(?:km|cm|mm|kg|m|°C|kilo|centím|centim|mètre|metro|grado|degré|километр|сантиметр|метр|килограмм|"
@@ -44,6 +68,14 @@ _METRIC = regex.compile(
     regex.V1 | regex.I,
 )
 _MONTHS_EN = ("january february march april may june july august september october november december").split()
+# Words that name one count or month and nothing else: a translation that has none of their values but writes a
+# number the source lacks changed it ("Six people" → 9人, "in June" → 7月). "May" is also a name, "a"/"first"/"second"
+# are more than numbers: they stay optional only.
+_COUNT_WORDS_EN = frozenset(
+    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
+    "nineteen twenty thirty forty fifty dozen decade pair january february march april june july august september october "
+    "november december".split()
+)
 _OTHER_WORDS_EN = {"decade": 10, "decades": 10, "century": 100, "centuries": 100, "percent": 100, "week": 7}
 # Small-count words of the targets (what a person writes for "two dogs"), read only on the translation's side.
 _WORDS = {
@@ -120,16 +152,26 @@ def _word_re(lang: str) -> regex.Pattern | None:
     return regex.compile(rf"(?<!\w)(?:{'|'.join(words.split())})(?!\w)", regex.V1 | regex.I) if words else None
 
 
-def source_numbers(source: str, converted: bool = True) -> tuple[list[float], set[float]]:
-    """(the numbers an English source writes with digits, the values its words may stand for as well);
-    ``converted``: the translation writes metric units, so numbers before imperial ones may change with the unit."""
-    written, optional = [], set()
+@dataclass
+class SourceNumbers:
+    written: list[float] = field(default_factory=list)  # written with digits: the translation must keep them
+    optional: set[float] = field(default_factory=set)  # what its words and notations may stand for as well
+    counted: list[float] = field(default_factory=list)  # words that name a count or a month and nothing else
+    converted: list[set[float]] = field(default_factory=list)  # imperial numbers: their values in metric units
+
+
+def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
+    """The numbers of an English source; ``converted``: the translation writes metric units, so a number before an
+    imperial unit may be written converted (10 inches: 25 centímetros)."""
+    out = SourceNumbers()
+    written, optional, counted = out.written, out.optional, out.counted
     for m in _NUMBER.finditer(source):
         value = _value(m.group(0), ".")
         if value is None:
             continue
-        if converted and _IMPERIAL.match(source, m.end()):
-            optional.add(value)  # 10 inches may become 25 centímetros: the number changes with the unit
+        if converted and (unit := _IMPERIAL.match(source, m.end())):
+            optional.add(value)
+            out.converted.append({value} | _metric(value, unit.group("unit")))
         else:
             written.append(value)
         scale = regex.match(r"\s*(thousand|million|billion|trillion|hundred|bn|m|k)\b", source[m.end() :], regex.I)
@@ -144,21 +186,28 @@ def source_numbers(source: str, converted: bool = True) -> tuple[list[float], se
             optional |= {value % 100, value // 100 + 1}  # the 1930s: los años 30, 20 世纪 30 年代
         if value >= 1000 and value % 1000 == 0:
             optional.add(value / 1000)  # 5,000 may become 5 mil / 5 千
-    for word in regex.findall(r"[A-Za-z]+", source):
-        word = word.lower()
+    for m in regex.finditer(r"[A-Za-z]+", source):
+        word = m.group(0).lower()
         if (value := _WORDS_EN.get(word, _OTHER_WORDS_EN.get(word))) is not None:
             optional.add(float(value))
         elif word in _MONTHS_EN:
-            optional.add(float(_MONTHS_EN.index(word) + 1))  # June: 6月
-    return written, optional
+            value = _MONTHS_EN.index(word) + 1
+            optional.add(float(value))  # June: 6月
+        if word not in _COUNT_WORDS_EN:
+            continue
+        if converted and (unit := _IMPERIAL.match(source, m.end())):  # a two-foot brim: 60 cm
+            out.converted.append({float(value)} | _metric(float(value), unit.group("unit")))
+        else:
+            counted.append(float(value))
+    return out
 
 
-def target_numbers(target: str, lang: str) -> tuple[list[set[float]], set[float]]:
+def target_numbers(target: str, lang: str) -> tuple[list[set[float]], list[float]]:
     """(for each number the translation writes with digits, the values it may mean — its language's marks, or the
     English ones a translator kept, as in protected box lists; the values its number words and numerals stand
     for)."""
     decimal = _DECIMAL_MARK.get(lang, ".")
-    written, optional = [], set()
+    written, optional = [], []
     scaled = {m.start(1): float(_digits(m.group(1))) * _CJK_BIG[m.group(2)] for m in _CJK_SCALED.finditer(target)}
     for m in _NUMBER.finditer(target):
         values = {v for v in (_value(m.group(0), decimal), _value(m.group(0), ".")) if v is not None}
@@ -172,24 +221,34 @@ def target_numbers(target: str, lang: str) -> tuple[list[set[float]], set[float]
             written.append(values)
     if lang in ("zh", "ja"):
         for m in _CJK_NUMERAL.finditer(target):
-            optional.add(_cjk_value(m.group(0)))
+            optional.append(_cjk_value(m.group(0)))
     if (words := _word_re(lang)) is not None:
         values = dict(zip(_WORDS[lang].split(), _WORD_VALUES[lang]))
         for m in words.finditer(target):
-            optional.add(float(values.get(m.group(0).lower(), values.get(m.group(0), -1))))
+            optional.append(float(values.get(m.group(0).lower(), values.get(m.group(0), -1))))
     return written, optional
 
 
 def number_mismatch(source: str, target: str, lang: str) -> str | None:
     """Why the numbers of ``target`` (in ``lang``) do not match those of the English ``source``, else None."""
-    src_written, src_optional = source_numbers(source, converted=bool(_METRIC.search(target)))
+    src = source_numbers(source, converted=bool(_METRIC.search(target)))
     tgt_written, tgt_optional = target_numbers(target, lang)
-    if not src_written and not tgt_written:
+    if not tgt_written:
         return None
-    src_any = set(src_written) | src_optional
-    tgt_any = set().union(*tgt_written, tgt_optional)
-    missing = [v for v in src_written if v not in tgt_any]
-    extra = [min(values) for values in tgt_written if not values & src_any]
+    # each number of the translation stands for one of the source's: "At 2pm two vans" needs a 2 twice
+    tokens = [*tgt_written, *({v} for v in tgt_optional)]
+
+    def found(match: Callable[[set[float]], bool]) -> bool:
+        i = next((i for i, values in enumerate(tokens) if match(values)), None)
+        if i is not None:
+            del tokens[i]
+        return i is not None
+
+    missing = [
+        min(c) for c in src.converted if not found(lambda values, c=c: bool(values & c) or _close_any(c, values))
+    ]
+    missing += [v for v in src.written + src.counted if not found(lambda values, v=v: v in values)]
+    extra = [min(values) for values in tgt_written if not values & (set(src.written) | src.optional)]
     # a number changed: one of the source's is gone and one it does not have is there. A number dropped alone is
     # left to the other checks (a free translation says "100 percent" as "entirely"), and so is one added alone
     # (a month, a decade written as digits).
