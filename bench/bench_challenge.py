@@ -15,18 +15,22 @@ defaults.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.languages import parse_languages
+from pipeline.quality.calibrate import FORM_ACCEPT_NOTE, references_form_accept
 from pipeline.quality.challenge import HEADER, challenge_set, report, totals
-from pipeline.quality.score import defaults
+from pipeline.quality.score import Calibration, defaults
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
 from pipeline.references import load_pairs, shared_data
+from pipeline.storage import write_atomic
 
 
 def main() -> int:
@@ -39,9 +43,27 @@ def main() -> int:
     parser.add_argument("--server", default=None, help="a judge's vLLM server: back-translate every turn")
     parser.add_argument("--judge-model", default=None)
     parser.add_argument("--workspace", type=Path, default=Path("bench/out/challenge"))
+    parser.add_argument(
+        "--write-defaults",
+        type=Path,
+        default=None,
+        help="set the defaults file's per-language form-only thresholds from the references of every line but the "
+        "measured ones (pipeline/quality/default_calibration.json), then measure with them",
+    )
     args = parser.parse_args()
     langs = [lang for lang in parse_languages(args.langs) if lang != "en"]
     lines = list(range(args.first, args.first + args.lines))
+    if args.write_defaults:
+        shipped = Calibration.from_dict(json.loads(args.write_defaults.read_text(encoding="utf-8")))
+        by_lang = references_form_accept(shipped, args.data, langs, skip=range(lines[0], lines[-1] + 1))
+        shipped = replace(
+            shipped,
+            form_accept_from=min(by_lang.values()),
+            form_accept_by_lang=by_lang,
+            figures={**shipped.figures, "form_accept_from": FORM_ACCEPT_NOTE.format(data=args.data.name)},
+        )
+        write_atomic(args.write_defaults, shipped.to_json())
+        print(f"form-only thresholds written to {args.write_defaults}: {json.dumps(by_lang)}")
     config = QEConfig()
     judge_line = "none: form checks, number check and the form-only score"
     backtranslators = {}
@@ -74,7 +96,7 @@ def main() -> int:
         by_kind: dict[str, Counter] = defaultdict(Counter)
         for (kind, source, target), bt_chrf in zip(items, bt):
             q = assess(source, target, lang, th=config.for_lang(lang), bands=config.bands)
-            status, _ = calibration.status(q.status, calibration.score(q, bt_chrf, band), bt_chrf is not None)
+            status = calibration.verdict(q, bt_chrf, band)[1]
             by_kind[kind][status] += 1
         lines_out, _ = report(lang, by_kind)
         print("\n".join(lines_out), flush=True)

@@ -100,8 +100,8 @@ def ranking(calibration: Calibration, held: list[ProbeTurn], band) -> dict:
 
         def verdict(t: ProbeTurn, cal: Calibration = cal, signals=signals) -> tuple[float, str]:
             bt, sim = signals(t)
-            score = cal.score(t.qe, bt, band, sim)
-            return score, cal.status(t.qe.status, score, bt is not None, sim is not None)[0]
+            score, status, _ = cal.verdict(t.qe, bt, band, sim)
+            return score, status
 
         scored = [verdict(t) for t in translations]
         refs = [verdict(t)[1] for t in references]
@@ -209,7 +209,7 @@ def main() -> int:
     )
     defaults_ranking = {}
     for lang, held in held_turns.items():
-        r = defaults_ranking[lang] = ranking(candidate, held, config.bands.get(lang))
+        r = defaults_ranking[lang] = ranking(replace(candidate, lang=lang), held, config.bands.get(lang))
         for way in ("bt", "bt+embed", "embed"):
             w = r[way]
             print(
@@ -239,8 +239,7 @@ def main() -> int:
         rows += [(kind, q, got.get(i)) for i, ((kind, _, _), q) in enumerate(zip(items, checked))]
         by_kind: dict[str, Counter] = defaultdict(Counter)
         for kind, q, sim in rows:
-            score = candidate.score(q, None, band, sim)
-            by_kind[kind][candidate.status(q.status, score, False, sim is not None)[0]] += 1
+            by_kind[kind][replace(candidate, lang=lang).verdict(q, None, band, sim)[1]] += 1
         lines_out, challenge_out[lang] = report(lang, by_kind)
         print("\n".join(lines_out), flush=True)
         for kind, c in by_kind.items():

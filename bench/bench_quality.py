@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.languages import TARGET_LANGUAGES, parse_languages
 from pipeline.probe.lines import run_probe, scored
 from pipeline.quality.backtranslation import Judge
-from pipeline.quality.calibrate import FLOORS, calibrate, kendall_tau, pooled, references_form_accept
+from pipeline.quality.calibrate import FLOORS, FORM_ACCEPT_NOTE, calibrate, kendall_tau, pooled, references_form_accept
 from pipeline.quality.score import calibration_path
 from pipeline.quality.score import load as load_calibration
 from pipeline.quality.signals import QEConfig
@@ -205,15 +205,19 @@ def main() -> int:
             judge=judge.model,
         )
         fitted.figures.pop("kendall_tau_score_chrf")  # chrF of different languages do not rank against each other
-        # the defaults score every language: their form-only threshold keeps all nine languages' references accepted
+        # the defaults score every language: each language's form-only threshold keeps its references accepted
         every = [lang for lang in NTREX_FILES if lang != "en"]
-        form_accept = min(fitted.form_accept, references_form_accept(fitted, args.data, every))
-        fitted.figures["form_accept_from"] = (
-            f"capped by the references of {'/'.join(every)} on every {args.data.name} line"
-        )
+        by_lang = references_form_accept(fitted, args.data, every, skip=range(160, 260))
+        fitted.figures["form_accept_from"] = FORM_ACCEPT_NOTE.format(data=args.data.name)
         write_atomic(
             args.write_defaults,
-            replace(fitted, known_good=False, source="defaults", form_accept_from=form_accept).to_json(),
+            replace(
+                fitted,
+                known_good=False,
+                source="defaults",
+                form_accept_from=min([fitted.form_accept, *by_lang.values()]),
+                form_accept_by_lang=by_lang,
+            ).to_json(),
         )
     if args.record:
         head = {

@@ -64,6 +64,32 @@ def test_a_calibration_with_embeddings_scores_the_cosine_only_for_its_model():
     assert again.embedding_only.reject_below == c.embedding_only.reject_below
 
 
+def test_the_form_signals_still_send_a_turn_scored_by_the_cosine_to_review():
+    """An omission keeps most of a line's meaning (a high cosine) but not its length: where the form signals alone
+    would send the turn to review, the cosine's verdict does not overrule them; they never reject it."""
+    from pipeline.quality.score import defaults
+    from pipeline.quality.signals import QEConfig
+
+    source = "Three people sit on a long wooden bench in the park, and a dog sleeps in the shade of a tree behind them."
+    whole = "Tres personas se sientan en un largo banco de madera del parque, y un perro duerme a la sombra de un árbol detrás de ellas."
+    cut = "Tres personas se sientan en un largo banco de madera en el parque."  # the dog left out: in the band
+    c, band = defaults("es"), QEConfig().bands["es"]
+    q_whole, q_cut = assess(source, whole, "es"), assess(source, cut, "es")
+    # the form checks let both through; the form-only model doubts the cut line and not the whole one
+    assert q_cut.status == q_whole.status == "accepted"
+    assert c.verdict(q_cut, None, band)[1] == "needs_review" and c.verdict(q_whole, None, band)[1] == "accepted"
+    # with a high cosine the cosine's model alone accepts both; the verdict keeps the form's doubt
+    assert c.status(q_cut.status, c.score(q_cut, None, band, 0.95), False, True)[0] == "accepted"
+    score, status, reason = c.verdict(q_cut, None, band, 0.95)
+    assert status == "needs_review" and reason.endswith("(form only)") and score == c.score(q_cut, None, band, 0.95)
+    assert c.verdict(q_whole, None, band, 0.95)[1] == "accepted"
+    # a low cosine rejects as before; with a back-translation, its model decides alone
+    assert c.verdict(q_cut, None, band, 0.05)[1] == "rejected"
+    assert (
+        c.verdict(q_cut, 90.0, band, 0.95)[1] == c.status(q_cut.status, c.score(q_cut, 90.0, band, 0.95), True, True)[0]
+    )
+
+
 def features() -> dict[str, float]:
     return {"lang_prob": 1.0, "script_share": 1.0, "length_off": 0.0, "doubts": 0.0, "repetition": 0.0}
 

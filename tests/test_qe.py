@@ -439,7 +439,8 @@ def test_status_comes_from_the_form_checks_and_the_score():
     from pipeline.quality.score import defaults
 
     c = defaults("es")
-    c.reject_below, c.accept_from, c.form_accept_from = 0.3, 0.7, 0.4
+    assert c.form_accept == c.form_accept_by_lang["es"] != c.form_accept_from  # the defaults' own for es
+    c.reject_below, c.accept_from, c.form_accept_from, c.form_accept_by_lang = 0.3, 0.7, 0.4, {}
     assert c.status("rejected", 0.99, True) == ("rejected", None)  # a broken placeholder: whatever the score
     assert c.status("accepted", 0.1, True)[0] == "rejected" and "0.10 below 0.30" in c.status("accepted", 0.1, True)[1]
     assert c.status("accepted", 0.5, True)[0] == "needs_review"

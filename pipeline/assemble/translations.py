@@ -215,9 +215,9 @@ def assemble_shard(
             out["qe_status"][row] = quality.worst(out["turn_qe_status"][row])
             continue
         judged = list(zip(turn_signals, out["turn_bt_chrf"][row], out["turn_embed_sim"][row]))
-        scores = [calibration.score(q, bt_chrf, band, sim) for q, bt_chrf, sim in judged]
-        for turn, ((q, bt_chrf, sim), score) in enumerate(zip(judged, scores)):
-            status, reason = calibration.status(q.status, score, bt_chrf is not None, sim is not None)
+        verdicts = [calibration.verdict(q, bt_chrf, band, sim) for q, bt_chrf, sim in judged]
+        scores = [score for score, _, _ in verdicts]
+        for turn, ((q, _, _), (_, status, reason)) in enumerate(zip(judged, verdicts)):
             if status == "accepted" and second[row][turn]:
                 # the candidate was chosen by this very score: that it scores well proves little, a person checks it
                 status, reason = "needs_review", second_chance.REVIEW_REASON

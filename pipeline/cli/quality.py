@@ -53,8 +53,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for n, (q, sim) in enumerate(zip(checked, sims), 1):
         # no back-translation here: the cosine's model where the calibration has one, else the form-only model
         embedded = sim is not None and calibration.embedding_only is not None
-        score = calibration.score(q, None, band, sim if embedded else None)
-        status, reason = calibration.status(q.status, score, False, embedded)
+        score, status, reason = calibration.verdict(q, None, band, sim if embedded else None)
         counts[status] += 1
         print(
             json.dumps(

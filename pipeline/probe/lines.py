@@ -216,8 +216,7 @@ def scored(
     band = (qe_config or QEConfig()).bands.get(probe.lang)
     out = []
     for turn in probe.turns:
-        score = calibration.score(turn.qe, turn.bt_chrf, band, turn.embed_sim)
-        status = calibration.status(turn.qe.status, score, turn.bt_chrf is not None, turn.embed_sim is not None)[0]
+        score, status, _ = calibration.verdict(turn.qe, turn.bt_chrf, band, turn.embed_sim)
         out.append((turn, score, status))
     return out
 

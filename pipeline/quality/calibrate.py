@@ -31,6 +31,7 @@ from pipeline.quality.score import (
     Calibration,
     Judged,
     Logistic,
+    turn_features,
 )
 
 # Sentence chrF against one professional reference from which a translation counts as usable. Character n-gram
@@ -46,6 +47,14 @@ KNOWN_GOOD_SHARE = (
 # rejected, ≤ 5 % sent to review, on every reference line, not only the calibration's).
 REFERENCES_REJECTED = 0.002
 REFERENCES_TO_REVIEW = 0.03
+# The shipped defaults' form-only thresholds, per language: set on most ntrex-dev lines, they must hold on documents
+# they never saw, and references of one document resemble each other (a 3 % cap on 905 lines sent 8-9 % of es and
+# ar references on lines 160-259 to review), hence half the share.
+FORM_REFERENCES_TO_REVIEW = 0.015
+FORM_ACCEPT_NOTE = (
+    "per language (form_accept_by_lang): at most 1.5 % of the language's references on {data} lines 0-159 and "
+    "260-1004 to review on the form path; form_accept_from, the lowest, for any other language"
+)
 
 
 @dataclass
@@ -85,9 +94,13 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def choose_thresholds(
-    scored: list[tuple[float, bool]], reference_scores: list[float], precision: float
+    scored: list[tuple[float, bool]],
+    reference_scores: list[float],
+    precision: float,
+    to_review: float = REFERENCES_TO_REVIEW,
 ) -> tuple[float, float]:
-    """(reject_below, accept_from) for translations' (score, usable) pairs and the references' scores."""
+    """(reject_below, accept_from) for translations' (score, usable) pairs and the references' scores, of which at
+    most ``to_review`` may fall below ``accept_from``."""
     candidates = sorted({s for s, _ in scored} | {0.0, 1.0})
     accept = 1.0
     for t in candidates:  # the lowest threshold whose accepted side is precise enough
@@ -103,7 +116,7 @@ def choose_thresholds(
             break
     if reference_scores:  # references stay accepted, with a margin for lines the calibration did not see
         reject = min(reject, _quantile(reference_scores, REFERENCES_REJECTED))
-        accept = min(accept, _quantile(reference_scores, REFERENCES_TO_REVIEW))
+        accept = min(accept, _quantile(reference_scores, to_review))
     # rounded down: a threshold rounded up past the reference it was capped at would reject or review that reference
     return _floor4(min(reject, accept)), _floor4(accept)
 
@@ -121,23 +134,32 @@ def capped(judged: Judged, reference_scores: list[list[float]]) -> Judged:
     return Judged(judged.model, _floor4(reject), _floor4(accept))
 
 
-def references_form_accept(calibration: Calibration, ntrex_dir, langs: list[str]) -> float:
-    """The form-only threshold that keeps every language's references (all lines of ``ntrex_dir``) accepted but
-    :data:`REFERENCES_TO_REVIEW`: the lowest of the languages' quantiles. What the shipped defaults, which score any
-    language, use."""
+def references_form_accept(
+    calibration: Calibration, ntrex_dir, langs: list[str], skip: range = range(0)
+) -> dict[str, float]:
+    """Per language, the form-only threshold of the shipped defaults: the highest (in steps of 0.005) at which at
+    most :data:`FORM_REFERENCES_TO_REVIEW` of the language's references (every line of ``ntrex_dir`` but ``skip``,
+    the lines a bench keeps to measure on) go to review on the form path — the form checks' doubts counted."""
+    import language_rules
     from pipeline.quality.signals import QEConfig, assess
     from pipeline.references import load_pairs
 
     config = QEConfig()
-    quantiles = []
+    out = {}
     for lang in langs:
         band = config.bands.get(lang)
-        scores = [
-            calibration.score(assess(s, t, lang, th=config.for_lang(lang), bands=config.bands), None, band)
-            for s, t in load_pairs(ntrex_dir, lang)
+        checked = [
+            assess(s, language_rules.apply(t, lang, "human").text, lang, th=config.for_lang(lang), bands=config.bands)
+            for n, (s, t) in enumerate(load_pairs(ntrex_dir, lang))
+            if n not in skip
         ]
-        quantiles.append(_quantile(scores, REFERENCES_TO_REVIEW))
-    return math.floor(min(quantiles) * 100) / 100
+        # the scores of the references the checks let through; of them, ``allowed`` may fall below the threshold
+        free = sorted(
+            calibration.form_only.probability(turn_features(q, None, band)) for q in checked if q.status == "accepted"
+        )
+        allowed = int(FORM_REFERENCES_TO_REVIEW * len(checked)) - (len(checked) - len(free))
+        out[lang] = math.floor(free[allowed] * 200) / 200 if 0 <= allowed < len(free) else 0.0
+    return out
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float | None:
@@ -233,8 +255,12 @@ def calibrate(
     scored = [(score(r), r.usable(floor)) for r in translations]
     # the form-only model on every line (what a turn that is not back-translated gets): review, never reject
     ref_form_scores = [form.probability(r.features) for r in references]
+    # (capped harder: the form signals also send a turn scored by the cosine alone to review, see Calibration.verdict)
     _, calibration.form_accept_from = choose_thresholds(
-        [(form.probability(r.features), r.usable(floor)) for r in translations], ref_form_scores, precision
+        [(form.probability(r.features), r.usable(floor)) for r in translations],
+        ref_form_scores,
+        precision,
+        FORM_REFERENCES_TO_REVIEW,
     )
     usable_share = sum(u for _, u in scored) / len(scored)
     calibration.known_good = usable_share >= KNOWN_GOOD_SHARE

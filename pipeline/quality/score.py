@@ -19,8 +19,10 @@ way on ntrex-dev with Qwen2.5-Coder-1.5B, es/zh/hi pooled) and says so once.
 With an embedding judge (:mod:`pipeline.quality.embedding`: the cosine of source and translation,
 ``embed_sim``) a calibration made with one has two more models, each with its own thresholds: the
 back-translation and the cosine together, and the cosine alone — what every turn that was not back-translated
-gets, so that the cosine, a meaning signal, decides where the form signals could only send to review. They are
-used only with the embedding model they were fitted on (``embed_model``).
+gets, so that the cosine, a meaning signal, decides where the form signals could only send to review; the form
+signals still send such a turn to review where they alone would (:meth:`Calibration.verdict`: an omission keeps
+most of a line's meaning, not its length). They are used only with the embedding model they were fitted on
+(``embed_model``).
 """
 
 from __future__ import annotations
@@ -119,6 +121,9 @@ class Calibration:
     embed_model: str | None = None  # the embedding model the two models below were fitted with
     with_embedding: Judged | None = None  # back-translation and cosine
     embedding_only: Judged | None = None  # cosine, no back-translation
+    # the shipped defaults' form-only thresholds per language (each language's references score differently: short
+    # Chinese lines low, Hindi high); a language not named here uses ``form_accept_from``
+    form_accept_by_lang: dict[str, float] = field(default_factory=dict)
 
     def judged(self, bt: bool, embed: bool) -> tuple[Logistic, float | None, float, str]:
         """(model, reject_below — None: it never rejects —, accept_from, reason suffix) for a turn with a
@@ -141,7 +146,24 @@ class Calibration:
 
     @property
     def form_accept(self) -> float:
+        if self.lang in self.form_accept_by_lang:
+            return self.form_accept_by_lang[self.lang]
         return self.accept_from if self.form_accept_from is None else self.form_accept_from
+
+    def verdict(
+        self, q: TurnQE, bt_chrf: float | None, band: list[float] | None, embed_sim: float | None = None
+    ) -> tuple[float, str, str | None]:
+        """(score, status, the score's reason or None) of a checked turn. A turn scored by the cosine alone is also
+        sent to review where the form signals alone would send it: a form signal may send to review, only a meaning
+        signal rejects. (With the back-translation, its model decides alone: its thresholds were capped with it.)"""
+        score = self.score(q, bt_chrf, band, embed_sim)
+        status, reason = self.status(q.status, score, bt_chrf is not None, embed_sim is not None)
+        if status == "accepted" and bt_chrf is None and embed_sim is not None and self.embedding_only is not None:
+            form = self.form_only.probability(turn_features(q, None, band))
+            if form < self.form_accept:
+                status = "needs_review"
+                reason = f"quality score {_shown(form)} below {_shown(self.form_accept)} (form only)"
+        return score, status, reason
 
     def status(self, form_status: str, score: float, meaning: bool, embed: bool = False) -> tuple[str, str | None]:
         """(status, the score's reason or None) for a turn the form checks gave ``form_status``; ``meaning``: the
@@ -176,6 +198,7 @@ class Calibration:
             reject_below=min(reject, accept),
             accept_from=accept,
             form_accept_from=form_accept,
+            form_accept_by_lang=self.form_accept_by_lang if accept_from is None else {},
             with_embedding=judged(self.with_embedding),
             embedding_only=judged(self.embedding_only),
         )
