@@ -56,7 +56,7 @@ def _metric(value: float, unit: str) -> set[float]:
 
 
 def _close_any(converted: set[float], values: set[float]) -> bool:
-    """Whether one of the ``converted`` values is among ``values`` as a translator rounds it (within 15 %, or 1)."""
+    """Whether one of the ``converted`` values is among ``values`` as a translator rounds it (within 10 %, or 1)."""
     return any(abs(v - c) <= max(0.1 * abs(c), 1.0) for c in converted for v in values)
 
 
