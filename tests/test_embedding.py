@@ -64,6 +64,20 @@ def test_a_calibration_with_embeddings_scores_the_cosine_only_for_its_model():
     assert again.embedding_only.reject_below == c.embedding_only.reject_below
 
 
+def test_the_defaults_hold_per_language_thresholds_that_a_qe_config_replaces():
+    from pipeline.quality.score import defaults
+
+    c = defaults("zh")
+    assert c.form_accept == c.form_accept_by_lang["zh"]  # short Chinese references score low on form: their own
+    c.embedding_accept_by_lang = {"zh": 0.5, "es": 0.2}
+    _, reject, accept, how = c.judged(False, True)
+    assert accept == 0.5 and reject <= accept and how == " (embedding)"
+    assert c.judged(True, True)[2] == c.with_embedding.accept_from  # with the back-translation: its own
+    # a score_accept in the QE config is the threshold for every model and language
+    forced = c.with_thresholds(None, 0.3)
+    assert forced.judged(False, True)[2] == forced.form_accept == 0.3
+
+
 def test_the_form_signals_still_send_a_turn_scored_by_the_cosine_to_review():
     """An omission keeps most of a line's meaning (a high cosine) but not its length: where the form signals alone
     would send the turn to review, the cosine's verdict does not overrule them; they never reject it."""

@@ -125,11 +125,11 @@ def _floor4(x: float) -> float:
     return math.floor(x * 10_000) / 10_000
 
 
-def capped(judged: Judged, reference_scores: list[list[float]]) -> Judged:
+def capped(judged: Judged, reference_scores: list[list[float]], to_review: float = REFERENCES_TO_REVIEW) -> Judged:
     """``judged`` with its thresholds lowered where needed so that in every list of references' scores (one per
-    language) at most :data:`REFERENCES_REJECTED` fall below ``reject_below`` and :data:`REFERENCES_TO_REVIEW` below
-    ``accept_from``: what shipped defaults, which score any language, need."""
-    accept = min([judged.accept_from] + [_quantile(s, REFERENCES_TO_REVIEW) for s in reference_scores if s])
+    language) at most :data:`REFERENCES_REJECTED` fall below ``reject_below`` and ``to_review`` below ``accept_from``:
+    what shipped defaults, which score any language, need (one list: one language's own thresholds)."""
+    accept = min([judged.accept_from] + [_quantile(s, to_review) for s in reference_scores if s])
     reject = min([judged.reject_below, accept] + [_quantile(s, REFERENCES_REJECTED) for s in reference_scores if s])
     return Judged(judged.model, _floor4(reject), _floor4(accept))
 

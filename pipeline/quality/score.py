@@ -124,6 +124,9 @@ class Calibration:
     # the shipped defaults' form-only thresholds per language (each language's references score differently: short
     # Chinese lines low, Hindi high); a language not named here uses ``form_accept_from``
     form_accept_by_lang: dict[str, float] = field(default_factory=dict)
+    # and the cosine-only model's accept threshold per language (references of one language embed closer to their
+    # sources than another's); a language not named here uses ``embedding_only.accept_from``
+    embedding_accept_by_lang: dict[str, float] = field(default_factory=dict)
 
     def judged(self, bt: bool, embed: bool) -> tuple[Logistic, float | None, float, str]:
         """(model, reject_below — None: it never rejects —, accept_from, reason suffix) for a turn with a
@@ -133,7 +136,8 @@ class Calibration:
             return j.model, j.reject_below, j.accept_from, ""
         if embed and not bt and self.embedding_only:
             j = self.embedding_only
-            return j.model, j.reject_below, j.accept_from, " (embedding)"
+            accept = self.embedding_accept_by_lang.get(self.lang, j.accept_from)
+            return j.model, min(j.reject_below, accept), accept, " (embedding)"
         if bt:
             return self.with_meaning, self.reject_below, self.accept_from, ""
         return self.form_only, None, self.form_accept, " (form only)"
@@ -199,6 +203,7 @@ class Calibration:
             accept_from=accept,
             form_accept_from=form_accept,
             form_accept_by_lang=self.form_accept_by_lang if accept_from is None else {},
+            embedding_accept_by_lang=self.embedding_accept_by_lang if accept_from is None else {},
             with_embedding=judged(self.with_embedding),
             embedding_only=judged(self.embedding_only),
         )
