@@ -60,7 +60,10 @@ def main() -> int:
             shipped,
             form_accept_from=min(by_lang.values()),
             form_accept_by_lang=by_lang,
-            figures={**shipped.figures, "form_accept_from": FORM_ACCEPT_NOTE.format(data=args.data.name)},
+            figures={
+                **shipped.figures,
+                "form_accept_from": FORM_ACCEPT_NOTE.format(data=args.data.name, first=lines[0], last=lines[-1]),
+            },
         )
         write_atomic(args.write_defaults, shipped.to_json())
         print(f"form-only thresholds written to {args.write_defaults}: {json.dumps(by_lang)}")

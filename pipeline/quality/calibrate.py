@@ -52,8 +52,8 @@ REFERENCES_TO_REVIEW = 0.03
 # ar references on lines 160-259 to review), hence half the share.
 FORM_REFERENCES_TO_REVIEW = 0.015
 FORM_ACCEPT_NOTE = (
-    "per language (form_accept_by_lang): at most 1.5 % of the language's references on {data} lines 0-159 and "
-    "260-1004 to review on the form path; form_accept_from, the lowest, for any other language"
+    "per language (form_accept_by_lang): at most 1.5 % of the language's references on every {data} line but "
+    "{first}-{last} to review on the form path; form_accept_from, the lowest, for any other language"
 )
 
 
