@@ -7,10 +7,11 @@ decimal separator, or a point, in ar and ur; a point elsewhere) and its grouping
 1 000 · 1,00,000). English number words for small counts (one … twenty, a dozen, twice) and a number followed by
 thousand/million/billion may be written as digits; Chinese and Japanese numerals (三, 十二, 五百, 3万) and the
 small-count words of the other target languages may stand for a source number; a number before an imperial unit
-may be written converted into the metric unit the translation uses. What a translation may not do is change a
-number: drop one the source writes with digits (or as a count or month word: "six", "June"; each number of the
-translation stands for one of the source's) and write one the source does not have. That sends the turn to review,
-with the numbers in the reason. (Measured on ntrex-dev's professional references, news written
+may be written converted into the metric unit the translation uses, rounded no more finely than its digits show
+(249.5 kg as 250 or 249, not 251; 20 as 18–22), and kept exactly where the unit is kept. What a translation may
+not do is change a number: drop one the source writes with digits (or as a count or month word: "six", "June",
+"May 30"; each number of the translation stands for one of the source's: "4 to 4 inches" for "1 to 4" has a 4
+too many) and write one the source does not have. That sends the turn to review, with the numbers in the reason. (Measured on ntrex-dev's professional references, news written
 freely: a number dropped alone or added alone is common there and is left to the other checks.)
 """
 
@@ -19,20 +20,21 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 
 import regex
 
 # A number: digits of one script with grouping or decimal marks between them (a mark is only part of a number
 # when digits follow it).
-_NUMBER = regex.compile(r"\d+(?:[.,\u066b\u066c'\u2019]\d+|[\u00a0\u202f ]\d{3}(?!\d))*", regex.V1)
+_NUMBER = regex.compile(r"\d+(?:[.,\u066b\u066c\u060c'\u2019]\d+|[\u00a0\u202f ]\d{3}(?!\d))*", regex.V1)
 _DECIMAL_MARK = {"es": ",", "fr": ",", "ru": ",", "ar": "\u066b", "ur": "\u066b"}
 _WORDS_EN = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
     "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
     "hundred": 100, "thousand": 1000, "dozen": 12, "once": 1, "twice": 2, "single": 1, "pair": 2, "couple": 2,
-    "both": 2, "first": 1, "second": 2, "third": 3, "half": 0.5, "a": 1, "an": 1,
+    "both": 2, "first": 1, "second": 2, "third": 3, "half": 0.5, "a": 1, "an": 1, "double": 2, "triple": 3,
 }  # fmt: skip
 _SCALES_EN = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "k": 1e3, "m": 1e6,
               "bn": 1e9}  # fmt: skip
@@ -55,9 +57,17 @@ def _metric(value: float, unit: str) -> set[float]:
     return {value * factor for factor in _TO_METRIC.get(unit[:2].lower(), ())}
 
 
+def _step(value: float) -> float:
+    """How finely ``value`` is rounded as written: 1 for 27, 10 for 270, 0.1 for 2.7, 5 for 135, 25 for 250 (a
+    round number is read as rounded to at most a tenth of itself, or 1: 20 as 18–22)."""
+    digits, exponent = Decimal(repr(value)).normalize().as_tuple()[1:]
+    return min((5 if digits[-1] == 5 else 1) * 10.0**exponent, max(0.1 * abs(value), 1.0))
+
+
 def _close_any(converted: set[float], values: set[float]) -> bool:
-    """Whether one of the ``converted`` values is among ``values`` as a translator rounds it (within 10 %, or 1)."""
-    return any(abs(v - c) <= max(0.1 * abs(c), 1.0) for c in converted for v in values)
+    """Whether one of the ``converted`` values is among ``values`` as a translator rounds it: less than one step of
+    the rounding written away (250 kg for 249.5, 135 km/h for 136.8, 8 cm for 7.6, 2,5 cm for 2.54; not 251 kg)."""
+    return any(abs(v - c) < _step(v) for c in converted for v in values)
 
 
 # Metric units in a translation (the unit a converted imperial number comes with).
@@ -76,6 +86,7 @@ _COUNT_WORDS_EN = frozenset(
     "nineteen twenty thirty forty fifty dozen decade pair january february march april june july august september october "
     "november december".split()
 )
+_DATE = regex.compile(r"May\s+\d{1,2}(?!\d)|(?<=\d{1,2}\s+)May")
 _OTHER_WORDS_EN = {"decade": 10, "decades": 10, "century": 100, "centuries": 100, "percent": 100, "week": 7}
 # Small-count words of the targets (what a person writes for "two dogs"), read only on the translation's side.
 _WORDS = {
@@ -98,7 +109,7 @@ _WORD_VALUES = {
 }
 # Scale words after a number in a translation: 2800 millones, 300 ألف, 5 লাখ (a value the source may write whole).
 _SCALE_WORDS = regex.compile(
-    r"\s*(mil|millones|millón|millon|millions?|milliards?|млн|млрд|тыс|миллион\w*|миллиард\w*|ألف|آلاف|مليون|ملايين"
+    r"[\s-]*(mil|millones|millón|millon|millions?|milliards?|млн|млрд|тыс|тысяч\w*|миллион\w*|миллиард\w*|ألف|آلاف|مليون|ملايين"
     r"|مليار|हज़ार|हजार|लाख|करोड़|হাজার|লাখ|কোটি|ہزار|لاکھ|کروڑ)(?!\w)",
     regex.V1,
 )
@@ -108,9 +119,10 @@ _SCALE_VALUES = {"mil": 1e3, "тыс": 1e3, "ألف": 1e3, "آلاف": 1e3, "ह
 _CJK_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
                "八": 8, "九": 9}  # fmt: skip
 _CJK_UNITS = {"十": 10, "百": 100, "千": 1000}
-_CJK_BIG = {"万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
+_CJK_BIG = {"千": 1e3, "万": 1e4, "萬": 1e4, "亿": 1e8, "億": 1e8}
 _CJK_NUMERAL = regex.compile(r"[〇零一二两兩三四五六七八九十百千]+")
-_CJK_SCALED = regex.compile(r"(\d+(?:\.\d+)?)\s*([万萬亿億])")
+# 500万, 3千, 1億2,500万 (125 million)
+_CJK_SCALED = regex.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*([千万萬亿億])(?:(\d+(?:,\d{3})*)\s*([千万萬]))?")
 
 
 def _digits(token: str) -> str:
@@ -154,10 +166,11 @@ def _word_re(lang: str) -> regex.Pattern | None:
 
 @dataclass
 class SourceNumbers:
-    written: list[float] = field(default_factory=list)  # written with digits: the translation must keep them
+    # written with digits: the translation must keep each, as one of its values (5 million: 5 or 5,000,000)
+    written: list[set[float]] = field(default_factory=list)
     optional: set[float] = field(default_factory=set)  # what its words and notations may stand for as well
     counted: list[float] = field(default_factory=list)  # words that name a count or a month and nothing else
-    converted: list[set[float]] = field(default_factory=list)  # imperial numbers: their values in metric units
+    converted: list[tuple[float, set[float]]] = field(default_factory=list)  # imperial numbers, metric values
 
 
 def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
@@ -169,14 +182,16 @@ def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
         value = _value(m.group(0), ".")
         if value is None:
             continue
+        scale = regex.match(r"\s*(thousand|million|billion|trillion|hundred|bn|m|k)\b", source[m.end() :], regex.I)
         if converted and (unit := _IMPERIAL.match(source, m.end())):
             optional.add(value)
-            out.converted.append({value} | _metric(value, unit.group("unit")))
+            out.converted.append((value, _metric(value, unit.group("unit"))))
+        elif scale:  # "5 million" may become 500万, 5 millones or 5,000,000
+            written.append({value, value * _SCALES_EN[scale.group(1).lower()]})
+        elif years := regex.match(r"(?<=(\d\d)\d\d[-–])\d\d(?!\d)", source, pos=m.start()):
+            written.append({value, float(years.group(1) + m.group(0))})  # 1950-53: 1953
         else:
-            written.append(value)
-        scale = regex.match(r"\s*(thousand|million|billion|trillion|hundred|bn|m|k)\b", source[m.end() :], regex.I)
-        if scale:  # "5 million" may become 500万 or 5,000,000
-            optional.add(value * _SCALES_EN[scale.group(1).lower()])
+            written.append({value})
         clock = regex.match(r"\s*([ap])\.?m\b\.?", source[m.end() :], regex.I)
         if clock:  # 7.55am: 7:55, 7 h 55; 3 p.m.: 15:00
             hour, _, minutes = m.group(0).partition(".")
@@ -184,19 +199,23 @@ def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
             optional |= {hour, float(_digits(minutes) or 0), hour - 12 if hour > 12 else hour}
         if regex.match(r"'?s\b", source[m.end() :]) and value >= 100 and value % 10 == 0:
             optional |= {value % 100, value // 100 + 1}  # the 1930s: los años 30, 20 世纪 30 年代
-        if value >= 1000 and value % 1000 == 0:
-            optional.add(value / 1000)  # 5,000 may become 5 mil / 5 千
     for m in regex.finditer(r"[A-Za-z]+", source):
         word = m.group(0).lower()
-        if (value := _WORDS_EN.get(word, _OTHER_WORDS_EN.get(word))) is not None:
-            optional.add(float(value))
-        elif word in _MONTHS_EN:
-            value = _MONTHS_EN.index(word) + 1
-            optional.add(float(value))  # June: 6月
-        if word not in _COUNT_WORDS_EN:
+        value = _WORDS_EN.get(word, _OTHER_WORDS_EN.get(word))
+        if word in _MONTHS_EN:
+            value = _MONTHS_EN.index(word) + 1  # June: 6月
+        if value is None:
             continue
+        if word == "half" and (article := regex.match(r"\s+an?\b", source, pos=m.end())):
+            if unit := _IMPERIAL.match(source, article.end()):  # half an inch: 1,3 cm, 0.5 インチ
+                out.converted.append((0.5, _metric(0.5, unit.group("unit")) if converted else set()))
+                continue
+        if word not in _COUNT_WORDS_EN and not (word == "may" and _DATE.match(source, m.start())):
+            optional.add(float(value))  # "a", "first", may as a verb or a name: a number may stand for it
+            continue
+        # a count or a month (May 30, 30 May): one number of the translation stands for it
         if converted and (unit := _IMPERIAL.match(source, m.end())):  # a two-foot brim: 60 cm
-            out.converted.append({float(value)} | _metric(float(value), unit.group("unit")))
+            out.converted.append((float(value), _metric(float(value), unit.group("unit"))))
         else:
             counted.append(float(value))
     return out
@@ -208,14 +227,23 @@ def target_numbers(target: str, lang: str) -> tuple[list[set[float]], list[float
     for)."""
     decimal = _DECIMAL_MARK.get(lang, ".")
     written, optional = [], []
-    scaled = {m.start(1): float(_digits(m.group(1))) * _CJK_BIG[m.group(2)] for m in _CJK_SCALED.finditer(target)}
+    scaled, inside = {}, set()
+    for m in _CJK_SCALED.finditer(target):
+        scaled[m.start(1)] = float(_digits(m.group(1)).replace(",", "")) * _CJK_BIG[m.group(2)]
+        if m.group(3):  # the second part of 1億2,500万 belongs to the first
+            scaled[m.start(1)] += float(_digits(m.group(3)).replace(",", "")) * _CJK_BIG[m.group(4)]
+            inside.add(m.start(3))
     for m in _NUMBER.finditer(target):
+        if m.start() in inside:
+            continue
         values = {v for v in (_value(m.group(0), decimal), _value(m.group(0), ".")) if v is not None}
         if m.start() in scaled:
             values.add(scaled[m.start()])
         if word := _SCALE_WORDS.match(target, m.end()):
             name = word.group(1)
-            scale = _SCALE_VALUES.get(name) or (1e9 if name.startswith(("milliard", "миллиард")) else 1e6)
+            scale = _SCALE_VALUES.get(name) or (
+                1e3 if name.startswith("тысяч") else 1e9 if name.startswith(("milliard", "миллиард")) else 1e6
+            )
             values |= {v * scale for v in list(values)}
         if values:
             written.append(values)
@@ -236,19 +264,23 @@ def number_mismatch(source: str, target: str, lang: str) -> str | None:
     if not tgt_written:
         return None
     # each number of the translation stands for one of the source's: "At 2pm two vans" needs a 2 twice
-    tokens = [*tgt_written, *({v} for v in tgt_optional)]
+    tokens = [(values, True) for values in tgt_written] + [({v}, False) for v in tgt_optional]
 
     def found(match: Callable[[set[float]], bool]) -> bool:
-        i = next((i for i, values in enumerate(tokens) if match(values)), None)
+        i = next((i for i, (values, _) in enumerate(tokens) if match(values)), None)
         if i is not None:
             del tokens[i]
         return i is not None
 
     missing = [
-        min(c) for c in src.converted if not found(lambda values, c=c: bool(values & c) or _close_any(c, values))
+        v
+        for v, metric in src.converted
+        if not found(lambda values, v=v, metric=metric: v in values or _close_any(metric, values))
     ]
-    missing += [v for v in src.written + src.counted if not found(lambda values, v=v: v in values)]
-    extra = [min(values) for values in tgt_written if not values & (set(src.written) | src.optional)]
+    missing += [min(vs) for vs in src.written if not found(lambda values, vs=vs: bool(values & vs))]
+    missing += [v for v in src.counted if not found(lambda values, v=v: v in values)]
+    # what the translation writes with digits and no number of the source stood for ("4 to 4 inches": the second 4)
+    extra = [min(values) for values, digits in tokens if digits and not values & src.optional]
     # a number changed: one of the source's is gone and one it does not have is there. A number dropped alone is
     # left to the other checks (a free translation says "100 percent" as "entirely"), and so is one added alone
     # (a month, a decade written as digits).
