@@ -69,22 +69,45 @@ def test_a_changed_number_keeps_its_script(lang, text, changed):
 def test_english_left_in_a_translation_is_rejected_but_names_and_titles_are_not():
     source = "The dog is sitting on the bench next to the old man and looking at the birds."
     half = "狗坐在长椅上，next to the old man and looking at the birds."
-    assert copied_english(source, half) >= 4
+    assert copied_english(source, half, "zh") >= 4
     q = assess(source, half, "zh")
     assert q.status == "rejected" and any(r.startswith("untranslated: ") for r in q.reasons), q.reasons
     # a quoted title and a name with a function word stay: they are kept in English on purpose
     title_source = 'His book "Save the Children of the World" was published by Marks and Spencer.'
     assert (
-        copied_english(title_source, "Su libro “Save the Children of the World” fue publicado por Marks and Spencer.")
+        copied_english(
+            title_source, "Su libro “Save the Children of the World” fue publicado por Marks and Spencer.", "es"
+        )
         == 0
     )
-    assert copied_english(source, "El perro está sentado en el banco junto al anciano y mira a los pájaros.") == 0
+    assert copied_english(source, "El perro está sentado en el banco junto al anciano y mira a los pájaros.", "es") == 0
     # three words with a function word are English text; quoted speech left in English too ("it's": an apostrophe)
-    assert copied_english("Interest remained high after the hearing.", "听证会后人们依after the hearing.") == 3
-    assert copied_english("She keeps repeating 'it's so awful'.", "Elle répète sans cesse 'it's so awful'.") == 3
+    assert copied_english("Interest remained high after the hearing.", "听证会后人们依after the hearing.", "zh") == 3
+    assert copied_english("She keeps repeating 'it's so awful'.", "Elle répète sans cesse 'it's so awful'.", "fr") == 3
     # capitalised names with function words stay: "Newport on the Levee", "Game of Thrones"
-    assert copied_english("Thieves at Newport on the Levee.", "Des voleurs à Newport on the Levee.") == 0
-    assert copied_english("The star of Game of Thrones spoke.", "Game of Thrones के स्टार ने कहा।") == 0
+    assert copied_english("Thieves at Newport on the Levee.", "Des voleurs à Newport on the Levee.", "fr") == 0
+    assert copied_english("The star of Game of Thrones spoke.", "Game of Thrones के स्टार ने कहा।", "hi") == 0
+    # in another script three lower-case words are English even without a function word; in a Latin script they
+    # may be the target's own ("femme fatale")
+    assert copied_english("They were left absolutely stunned.", "वे left absolutely stunned.", "hi") == 3
+    assert copied_english("A beautiful femme fatale Ophelia.", "La belle femme fatale Ophelia.", "fr") == 0
+    # a lower-case quotation is speech, not a title; five words with two function words are a sentence, names and all
+    assert (
+        copied_english(
+            "May accuses critics of 'playing politics' over Brexit",
+            "May accuse of 'playing politics' over Brexit",
+            "fr",
+        )
+        == 5
+    )
+    assert (
+        copied_english(
+            "between Omaha, Nebraska, and between St. Louis and Des Moines.",
+            "ओमाहा and between St. Louis and Des Moines.",
+            "hi",
+        )
+        == 7
+    )
 
 
 @pytest.mark.parametrize("lang", ["zh", "hi", "es", "fr", "ar", "bn", "ru", "ur", "ja"])

@@ -390,7 +390,7 @@ def assess(
     if stripped and lang != "en":
         if stripped == source.strip() and len(_LETTER.findall(source)) >= 8:
             rejected.append("untranslated: identical to the source")
-        elif copied := copied_english(source, target):
+        elif copied := copied_english(source, target, lang):
             # text in the source's language inside a translation is a hard failure, not a doubt (a Chinese line
             # whose second half stayed English was detected as English at 0.90 and accepted)
             rejected.append(f"untranslated: {copied} words of the English source left in the translation")
