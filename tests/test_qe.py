@@ -537,6 +537,15 @@ def test_the_number_check_sees_counts_written_as_words_months_and_converted_unit
     assert number_mismatch("It sold for £125m three years ago.", "3年前に1億2,500万ポンドで売却した。", "ja") is None
     assert number_mismatch("The 1950-53 Korea War.", "La guerre de Corée (1950-1953).", "fr") is None
     assert number_mismatch("Up to 3,000 products.", "Jusqu’à 3 1 articles.", "fr")
+    # the 80s are a range: of years, or of degrees Fahrenheit a translator may give in Celsius
+    assert (
+        number_mismatch("A warm October with widespread 80s.", "Un octobre chaud, autour de 26 degrés.", "fr") is None
+    )
+    assert number_mismatch("A warm October with widespread 80s.", "十月份温度会普遍达到90华氏度。", "zh")
+    # a phone number is kept group for group, in any order (right to left: 111 555 0800)
+    source = "Call 101 or Crimestoppers on 0800 555 111 quoting log 247."
+    assert number_mismatch(source, "اتصل على 101 أو على الرقم 111 555 0800 مع ذكر السجل 247.", "ar") is None
+    assert number_mismatch(source, "Appelez le 101 ou le 0800 557 111 en citant le journal 247.", "fr")
 
 
 @pytest.mark.parametrize("lang", [lang for lang in NTREX_FILES if lang != "en"])

@@ -78,14 +78,14 @@ _METRIC = regex.compile(
     regex.V1 | regex.I,
 )
 _MONTHS_EN = ("january february march april may june july august september october november december").split()
-# Words that name one count or month and nothing else: a translation that has none of their values but writes a
-# number the source lacks changed it ("Six people" → 9人, "in June" → 7月). "May" is also a name, "a"/"first"/"second"
-# are more than numbers: they stay optional only.
+# Words that name one count and nothing else, and months: a translation that has none of their values but writes a
+# number the source lacks changed it ("Six people" → 9人, "in June" → 7月). "May" is also a name (a month next to a
+# day: May 30), "a"/"first"/"second" are more than numbers: they stay optional only.
 _COUNT_WORDS_EN = frozenset(
     "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
-    "nineteen twenty thirty forty fifty dozen decade pair january february march april june july august september october "
-    "november december".split()
+    "nineteen twenty thirty forty fifty dozen decade pair".split()
 )
+_IDENTIFIER = regex.compile(r"(?<![\d.,])0\d+(?:[ -]\d+)+|(?<![\d.,])0\d{3,}")  # 0800 555 111: a phone number
 _DATE = regex.compile(r"May\s+\d{1,2}(?!\d)|(?<=\d{1,2}\s+)May")
 _OTHER_WORDS_EN = {"decade": 10, "decades": 10, "century": 100, "centuries": 100, "percent": 100, "week": 7}
 # Small-count words of the targets (what a person writes for "two dogs"), read only on the translation's side.
@@ -182,6 +182,11 @@ def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
         value = _value(m.group(0), ".")
         if value is None:
             continue
+        decade = regex.match(r"'?s\b", source[m.end() :])
+        if decade and value < 100:  # the 80s: los años 80, 80 年代, or from 80 to 89 °F: 26 to 32 °C
+            celsius = range(int((value - 32) * 5 / 9), round((value + 9 - 32) * 5 / 9) + 1)
+            written.append({float(v) for v in [*range(int(value), int(value) + 10), *celsius]})
+            continue
         scale = regex.match(r"\s*(thousand|million|billion|trillion|hundred|bn|m|k)\b", source[m.end() :], regex.I)
         if converted and (unit := _IMPERIAL.match(source, m.end())):
             optional.add(value)
@@ -197,11 +202,12 @@ def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
             hour, _, minutes = m.group(0).partition(".")
             hour = float(_digits(hour)) + (12 if clock.group(1).lower() == "p" and float(_digits(hour)) < 12 else 0)
             optional |= {hour, float(_digits(minutes) or 0), hour - 12 if hour > 12 else hour}
-        if regex.match(r"'?s\b", source[m.end() :]) and value >= 100 and value % 10 == 0:
+        if decade and value % 10 == 0:
             optional |= {value % 100, value // 100 + 1}  # the 1930s: los años 30, 20 世纪 30 年代
     for m in regex.finditer(r"[A-Za-z]+", source):
         word = m.group(0).lower()
         value = _WORDS_EN.get(word, _OTHER_WORDS_EN.get(word))
+        month = word in _MONTHS_EN and (word != "may" or bool(_DATE.match(source, m.start())))
         if word in _MONTHS_EN:
             value = _MONTHS_EN.index(word) + 1  # June: 6月
         if value is None:
@@ -210,10 +216,10 @@ def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
             if unit := _IMPERIAL.match(source, article.end()):  # half an inch: 1,3 cm, 0.5 インチ
                 out.converted.append((0.5, _metric(0.5, unit.group("unit")) if converted else set()))
                 continue
-        if word not in _COUNT_WORDS_EN and not (word == "may" and _DATE.match(source, m.start())):
+        if not (word in _COUNT_WORDS_EN or month):
             optional.add(float(value))  # "a", "first", may as a verb or a name: a number may stand for it
             continue
-        # a count or a month (May 30, 30 May): one number of the translation stands for it
+        # a count or a month (June: 6月; May 30, 30 May): one number of the translation stands for it
         if converted and (unit := _IMPERIAL.match(source, m.end())):  # a two-foot brim: 60 cm
             out.converted.append((float(value), _metric(float(value), unit.group("unit"))))
         else:
@@ -257,8 +263,25 @@ def target_numbers(target: str, lang: str) -> tuple[list[set[float]], list[float
     return written, optional
 
 
+def _without_identifiers(source: str, target: str) -> tuple[str, str]:
+    """``source`` and ``target`` without the phone and account numbers (0800 555 111) the target keeps digit group
+    for digit group, in any order (a right-to-left translation may write 111 555 0800)."""
+    for m in reversed(list(_IDENTIFIER.finditer(source))):
+        groups = regex.findall(r"\d+", m.group(0))
+        kept = target
+        for group in groups:
+            found = next((g for g in regex.finditer(r"\d+", kept, regex.V1) if _digits(g.group(0)) == group), None)
+            if found is None:
+                break
+            kept = kept[: found.start()] + " " + kept[found.end() :]
+        else:
+            source, target = source[: m.start()] + " " + source[m.end() :], kept
+    return source, target
+
+
 def number_mismatch(source: str, target: str, lang: str) -> str | None:
     """Why the numbers of ``target`` (in ``lang``) do not match those of the English ``source``, else None."""
+    source, target = _without_identifiers(source, target)
     src = source_numbers(source, converted=bool(_METRIC.search(target)))
     tgt_written, tgt_optional = target_numbers(target, lang)
     if not tgt_written:
