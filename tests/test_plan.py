@@ -54,6 +54,13 @@ def test_planning_before_the_servers_are_up(tmp_path):
     )
     assert f"assumed: no server answered at {nobody}: planned for --model Qwen/Qwen2.5-7B-Instruct" in out
     assert planned["hi"]["requests"] == 32 and planned["hi"]["output_tokens"] > planned["es"]["output_tokens"]
+    assert planned["hi"]["embed_turns"] == 0 and "embedding judge" not in out
+    # with an embedding judge (not up either): every turn at most embedded, 16 to a request
+    planned, out = plan(
+        tmp_path / "a", "--server", nobody, "--model", "Qwen/Qwen2.5-7B-Instruct", "--embed-server", nobody
+    )
+    assert planned["es"]["embed_turns"] == planned["es"]["bt_requests"] == 22 and planned["es"]["embed_requests"] == 2
+    assert "embedding judge: at most 44 turns embedded in 4 requests" in out, out
     # no model named and no server to ask: one line saying what to give
     proc = polyglot("translate", str(DEMO), "--workspace", str(tmp_path / "b"), "--server", nobody, "--plan")
     assert proc.returncode == 2 and "give --model NAME" in proc.stderr, proc.stderr

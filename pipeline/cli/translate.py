@@ -165,7 +165,9 @@ def run_plan(args: argparse.Namespace) -> int:
     settings = TranslateSettings(args.server, model, args.adapter, weights=weights, lanes=lanes)
     translators: dict[str, TranslatorConfig] = settings.translators(ws, targets)
     human = {lang: set(overrides(ws, lang)) for lang in targets}
-    plans = planning.make_plan(ws, targets, translators, human, args.bt_rate, summary["turns"], summary["units"])
+    plans = planning.make_plan(
+        ws, targets, translators, human, args.bt_rate, summary["turns"], summary["units"], bool(args.embed_server)
+    )
     if args.tokens_per_second:
         rate, rate_from = args.tokens_per_second, "--tokens-per-second"
     elif answering:

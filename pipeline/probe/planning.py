@@ -4,7 +4,9 @@ long it would take — without sending one translation request.
 Per language: the units the memory lacks for the language's translator version (the run's own
 :func:`pipeline.translate.requests.plan`), back-translation requests as the run would decide them (``bt_rate``, else
 every turn, or a :data:`~pipeline.assemble.translations.BT_SAMPLE` share for a translator known to be good: an upper
-bound, since turns the form checks reject get none), and estimated input and output tokens. Output tokens per English
+bound, since turns the form checks reject get none), turns the embedding judge would embed (with ``--embed-server``: every
+turn at most, :data:`~pipeline.quality.embedding.PAIRS_PER_REQUEST` to a request), and estimated input and output
+tokens of the translator's server. Output tokens per English
 source character come from the translator's measured ratio (its qualification, else earlier answers in the memory to
 these units), else :data:`DEFAULT_OUTPUT_TOKENS_PER_CHAR`; the source of each is named in the plan."""
 
@@ -56,6 +58,8 @@ class LanguagePlan:
     output_tokens: int
     output_per_char: float
     output_ratio_from: str  # "qualification", "memory" or "default"
+    embed_turns: int = 0  # turns the embedding judge embeds at most (an embedding server's work: no tokens counted)
+    embed_requests: int = 0
 
 
 def output_ratio(workspace: Path, lang: str, version: str, units: dict[str, str]) -> tuple[float, str]:
@@ -86,9 +90,11 @@ def make_plan(
     bt_rate: float | None,
     turns: int,
     units_in_turns: int,
+    embed: bool = False,
 ) -> list[LanguagePlan]:
     """The plan of each target language of ``langs`` for the workspace's ingested units (``turns``: its turns, made
-    of ``units_in_turns`` units, repeats counted)."""
+    of ``units_in_turns`` units, repeats counted; ``embed``: the run has an embedding judge)."""
+    from pipeline.quality.embedding import PAIRS_PER_REQUEST
     from pipeline.translate.requests import load_unique_units
 
     ws = Path(workspace)
@@ -126,6 +132,8 @@ def make_plan(
                 out + bt_out,
                 per_char,
                 source,
+                turns if embed else 0,
+                -(-turns // PAIRS_PER_REQUEST) if embed else 0,
             )
         )
     return plans
@@ -173,14 +181,16 @@ def _duration(seconds: float) -> str:
 
 
 def render(plans: list[LanguagePlan], rate: float | None, rate_from: str) -> str:
+    embed = any(p.embed_turns for p in plans)
     lines = [
-        f"{'lang':<5}{'units':>9}{'cached':>9}{'requests':>10}{'bt ≤':>9}{'in tokens':>13}{'out tokens':>13}"
-        f"{'out/char':>10}  ratio from"
+        f"{'lang':<5}{'units':>9}{'cached':>9}{'requests':>10}{'bt ≤':>9}{'embed ≤' if embed else '':>9}"
+        f"{'in tokens':>13}{'out tokens':>13}{'out/char':>10}  ratio from"
     ]
     for p in plans:
         lines.append(
-            f"{p.lang:<5}{p.units:>9,}{p.cached:>9,}{p.requests:>10,}{p.bt_requests:>9,}{p.input_tokens:>13,}"
-            f"{p.output_tokens:>13,}{p.output_per_char:>10.3f}  {p.output_ratio_from}"
+            f"{p.lang:<5}{p.units:>9,}{p.cached:>9,}{p.requests:>10,}{p.bt_requests:>9,}"
+            f"{f'{p.embed_turns:,}' if embed else '':>9}{p.input_tokens:>13,}{p.output_tokens:>13,}"
+            f"{p.output_per_char:>10.3f}  {p.output_ratio_from}"
         )
     requests, bt = sum(p.requests for p in plans), sum(p.bt_requests for p in plans)
     tokens_in, tokens_out = sum(p.input_tokens for p in plans), sum(p.output_tokens for p in plans)
@@ -188,6 +198,11 @@ def render(plans: list[LanguagePlan], rate: float | None, rate_from: str) -> str
         f"total: {requests:,} translation requests + at most {bt:,} back-translations; "
         f"{tokens_in:,} input and {tokens_out:,} output tokens (retries add to these)"
     )
+    if embed:
+        lines.append(
+            f"embedding judge: at most {sum(p.embed_turns for p in plans):,} turns embedded in "
+            f"{sum(p.embed_requests for p in plans):,} requests to the embedding server (not in the tokens above)"
+        )
     lines.append(f"per 1,000 output tokens/s of server throughput: {_duration(tokens_out / 1000)}")
     if rate:
         lines.append(f"at {rate:,.1f} output tokens/s ({rate_from}): {_duration(tokens_out / rate)}")
