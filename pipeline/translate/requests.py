@@ -200,6 +200,9 @@ def _repeats_itself(source: str) -> bool:
     return is_repetitive(source, "en")
 
 
+_NOT_YET = object()
+
+
 async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) -> Entry:
     """One unit through the backend, answer checked, retried as the config allows; the outcome as a memory entry.
 
@@ -207,7 +210,8 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
     with a doubled token budget — unless it was cut off because the model looped, where a larger budget only
     buys a longer loop: a loop is asked again once with a reminder instead. Token counts add up all attempts."""
     budget = config.budget(job.lang, job.text)
-    watch = loop_watch(job.text, job.lang)
+    # the watch only where it is used (a streamed answer, a cut-off one): building it reads the English unit, ~20 µs
+    watch: Watch | None | object = _NOT_YET
     problems: list[str] = []
     attempts = length_retries = problem_retries = prompt_tokens = completion_tokens = 0
     while True:
@@ -215,7 +219,10 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
         messages = config.messages(job.lang, job.text, [p for p in problems if p != "truncated"] or None)
         try:
             # streamed and watched only where a loop could run long; a short one is told by the checks afterwards
-            streamed = watch if budget >= STREAM_FROM_TOKENS else None
+            streamed = None
+            if budget >= STREAM_FROM_TOKENS:
+                watch = loop_watch(job.text, job.lang) if watch is _NOT_YET else watch
+                streamed = watch
             answer = await backend.complete(messages, budget, config.sampling(), config.served_model, streamed)
         except RequestRejected as exc:
             return Entry(
@@ -255,8 +262,10 @@ async def translate_one(backend: Backend, config: TranslatorConfig, job: Job) ->
                 completion_tokens,
                 repairs,
             )
-        if "truncated" in problems and watch is not None and watch(text):
-            problems = [LOOP if p == "truncated" else p for p in problems]
+        if "truncated" in problems:
+            watch = loop_watch(job.text, job.lang) if watch is _NOT_YET else watch
+            if watch is not None and watch(text):
+                problems = [LOOP if p == "truncated" else p for p in problems]
         if "truncated" in problems and length_retries < config.length_retries and budget < config.max_tokens:
             length_retries += 1
             budget = min(config.max_tokens, budget * 2)
