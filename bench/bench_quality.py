@@ -38,7 +38,7 @@ from pipeline.languages import TARGET_LANGUAGES, parse_languages
 from pipeline.probe.lines import run_probe, scored
 from pipeline.quality.backtranslation import Judge
 from pipeline.quality.calibrate import FLOORS, FORM_ACCEPT_NOTE, calibrate, kendall_tau, pooled, references_form_accept
-from pipeline.quality.score import calibration_path
+from pipeline.quality.score import Calibration, calibration_path
 from pipeline.quality.score import load as load_calibration
 from pipeline.quality.signals import QEConfig
 from pipeline.references import NTREX_FILES, corpus_scores, shared_data
@@ -209,16 +209,29 @@ def main() -> int:
         every = [lang for lang in NTREX_FILES if lang != "en"]
         by_lang = references_form_accept(fitted, args.data, every, skip=range(160, 260))  # bench_challenge's lines
         fitted.figures["form_accept_from"] = FORM_ACCEPT_NOTE.format(data=args.data.name, first=160, last=259)
-        write_atomic(
-            args.write_defaults,
-            replace(
-                fitted,
-                known_good=False,
-                source="defaults",
-                form_accept_from=min([fitted.form_accept, *by_lang.values()]),
-                form_accept_by_lang=by_lang,
-            ).to_json(),
+        shipped = replace(
+            fitted,
+            known_good=False,
+            source="defaults",
+            form_accept_from=min([fitted.form_accept, *by_lang.values()]),
+            form_accept_by_lang=by_lang,
         )
+        if args.write_defaults.exists():  # bench_embedding.py's models are its own work: kept, not dropped
+            old = Calibration.from_dict(json.loads(args.write_defaults.read_text(encoding="utf-8")))
+            if old.embed_model:
+                shipped = replace(
+                    shipped,
+                    embed_model=old.embed_model,
+                    with_embedding=old.with_embedding,
+                    embedding_only=old.embedding_only,
+                    embedding_accept_by_lang=old.embedding_accept_by_lang,
+                    figures={**shipped.figures, "embedding": old.figures.get("embedding", "")},
+                )
+                print(
+                    f"kept the embedding models ({old.embed_model}) of {args.write_defaults}: bench/bench_embedding.py "
+                    f"--write-defaults fits them again (after a new recording)"
+                )
+        write_atomic(args.write_defaults, shipped.to_json())
     if args.record:
         head = {
             "model": model,
