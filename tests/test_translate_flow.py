@@ -155,6 +155,8 @@ def test_quality_columns_report_and_review_queue(reference):
 def test_the_summary_shows_each_languages_decisions_an_example_and_the_queue(reference):
     """What the demo ends with (polyglot summary): per language the conversations accepted, to review and rejected
     as the shards hold them, one answer per language with its status and score, the queue lowest scores first."""
+    from pipeline.review.report import _columns
+
     from .conftest import polyglot
 
     ws, _, _ = reference
@@ -170,6 +172,8 @@ def test_the_summary_shows_each_languages_decisions_an_example_and_the_queue(ref
         best = df.sort("qe_score", "id", descending=[True, False]).row(0, named=True)
         example = next(line for line in lines if line.startswith(f"  {lang} ["))
         assert f"[{best['turn_qe_status'][1]} {best['turn_qe_score'][1]:.2f}]" in example  # turn 1: the first answer
+        # one line of at most 100 terminal columns, a wide Chinese or Japanese character counted as two
+        assert sum(map(_columns, example)) <= 100, example
     queue = pl.read_parquet(ws / "review" / "queue.parquet")
     assert f"review queue: {queue.height} conversation(s)" in proc.stdout and queue.height > 0
     start = next(i for i, line in enumerate(lines) if line.startswith("review queue:"))
@@ -177,6 +181,16 @@ def test_the_summary_shows_each_languages_decisions_an_example_and_the_queue(ref
     shown = [float(line.split(" score ")[1].split()[0]) for line in listed]
     assert shown == sorted(shown) and shown[0] == pytest.approx(queue["qe_score"].min(), abs=0.005)
     assert "next:" in proc.stdout and "polyglot qe calibrate" in proc.stdout and "http://127.0.0.1:9999" in proc.stdout
+
+
+def test_summary_lines_are_clipped_to_terminal_columns_not_characters():
+    from pipeline.review.report import _clip, _columns
+
+    wide = "图片中有一只狗坐在长椅上，旁边是一位老人，他们一起看着远处的鸟儿飞过湖面。"
+    assert sum(map(_columns, _clip(wide, 40))) <= 40 and _clip(wide, 40).endswith("…")
+    hindi = "तस्वीर में एक कुत्ता बेंच पर बैठा है और पास में एक बूढ़ा आदमी है जो पक्षियों को देख रहा है"
+    assert len(_clip(hindi, 40)) > 40  # vowel signs take no column of their own
+    assert _clip("a  short\nline", 40) == "a short line"
 
 
 def test_rerun_of_a_finished_job_sends_zero_requests(reference, vllm_server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import polars as pl
@@ -105,9 +106,24 @@ def quality_report(workspace: Path, langs: list[str]) -> tuple[pl.DataFrame, lis
     return summary, pngs
 
 
+def _columns(c: str) -> int:
+    """Terminal columns of a character: two for wide CJK ones, none for a combining mark (a Devanagari vowel sign)."""
+    if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
 def _clip(text: str, width: int) -> str:
+    """``text`` on one line of at most ``width`` terminal columns (a Chinese character takes two)."""
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if sum(map(_columns, text)) <= width:
+        return text
+    used = 0
+    for i, c in enumerate(text):
+        used += _columns(c)
+        if used > width - 1:  # one column for the ellipsis
+            return text[:i] + "…"
+    return text
 
 
 def overview(workspace: Path, width: int = 100) -> list[str]:
