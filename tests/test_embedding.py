@@ -48,6 +48,11 @@ def test_a_calibration_with_embeddings_scores_the_cosine_only_for_its_model():
     c = calibrate("es", "tv-x", records, 45.0, embed_model="emb-a")
     assert c.embed_model == "emb-a" and c.with_embedding and c.embedding_only
     assert "embed_sim" in c.embedding_only.model.features and "bt_chrf" not in c.embedding_only.model.features
+    # with both meaning signals, one weight for the two (their standardised sum: the z-average), however the
+    # records lean — here the cosine alone tells usable lines
+    both = c.with_embedding.model
+    weight = dict(zip(both.features, both.weights))
+    assert weight["bt_chrf"] == weight["embed_sim"] > 0, both
     q = assess("Three people sit on a bench.", "Tres personas se sientan en un banco.", "es")
     high, low = c.score(q, None, None, 0.9), c.score(q, None, None, 0.3)
     assert high > low
