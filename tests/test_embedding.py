@@ -69,6 +69,30 @@ def test_a_calibration_with_embeddings_scores_the_cosine_only_for_its_model():
     assert again.embedding_only.reject_below == c.embedding_only.reject_below
 
 
+def test_more_references_embedded_cap_the_thresholds_of_the_cosine():
+    """qe calibrate embeds --cap-refs more reference lines than it translates: their cosines cap the cosine model's
+    thresholds (at most 1.5 % of the references to review, none rejected) and the form-only threshold."""
+    records = []
+    for i in range(40):
+        good = i % 2 == 0
+        sim = 0.85 + (i % 7) * 0.01 if good else 0.35 + (i % 5) * 0.02
+        records.append(Record({**features(), "bt_chrf": 0.4, "embed_sim": sim}, 60.0 if good else 10.0))
+    records += [Record({**features(), "bt_chrf": 0.45, "embed_sim": 0.9}, None, True) for _ in range(20)]
+    plain = calibrate("es", "tv-x", records, 45.0, embed_model="emb-a")
+    # references further on embed less close to their sources than the twenty probe ones
+    more = [Record({**features(), "embed_sim": 0.55 + (i % 30) * 0.01}, None, True) for i in range(300)]
+    c = calibrate("es", "tv-x", records, 45.0, embed_model="emb-a", cap_references=more)
+    alone = c.embedding_only
+    scores = [alone.model.probability(r.features) for r in more]
+    assert (
+        sum(s < alone.accept_from for s in scores)
+        <= 0.015 * len(scores)
+        < sum(s < plain.embedding_only.accept_from for s in scores)
+    )
+    assert not any(s < alone.reject_below for s in scores[1:]) and c.figures["embedding_capped_by_references"] == 300
+    assert c.form_accept_from <= plain.form_accept_from
+
+
 def test_the_defaults_hold_per_language_thresholds_that_a_qe_config_replaces():
     from pipeline.quality.score import defaults
 
@@ -140,6 +164,8 @@ def test_calibrate_and_translate_with_the_embedding_judge(vllm_server, embedding
     assert calibration.embed_model == embedding_server.served_model
     assert calibration.embedding_only and "embed_sim" in calibration.embedding_only.model.features
     assert "kendall_tau_embedding_only" in calibration.figures
+    # 300 more reference lines (40-339), embedded and not translated, capped the cosine's thresholds
+    assert 250 < calibration.figures["embedding_capped_by_references"] <= 300, calibration.figures
 
     args = (
         "translate",

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pipeline.cli.common import VLLM_URL, embed_options, positive_int, share
+from pipeline.cli.common import VLLM_URL, count, embed_options, positive_int, share
 
 
 def _embed_judge(args: argparse.Namespace):
@@ -86,7 +86,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from pipeline.languages import parse_languages
-    from pipeline.probe.lines import run_probe
+    from pipeline.probe.lines import embedded_references, run_probe
     from pipeline.quality.backtranslation import Judge
     from pipeline.quality.calibrate import FLOORS, calibrate
     from pipeline.quality.score import calibration_path
@@ -131,6 +131,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         )
         floor = config.for_lang(lang).usable_chrf or FLOORS.get(lang, 40.0)
         band = config.bands.get(lang)
+        capping = []
+        if embed_judge and args.cap_refs > 0:
+            more = list(range(lines[-1] + 1, lines[-1] + 1 + args.cap_refs))
+            capping = embedded_references(args.workspace, args.refs, lang, more, embed_judge, config)
         fitted = calibrate(
             lang,
             probe.translator_version,
@@ -138,6 +142,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             floor,
             args.precision,
             embed_model=embed_judge.model if embed_judge else None,
+            cap_references=capping,
         )
         fitted.figures.update(
             refs=str(args.refs), lines=[lines[0], lines[-1]], judge=judge.model, requests=probe.requests
@@ -196,6 +201,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     embed_options(q)
     q.add_argument("--lines", type=positive_int, default=100, help="reference lines per language")
     q.add_argument("--first", type=int, default=0, help="first line (0-based)")
+    q.add_argument(
+        "--cap-refs",
+        type=count,
+        default=300,
+        help="with --embed-server: this many more reference lines after the translated ones, embedded (not "
+        "translated), cap the cosine's thresholds so that references stay accepted (0: none)",
+    )
     q.add_argument("--precision", type=share, default=0.9, help="precision the thresholds are chosen for")
     q.add_argument("--concurrency", type=positive_int, default=16)
     q.add_argument(

@@ -209,6 +209,33 @@ def run_probe(
     return result
 
 
+def embedded_references(
+    workspace: Path,
+    refs: Path,
+    lang: str,
+    lines: list[int],
+    embed_judge: EmbedJudge,
+    qe_config: QEConfig | None = None,
+) -> list[Record]:
+    """The references on ``lines`` (those the form checks let through) as records of their form signals and their
+    cosine with the source: no translation and no back-translation, so a calibration can cap the thresholds of the
+    cosine on many more references than it translates (embedding is cheap)."""
+    qe_config = qe_config or QEConfig()
+    pairs = load_pairs(refs, lang)
+    lines = [n for n in lines if 0 <= n < len(pairs)]
+    th, band = qe_config.for_lang(lang), qe_config.bands.get(lang)
+    texts = {n: language_rules.apply(pairs[n][1], lang, "human").text for n in lines}
+    checked = {n: assess(pairs[n][0], texts[n], lang, th=th, bands=qe_config.bands) for n in lines}
+    kept = [n for n in lines if checked[n].status != "rejected"]
+    memory = TranslationMemory(Path(workspace) / "tm")
+    sims = make_embedder(embed_judge, memory, lang)(
+        [(bt_key(f"reference:{Path(refs).name}", n, texts[n]), pairs[n][0], texts[n]) for n in kept]
+    )
+    return [
+        Record(turn_features(checked[n], None, band, sim), None, True) for n, sim in zip(kept, sims) if sim is not None
+    ]
+
+
 def scored(
     probe: Probe, calibration: Calibration, qe_config: QEConfig | None = None
 ) -> list[tuple[ProbeTurn, float, str]]:

@@ -80,7 +80,9 @@ def _fit(records: list[Record], floor: float, features: tuple[str, ...]) -> Logi
     rows = [[r.features[f] for f in features] for r in records]
     labels = [int(r.usable(floor)) for r in records]
     mean = [sum(col) / len(col) for col in zip(*rows)]
-    scale = [math.sqrt(sum((v - m) ** 2 for v in col) / len(col)) or 1.0 for col, m in zip(zip(*rows), mean)]
+    # a feature that does not vary (its spread a rounding error, written as 0 with six decimals) is left unscaled
+    spread = [math.sqrt(sum((v - m) ** 2 for v in col) / len(col)) for col, m in zip(zip(*rows), mean)]
+    scale = [s if s >= 1e-6 else 1.0 for s in spread]
     x = [[(v - m) / s for v, m, s in zip(row, mean, scale)] for row in rows]
     if len(set(labels)) < 2:  # every line usable (or none): a model that says so, with no slope
         p = min(max(sum(labels) / len(labels), 0.01), 0.99)
@@ -226,10 +228,13 @@ def calibrate(
     precision: float = 0.9,
     embed_model: str | None = None,
     with_references: bool = False,
+    cap_references: list[Record] | tuple = (),
 ) -> Calibration:
     """Fit the calibration of ``lang`` from ``records`` (translations and references); with ``embed_model``, the
     embedding judge that gave the records' ``embed_sim``, also the models that read it. ``with_references``: the
-    meaning models are fitted on the references too (see :func:`_judged`)."""
+    meaning models are fitted on the references too (see :func:`_judged`). ``cap_references``: more references,
+    embedded but neither translated nor back-translated, that cap the thresholds of the cosine alone as the
+    shipped defaults' are capped (at most :data:`FORM_REFERENCES_TO_REVIEW` of them to review)."""
     translations = [r for r in records if not r.reference]
     references = [r for r in records if r.reference]
     if len(translations) < 8:
@@ -258,6 +263,17 @@ def calibrate(
         embedding_only=_judged(embedded, floor, EMBEDDING_FEATURES, precision, with_references) if embedded else None,
     )
 
+    capping = [r for r in cap_references if "embed_sim" in r.features]
+    if capping and calibration.embedding_only:
+        # sixty probe references capped the cosine's thresholds at their lowest; on every ntrex-dev line a fresh
+        # calibration then rejected 1-2 % of the references of hi and zh (the recorded 1.5B answers)
+        alone = calibration.embedding_only
+        calibration.embedding_only = capped(
+            alone,
+            [[alone.model.probability(r.features) for r in [*capping, *(r for r in embedded if r.reference)]]],
+            FORM_REFERENCES_TO_REVIEW,
+        )
+
     def score(r: Record) -> float:
         bt, embed = "bt_chrf" in r.features, "embed_sim" in r.features
         return calibration.judged(bt, embed)[0].probability(r.features)
@@ -272,7 +288,7 @@ def calibrate(
     # (capped harder: the form signals also send a turn scored by the cosine alone to review, see Calibration.verdict)
     _, calibration.form_accept_from = choose_thresholds(
         [(form.probability(r.features), r.usable(floor)) for r in translations],
-        ref_form_scores,
+        ref_form_scores + [form.probability(r.features) for r in capping],  # the embedded references' form too
         precision,
         FORM_REFERENCES_TO_REVIEW,
     )
@@ -304,6 +320,8 @@ def calibrate(
             f"not fitted: {embedded_translations} translated lines were embedded (the form checks rejected the "
             f"others), at least 8 are needed"
         )
+    if capping and calibration.embedding_only:
+        calibration.figures["embedding_capped_by_references"] = len(capping)
     if embedded:
         alone = calibration.embedding_only.model
         calibration.figures["kendall_tau_embedding_only"] = kendall_tau(
