@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import Counter, defaultdict
@@ -43,7 +44,7 @@ from pipeline.probe.lines import ProbeTurn, recorded_turns
 from pipeline.quality.backtranslation import bt_key
 from pipeline.quality.calibrate import FLOORS, FORM_REFERENCES_TO_REVIEW, calibrate, capped, kendall_tau, pooled
 from pipeline.quality.challenge import HEADER, challenge_set, report, totals
-from pipeline.quality.embedding import EmbedJudge, make_embedder
+from pipeline.quality.embedding import EmbedJudge, last_clause, make_embedder
 from pipeline.quality.score import Calibration, turn_features
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
 from pipeline.references import load_pairs, shared_data
@@ -67,9 +68,20 @@ def embed_turns(embedder, turns: list[ProbeTurn], tag: str) -> list[ProbeTurn]:
     return [replace(t, embed_sim=got.get(id(t))) for t in turns]
 
 
+TAIL_REFERENCES_TO_REVIEW = 0.01
+
+
+def last_clauses(embedder, tag: str, items: list[tuple[int, str, str]]) -> dict[int, float]:
+    """The cosine of each (index, source, text) item's source with the text's last clause, where it has one."""
+    clauses = [(i, source, clause) for i, source, text in items if (clause := last_clause(text))]
+    sims = embedder([(bt_key(f"tail:{tag}", i, clause), source, clause) for i, source, clause in clauses])
+    return {i: sim for (i, _, _), sim in zip(clauses, sims)}
+
+
 def references(args, judge: EmbedJudge, memory, lang: str, lines: list[int]) -> list[tuple]:
-    """(form checks, cosine or None, band) of ``lang``'s references on ``lines`` as a translate run outputs them (the
-    language rules' human pass), lines whose reference fails the form checks itself left out."""
+    """(form checks, cosine or None, band, last clause's cosine or None) of ``lang``'s references on ``lines`` as a
+    translate run outputs them (the language rules' human pass), lines whose reference fails the form checks itself
+    left out."""
     config = QEConfig()
     pairs = load_pairs(args.data, lang)
     kept = [n for n in lines if not degenerate_reference(*pairs[n], lang)]
@@ -80,7 +92,10 @@ def references(args, judge: EmbedJudge, memory, lang: str, lines: list[int]) -> 
         [(bt_key("reference", kept[i], texts[i]), pairs[kept[i]][0], texts[i]) for i in todo]
     )
     got = dict(zip(todo, sims))
-    return [(q, got.get(i), config.bands.get(lang)) for i, q in enumerate(checked)]
+    tails = last_clauses(
+        make_embedder(judge, memory, lang), "reference", [(kept[i], pairs[kept[i]][0], texts[i]) for i in todo]
+    )
+    return [(q, got.get(i), config.bands.get(lang), tails.get(kept[i])) for i, q in enumerate(checked)]
 
 
 def ranking(calibration: Calibration, held: list[ProbeTurn], band) -> dict:
@@ -180,14 +195,18 @@ def main() -> int:
         "any", None, pooled(calibration_records, FLOORS), 0.0, args.precision, embed_model=model, with_references=True
     )
     alone = pooled_fit.embedding_only.model
+    cap_rows = {lang: references(args, judge, memory, lang, args.cap_lines) for lang in langs}
     cap_scores = [
-        [
-            alone.probability(turn_features(q, None, band, sim))
-            for q, sim, band in references(args, judge, memory, lang, args.cap_lines)
-            if sim is not None
-        ]
+        [alone.probability(turn_features(q, None, band, sim)) for q, sim, band, _ in cap_rows[lang] if sim is not None]
         for lang in langs
     ]
+    # each language's floor for the cosine of the source with the last clause: at most TAIL_REFERENCES_TO_REVIEW of
+    # its references below it (the third doubt beside the form's and the cosine's, so a smaller share)
+    tail_by_lang = {}
+    for lang in langs:
+        tails = sorted(tail for *_, tail in cap_rows[lang] if tail is not None)
+        if tails:
+            tail_by_lang[lang] = math.floor(tails[int(TAIL_REFERENCES_TO_REVIEW * len(tails))] * 10_000) / 10_000
     shipped = Calibration.from_dict(
         json.loads((ROOT / "pipeline" / "quality" / "default_calibration.json").read_text())
     )
@@ -203,7 +222,9 @@ def main() -> int:
         with_embedding=pooled_fit.with_embedding,
         embedding_only=capped(pooled_fit.embedding_only, cap_scores, FORM_REFERENCES_TO_REVIEW),
         embedding_accept_by_lang=by_lang,
+        tail_accept_by_lang=tail_by_lang,
     )
+    print(f"last clause's cosine, to review below: {json.dumps(tail_by_lang)}")
     print(
         f"\npooled embedding models (es/zh/hi lines 0-59): cosine alone reject < {candidate.embedding_only.reject_below}, "
         f"accept ≥ {json.dumps(by_lang)} (capped by the references of {'/'.join(langs)} on lines "
@@ -242,11 +263,14 @@ def main() -> int:
         todo = [i for i, q in enumerate(checked) if q.status != "rejected"]
         sims = embedder([(bt_key(f"challenge:{args.seed}", i, items[i][2]), items[i][1], items[i][2]) for i in todo])
         got = dict(zip(todo, sims))
-        rows = [("reference", q, sim) for q, sim, _ in references(args, judge, memory, lang, args.guard_lines)]
-        rows += [(kind, q, got.get(i)) for i, ((kind, _, _), q) in enumerate(zip(items, checked))]
+        tails = last_clauses(embedder, f"challenge:{args.seed}", [(i, items[i][1], items[i][2]) for i in todo])
+        rows = [
+            ("reference", q, sim, tail) for q, sim, _, tail in references(args, judge, memory, lang, args.guard_lines)
+        ]
+        rows += [(kind, q, got.get(i), tails.get(i)) for i, ((kind, _, _), q) in enumerate(zip(items, checked))]
         by_kind: dict[str, Counter] = defaultdict(Counter)
-        for kind, q, sim in rows:
-            by_kind[kind][replace(candidate, lang=lang).verdict(q, None, band, sim)[1]] += 1
+        for kind, q, sim, tail in rows:
+            by_kind[kind][replace(candidate, lang=lang).verdict(q, None, band, sim, tail)[1]] += 1
         lines_out, challenge_out[lang] = report(lang, by_kind)
         print("\n".join(lines_out), flush=True)
         for kind, c in by_kind.items():
@@ -258,7 +282,8 @@ def main() -> int:
             f"{model}: fitted on {args.data.name} lines 0-59 of es/zh/hi pooled (recorded answers of {recording['model']}); "
             f"the cosine-only accept threshold per language (embedding_accept_by_lang) capped so that at most 1.5 % of "
             f"the language's references on lines {args.cap_lines[0]}-{args.cap_lines[-1]} go to review; the pooled "
-            f"thresholds by all of {'/'.join(langs)}"
+            f"thresholds by all of {'/'.join(langs)}; the last clause's floor per language (tail_accept_by_lang) so that "
+            f"at most {TAIL_REFERENCES_TO_REVIEW * 100:g} % of those references go to review by it"
         )
         write_atomic(args.write_defaults, candidate.to_json())
         print(f"written: {args.write_defaults}")

@@ -225,6 +225,7 @@ def main() -> int:
                     with_embedding=old.with_embedding,
                     embedding_only=old.embedding_only,
                     embedding_accept_by_lang=old.embedding_accept_by_lang,
+                    tail_accept_by_lang=old.tail_accept_by_lang,
                     figures={**shipped.figures, "embedding": old.figures.get("embedding", "")},
                 )
                 print(

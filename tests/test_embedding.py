@@ -13,9 +13,10 @@ import pytest
 
 from pipeline.ingest.shards import shard_dirs
 from pipeline.quality.calibrate import Record, calibrate
-from pipeline.quality.embedding import EmbedJudge, cosine, default_prefix
-from pipeline.quality.score import Calibration
+from pipeline.quality.embedding import EmbedJudge, cosine, default_prefix, last_clause
+from pipeline.quality.score import Calibration, defaults
 from pipeline.quality.signals import QEConfig, assess
+from pipeline.translate.memory import Entry, TranslationMemory
 
 from .conftest import LLAVA, SHARED_DATA, polyglot, server_requests
 
@@ -91,6 +92,25 @@ def test_more_references_embedded_cap_the_thresholds_of_the_cosine():
     )
     assert not any(s < alone.reject_below for s in scores[1:]) and c.figures["embedding_capped_by_references"] == 300
     assert c.form_accept_from <= plain.form_accept_from
+
+
+def test_the_last_clause_of_a_translation_and_its_doubt():
+    assert last_clause("Tres personas se sientan en un banco.") is None  # one clause: nothing to tell apart
+    assert last_clause("狗坐在长椅上，旁边是老人。") == "旁边是老人"
+    assert last_clause("Cuesta 1.250,5 dólares y 3,5 kg.") is None  # marks between digits are no clause's end
+    assert last_clause("Hay tres personas, y un perro duerme al sol") == "y un perro duerme al sol"
+    c = defaults("es")
+    c.tail_accept_by_lang = {"es": 0.4}
+    band = QEConfig().bands["es"]
+    source = "Three people sit on a bench in the park, and it rains in Madrid."
+    q = assess(source, "Tres personas se sientan en un banco del parque, y llueve en Madrid.", "es")
+    accepted = c.verdict(q, None, band, 0.95)
+    assert accepted[1] == "accepted" and c.verdict(q, None, band, 0.95, 0.6) == accepted
+    score, status, reason = c.verdict(q, None, band, 0.95, 0.2)
+    assert (score, status) == (accepted[0], "needs_review") and reason.startswith("last clause far from the source")
+    assert c.verdict(q, None, band, 0.05, 0.2)[1] == "rejected"  # a rejection stays one
+    # fitted with one embedding model, the floor is not read with another's cosines
+    assert c.for_embedder("another-model").tail_accept_by_lang == {}
 
 
 def test_the_defaults_hold_per_language_thresholds_that_a_qe_config_replaces():
@@ -222,6 +242,49 @@ def test_calibrate_and_translate_with_the_embedding_judge(vllm_server, embedding
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert server_requests(embedding_server.url, "/v1/embeddings") - before == asked  # from the memory
     assert pl.read_parquet(ws / "translations" / "es" / "*.parquet").sort("id").equals(shard)
+
+    # a calibration that reads the last clause's cosine too (a floor of 1.01: every last clause is below it), and a
+    # translator whose every answer has two clauses (the tiny model's rarely pass the form checks with two)
+    calibration.tail_accept_by_lang = {"es": 1.01}
+    path.write_text(calibration.to_json())
+    memory = TranslationMemory(ws / "tm")
+    (version,) = [v for lang, v in memory.keys() if lang == "es"]
+    units = memory.unit_hashes("es", version)
+    for part in memory.files("es", version):
+        part.unlink()
+    answer = "Hay tres personas en la foto, y un perro duerme al sol."
+    memory.commit([Entry(h, "es", version, "ok", answer, answer) for h in units])
+    before = server_requests(embedding_server.url, "/v1/embeddings")
+    tailed = polyglot(*args)
+    assert tailed.returncode == 0, tailed.stderr[-3000:]
+    asked_tails = server_requests(embedding_server.url, "/v1/embeddings") - before
+    again = pl.read_parquet(ws / "translations" / "es" / "*.parquet").sort("id")
+    clauses = [
+        (row, i)
+        for row in again.iter_rows(named=True)
+        for i, turn in enumerate(row["conversations"])
+        if row["turn_embed_sim"][i] is not None and last_clause(turn["value"])
+    ]
+    assert clauses and asked_tails >= 1
+    for row, i in clauses:  # none accepted: each below the floor, with the reason, or doubted already
+        assert row["turn_qe_status"][i] != "accepted"
+    assert any(
+        r.startswith("last clause far from the source: cosine") for row, i in clauses for r in row["turn_qe_reasons"][i]
+    )
+    assert polyglot(*args).returncode == 0  # and the last clauses' cosines come from the memory then
+    assert server_requests(embedding_server.url, "/v1/embeddings") - before == asked_tails
+    # qe score reads the last clause with the same calibration
+    src, tgt = tmp_path / "src.txt", tmp_path / "tgt.txt"
+    src.write_text("Three people sit on a bench, and a dog sleeps in the sun.\nA red bus.\n")
+    tgt.write_text(f"{answer}\nUn autobús rojo.\n")
+    scored = polyglot(
+        "qe", "score", "--lang", "es", "--source", str(src), "--target", str(tgt), "--calibration", str(path),
+        "--embed-server", embedding_server.url,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    two, one = (json.loads(line) for line in scored.stdout.splitlines())
+    assert two["status"] != "accepted" and any(r.startswith("last clause far from the source") for r in two["reasons"])
+    assert not any(r.startswith("last clause") for r in one["reasons"])  # one clause: nothing to read
 
 
 def test_an_embedding_server_that_is_not_one_is_named(vllm_server, tmp_path):

@@ -23,7 +23,7 @@ def _embed_judge(args: argparse.Namespace):
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from pipeline.quality.embedding import cosines
+    from pipeline.quality.embedding import cosines, last_clause
     from pipeline.quality.score import Calibration, defaults
     from pipeline.quality.signals import QEConfig, assess
 
@@ -46,14 +46,19 @@ def _cmd_score(args: argparse.Namespace) -> int:
         for src, tgt in zip(sources, targets)
     ]
     sims: list[float | None] = [None] * len(checked)
-    if judge:  # every pair the form checks did not reject, in one pass
+    tails: list[float | None] = [None] * len(checked)
+    if judge:  # every pair the form checks did not reject, in one pass (and its last clause, where it is read)
         todo = [i for i, q in enumerate(checked) if q.status != "rejected" and targets[i].strip()]
         for i, sim in zip(todo, cosines(judge, [(sources[i], targets[i]) for i in todo])):
             sims[i] = round(sim, 4)
-    for n, (q, sim) in enumerate(zip(checked, sims), 1):
+        if args.lang in calibration.tail_accept_by_lang:
+            clauses = [(i, clause) for i in todo if (clause := last_clause(targets[i]))]
+            for (i, _), sim in zip(clauses, cosines(judge, [(sources[i], clause) for i, clause in clauses])):
+                tails[i] = round(sim, 4)
+    for n, (q, sim, tail) in enumerate(zip(checked, sims, tails), 1):
         # no back-translation here: the cosine's model where the calibration has one, else the form-only model
         embedded = sim is not None and calibration.embedding_only is not None
-        score, status, reason = calibration.verdict(q, None, band, sim if embedded else None)
+        score, status, reason = calibration.verdict(q, None, band, sim if embedded else None, tail)
         counts[status] += 1
         print(
             json.dumps(

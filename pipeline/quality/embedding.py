@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import regex
+
 from pipeline.translate.backends import OpenAIChatBackend, RequestRejected
 from pipeline.translate.memory import TranslationMemory
 
@@ -28,6 +30,15 @@ PREFIXES = (
     ("e5", "query: "),
 )
 PAIRS_PER_REQUEST = 16  # (source, translation) pairs per embeddings request: 32 texts
+# Where a translation's clauses end: clause and sentence marks of every script (not a point or comma between digits).
+_CLAUSE_END = regex.compile(r"(?<!\d)[.,](?!\d)|[;:!?،؛、，；：。！？।۔]", regex.V1)
+
+
+def last_clause(text: str) -> str | None:
+    """The translation's last clause, or None when it has only one. A clause appended to a translation (an
+    addition) is far in meaning from the source on its own, however close the whole stays."""
+    parts = [p.strip() for p in _CLAUSE_END.split(text) if any(c.isalnum() for c in p)]
+    return parts[-1] if len(parts) >= 2 else None
 
 
 def default_prefix(model: str) -> str:

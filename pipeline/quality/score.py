@@ -127,6 +127,9 @@ class Calibration:
     # and the cosine-only model's accept threshold per language (references of one language embed closer to their
     # sources than another's); a language not named here uses ``embedding_only.accept_from``
     embedding_accept_by_lang: dict[str, float] = field(default_factory=dict)
+    # and per language the cosine of the source with the translation's last clause below which a turn goes to review
+    # (a clause added: :func:`pipeline.quality.embedding.last_clause`); fitted with ``embed_model``, like the models
+    tail_accept_by_lang: dict[str, float] = field(default_factory=dict)
 
     def judged(self, bt: bool, embed: bool) -> tuple[Logistic, float | None, float, str]:
         """(model, reject_below — None: it never rejects —, accept_from, reason suffix) for a turn with a
@@ -155,11 +158,18 @@ class Calibration:
         return self.accept_from if self.form_accept_from is None else self.form_accept_from
 
     def verdict(
-        self, q: TurnQE, bt_chrf: float | None, band: list[float] | None, embed_sim: float | None = None
+        self,
+        q: TurnQE,
+        bt_chrf: float | None,
+        band: list[float] | None,
+        embed_sim: float | None = None,
+        tail_sim: float | None = None,
     ) -> tuple[float, str, str | None]:
         """(score, status, the score's reason or None) of a checked turn. A turn scored by the cosine alone is also
         sent to review where the form signals alone would send it: a form signal may send to review, only a meaning
-        signal rejects. (With the back-translation, its model decides alone: its thresholds were capped with it.)"""
+        signal rejects. (With the back-translation, its model decides alone: its thresholds were capped with it.)
+        ``tail_sim``: the cosine of the source with the translation's last clause; below this calibration's
+        threshold for the language an accepted turn goes to review (a clause added?)."""
         score = self.score(q, bt_chrf, band, embed_sim)
         status, reason = self.status(q.status, score, bt_chrf is not None, embed_sim is not None)
         if status == "accepted" and bt_chrf is None and embed_sim is not None and self.embedding_only is not None:
@@ -167,6 +177,10 @@ class Calibration:
             if form < self.form_accept:
                 status = "needs_review"
                 reason = f"quality score {_shown(form)} below {_shown(self.form_accept)} (form only)"
+        tail_floor = self.tail_accept_by_lang.get(self.lang)
+        if status == "accepted" and tail_sim is not None and tail_floor is not None and tail_sim < tail_floor:
+            status = "needs_review"
+            reason = f"last clause far from the source: cosine {tail_sim:.2f} below {tail_floor:.2f} (added?)"
         return score, status, reason
 
     def status(self, form_status: str, score: float, meaning: bool, embed: bool = False) -> tuple[str, str | None]:
@@ -215,7 +229,7 @@ class Calibration:
 
         if self.embed_model and embed_model == self.embed_model:
             return self
-        return replace(self, embed_model=None, with_embedding=None, embedding_only=None)
+        return replace(self, embed_model=None, with_embedding=None, embedding_only=None, tail_accept_by_lang={})
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2, ensure_ascii=False) + "\n"
