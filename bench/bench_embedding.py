@@ -10,8 +10,9 @@
    accepted.
 2. **Shipped defaults** (``--write-defaults``): the two embedding models fitted on the three languages' calibration
    lines pooled (each usable from its own floor), the cosine-only model's thresholds capped so that the references
-   of all nine languages on ``--guard-lines`` stay accepted; written into the defaults file beside its other models
-   (which are left as they are).
+   of all nine languages on ``--cap-lines`` stay accepted; written into the defaults file beside its other models,
+   whose back-translation model keeps its weights but has its thresholds capped by each of es/zh/hi's references
+   on lines 0-59 (``capped_by_language``: the pool's lowest references were all Hindi).
 3. **The guard and the challenge set on the form path** — every language's references on ``--guard-lines`` and the
    challenge set (pipeline/quality/challenge.py) on ``--challenge-lines``, scored as a turn that is not
    back-translated but embedded: shares rejected / sent to review.
@@ -42,7 +43,15 @@ import language_rules
 from pipeline.languages import parse_languages
 from pipeline.probe.lines import ProbeTurn, recorded_turns
 from pipeline.quality.backtranslation import bt_key
-from pipeline.quality.calibrate import FLOORS, FORM_REFERENCES_TO_REVIEW, calibrate, capped, kendall_tau, pooled
+from pipeline.quality.calibrate import (
+    FLOORS,
+    FORM_REFERENCES_TO_REVIEW,
+    calibrate,
+    capped,
+    capped_by_language,
+    kendall_tau,
+    pooled,
+)
 from pipeline.quality.challenge import HEADER, challenge_set, report, totals
 from pipeline.quality.embedding import EmbedJudge, last_clause, make_embedder
 from pipeline.quality.score import Calibration, turn_features
@@ -216,20 +225,26 @@ def main() -> int:
         lang: capped(pooled_fit.embedding_only, [scores], FORM_REFERENCES_TO_REVIEW).accept_from
         for lang, scores in zip(langs, cap_scores)
     }
-    candidate = replace(
-        shipped,
-        embed_model=model,
-        with_embedding=pooled_fit.with_embedding,
-        embedding_only=capped(pooled_fit.embedding_only, cap_scores, FORM_REFERENCES_TO_REVIEW),
-        embedding_accept_by_lang=by_lang,
-        tail_accept_by_lang=tail_by_lang,
+    # the back-translation models' thresholds capped by each language's own references (lines 0-59), not the pool's
+    candidate = capped_by_language(
+        replace(
+            shipped,
+            embed_model=model,
+            with_embedding=pooled_fit.with_embedding,
+            embedding_only=capped(pooled_fit.embedding_only, cap_scores, FORM_REFERENCES_TO_REVIEW),
+            embedding_accept_by_lang=by_lang,
+            tail_accept_by_lang=tail_by_lang,
+        ),
+        calibration_records,
     )
     print(f"last clause's cosine, to review below: {json.dumps(tail_by_lang)}")
     print(
         f"\npooled embedding models (es/zh/hi lines 0-59): cosine alone reject < {candidate.embedding_only.reject_below}, "
         f"accept ≥ {json.dumps(by_lang)} (capped by the references of {'/'.join(langs)} on lines "
         f"{args.cap_lines[0]}-{args.cap_lines[-1]}); with the back-translation reject < "
-        f"{candidate.with_embedding.reject_below}, accept ≥ {candidate.with_embedding.accept_from}"
+        f"{candidate.with_embedding.reject_below}, accept ≥ {candidate.with_embedding.accept_from}; the back-translation "
+        f"alone reject < {candidate.reject_below}, accept ≥ {candidate.accept_from} (each capped by es/zh/hi's own "
+        f"references on lines 0-59)"
     )
 
     print(

@@ -37,7 +37,15 @@ sys.path.insert(0, str(ROOT))
 from pipeline.languages import TARGET_LANGUAGES, parse_languages
 from pipeline.probe.lines import run_probe, scored
 from pipeline.quality.backtranslation import Judge
-from pipeline.quality.calibrate import FLOORS, FORM_ACCEPT_NOTE, calibrate, kendall_tau, pooled, references_form_accept
+from pipeline.quality.calibrate import (
+    FLOORS,
+    FORM_ACCEPT_NOTE,
+    calibrate,
+    capped_by_language,
+    kendall_tau,
+    pooled,
+    references_form_accept,
+)
 from pipeline.quality.score import Calibration, calibration_path
 from pipeline.quality.score import load as load_calibration
 from pipeline.quality.signals import QEConfig
@@ -197,7 +205,10 @@ def main() -> int:
             f"{f(r['references_rejected'], 8)}{f(r['references_to_review'], 8)}{r['completion_tokens']:>8}{r['flagged_tokens']:>12}"
         )
     if args.write_defaults and calibration_records:
-        fitted = calibrate("any", None, pooled(calibration_records, FLOORS), 0.0, args.precision, with_references=True)
+        fitted = capped_by_language(
+            calibrate("any", None, pooled(calibration_records, FLOORS), 0.0, args.precision, with_references=True),
+            calibration_records,
+        )
         fitted.figures.update(
             fitted_on=f"{args.data.name} lines 0-{args.calibrate_lines - 1}, {'/'.join(calibration_records)} pooled, "
             f"each usable from its language's floor",

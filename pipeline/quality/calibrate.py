@@ -11,7 +11,8 @@ and thresholds chosen on the calibration records for a stated precision: ``accep
 above which at least ``precision`` of the translations are usable, and ``reject_below`` the highest score below
 which at least ``precision`` are unusable; both capped so that references stay accepted. The caps keep a margin
 below the goals (at most 0.5 % of references rejected, 5 % sent to review, on lines the calibration never saw):
-at most 0.2 % of the calibration's references below ``reject_below`` and 3 % below ``accept_from``. The form-only
+at most 0.2 % of the calibration's references below ``reject_below`` and 3 % below ``accept_from`` (where they are
+too few to read such a share off, from a normal fitted to their logits: :func:`_quantile`). The form-only
 model never rejects; its ``form_accept_from`` is chosen the same way, capped by the references' form-only scores.
 Where the records carry the embedding judge's cosine (``embed_sim``), two more models are fitted — with the
 back-translation and the cosine, and with the cosine alone — each with thresholds chosen the same way on the
@@ -21,6 +22,7 @@ records it scores.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 from pipeline.quality.score import (
@@ -104,9 +106,29 @@ def _fit(records: list[Record], floor: float, features: tuple[str, ...]) -> Logi
     )
 
 
+# Fewer references than this expected below a share, and its empirical quantile is one of the lowest few references —
+# a poor estimate: below the lowest of 60 a new reference falls with probability 1/61 (1.6 %, against a 0.2 % goal).
+# Measured on the recorded 1.5B back-translations (held-out lines 60-159): fresh calibrations rejected 2-4 % of the
+# hi and zh references and the defaults, capped by the three languages pooled, sent 14 % of hi's to review.
+TAIL_FIT_BELOW = 5
+
+
 def _quantile(values: list[float], q: float) -> float:
+    """The score below which a share ``q`` of references is expected: the empirical quantile, or where fewer than
+    :data:`TAIL_FIT_BELOW` of them fall below it, the lower of it and the quantile of a normal fitted to the scores'
+    logits (a reference scores as a probability; a weak judge's worst references lie far below the others)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(math.floor(q * len(ordered)))))] if ordered else 1.0
+    if not ordered:
+        return 1.0
+    empirical = ordered[min(len(ordered) - 1, max(0, int(math.floor(q * len(ordered)))))]
+    if q * len(ordered) >= TAIL_FIT_BELOW or len(ordered) < 2:
+        return empirical
+    logits = [math.log(p / (1 - p)) for p in (min(max(v, 1e-6), 1 - 1e-6) for v in ordered)]
+    spread = statistics.pstdev(logits)
+    if spread < 1e-9:
+        return empirical
+    fitted = statistics.NormalDist(statistics.fmean(logits), spread).inv_cdf(q)
+    return min(empirical, 1 / (1 + math.exp(-fitted)))
 
 
 def choose_thresholds(
@@ -148,6 +170,36 @@ def capped(judged: Judged, reference_scores: list[list[float]], to_review: float
     accept = min([judged.accept_from] + [_quantile(s, to_review) for s in reference_scores if s])
     reject = min([judged.reject_below, accept] + [_quantile(s, REFERENCES_REJECTED) for s in reference_scores if s])
     return Judged(judged.model, _floor4(reject), _floor4(accept))
+
+
+def capped_by_language(calibration: Calibration, records_by_lang: dict[str, list[Record]]) -> Calibration:
+    """The shipped defaults' back-translation models (with and without the cosine) with their thresholds capped by
+    each language's references among ``records_by_lang`` (:func:`capped`): fitted on languages pooled, they were
+    capped by the pooled references, and the 3 % lowest of those were all Hindi (a weak judge back-translates Hindi
+    worst): Hindi's own references went to review at 12 % on the calibration lines, 14 % on held-out ones."""
+    from dataclasses import replace
+
+    def scores(model, features: tuple[str, ...]) -> list[list[float]]:
+        return [
+            [model.probability(r.features) for r in records if r.reference and set(features) <= set(r.features)]
+            for records in records_by_lang.values()
+        ]
+
+    meaning = capped(
+        Judged(calibration.with_meaning, calibration.reject_below, calibration.accept_from),
+        scores(calibration.with_meaning, MEANING_FEATURES),
+    )
+    both = calibration.with_embedding
+    return replace(
+        calibration,
+        reject_below=meaning.reject_below,
+        accept_from=meaning.accept_from,
+        with_embedding=both and capped(both, scores(both.model, BOTH_FEATURES)),
+        figures={
+            **calibration.figures,
+            "back_translation_thresholds": f"capped by each of {'/'.join(records_by_lang)}'s own references",
+        },
+    )
 
 
 def references_form_accept(
