@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections import Counter, defaultdict
@@ -46,14 +45,16 @@ from pipeline.quality.backtranslation import bt_key
 from pipeline.quality.calibrate import (
     FLOORS,
     FORM_REFERENCES_TO_REVIEW,
+    TAIL_REFERENCES_TO_REVIEW,
     calibrate,
     capped,
     capped_by_language,
     kendall_tau,
     pooled,
+    tail_floor,
 )
 from pipeline.quality.challenge import HEADER, challenge_set, report, totals
-from pipeline.quality.embedding import EmbedJudge, last_clause, make_embedder
+from pipeline.quality.embedding import EmbedJudge, last_clause_cosines, make_embedder
 from pipeline.quality.score import Calibration, turn_features
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
 from pipeline.references import load_pairs, shared_data
@@ -77,16 +78,6 @@ def embed_turns(embedder, turns: list[ProbeTurn], tag: str) -> list[ProbeTurn]:
     return [replace(t, embed_sim=got.get(id(t))) for t in turns]
 
 
-TAIL_REFERENCES_TO_REVIEW = 0.01
-
-
-def last_clauses(embedder, tag: str, items: list[tuple[int, str, str]]) -> dict[int, float]:
-    """The cosine of each (index, source, text) item's source with the text's last clause, where it has one."""
-    clauses = [(i, source, clause) for i, source, text in items if (clause := last_clause(text))]
-    sims = embedder([(bt_key(f"tail:{tag}", i, clause), source, clause) for i, source, clause in clauses])
-    return {i: sim for (i, _, _), sim in zip(clauses, sims)}
-
-
 def references(args, judge: EmbedJudge, memory, lang: str, lines: list[int]) -> list[tuple]:
     """(form checks, cosine or None, band, last clause's cosine or None) of ``lang``'s references on ``lines`` as a
     translate run outputs them (the language rules' human pass), lines whose reference fails the form checks itself
@@ -101,10 +92,15 @@ def references(args, judge: EmbedJudge, memory, lang: str, lines: list[int]) -> 
         [(bt_key("reference", kept[i], texts[i]), pairs[kept[i]][0], texts[i]) for i in todo]
     )
     got = dict(zip(todo, sims))
-    tails = last_clauses(
-        make_embedder(judge, memory, lang), "reference", [(kept[i], pairs[kept[i]][0], texts[i]) for i in todo]
+    tails = dict(
+        zip(
+            todo,
+            last_clause_cosines(
+                make_embedder(judge, memory, lang), [("reference", kept[i], pairs[kept[i]][0], texts[i]) for i in todo]
+            ),
+        )
     )
-    return [(q, got.get(i), config.bands.get(lang), tails.get(kept[i])) for i, q in enumerate(checked)]
+    return [(q, got.get(i), config.bands.get(lang), tails.get(i)) for i, q in enumerate(checked)]
 
 
 def ranking(calibration: Calibration, held: list[ProbeTurn], band) -> dict:
@@ -211,11 +207,8 @@ def main() -> int:
     ]
     # each language's floor for the cosine of the source with the last clause: at most TAIL_REFERENCES_TO_REVIEW of
     # its references below it (the third doubt beside the form's and the cosine's, so a smaller share)
-    tail_by_lang = {}
-    for lang in langs:
-        tails = sorted(tail for *_, tail in cap_rows[lang] if tail is not None)
-        if tails:
-            tail_by_lang[lang] = math.floor(tails[int(TAIL_REFERENCES_TO_REVIEW * len(tails))] * 10_000) / 10_000
+    floors = {lang: tail_floor([tail for *_, tail in cap_rows[lang]]) for lang in langs}
+    tail_by_lang = {lang: floor for lang, floor in floors.items() if floor is not None}
     shipped = Calibration.from_dict(
         json.loads((ROOT / "pipeline" / "quality" / "default_calibration.json").read_text())
     )
@@ -278,7 +271,9 @@ def main() -> int:
         todo = [i for i, q in enumerate(checked) if q.status != "rejected"]
         sims = embedder([(bt_key(f"challenge:{args.seed}", i, items[i][2]), items[i][1], items[i][2]) for i in todo])
         got = dict(zip(todo, sims))
-        tails = last_clauses(embedder, f"challenge:{args.seed}", [(i, items[i][1], items[i][2]) for i in todo])
+        tails = dict(
+            zip(todo, last_clause_cosines(embedder, [(f"challenge:{args.seed}", i, *items[i][1:]) for i in todo]))
+        )
         rows = [
             ("reference", q, sim, tail) for q, sim, _, tail in references(args, judge, memory, lang, args.guard_lines)
         ]

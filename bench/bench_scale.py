@@ -472,13 +472,16 @@ def main() -> int:
                 flush=True,
             )
         # Client cost: CPU per request of the project's client ÷ the bare client's, on the same requests, in
-        # alternating pairs; the median pair is reported (single runs differ by ±15% on a 2-core machine).
+        # alternating pairs; the median pair is reported (single runs differ by ±15% on a 2-core machine). A run's
+        # place in its round moved its CPU by ~10 % on 2 cores, so every other round runs in the reverse order.
         pairs, stream_pairs, whole_pairs = [], [], []
-        for _ in range(args.client_rounds):
-            ours = run_stage("client_sample", ws, args, args.client_sample)["client_cpu_ms_per_request"]
-            bare = run_stage("bare", ws, args, args.client_sample)["client_cpu_ms_per_request"]
-            streamed = run_stage("bare_stream", ws, args, args.client_sample)["client_cpu_ms_per_request"]
-            whole = run_stage("client_unwatched", ws, args, args.client_sample)["client_cpu_ms_per_request"]
+        order = ["client_sample", "bare", "bare_stream", "client_unwatched"]
+        for round_ in range(args.client_rounds):
+            cpu = {
+                name: run_stage(name, ws, args, args.client_sample)["client_cpu_ms_per_request"]
+                for name in (order if round_ % 2 == 0 else order[::-1])
+            }
+            ours, bare, streamed, whole = (cpu[name] for name in order)
             pairs.append((round(ours / max(bare, 1e-9), 3), ours, bare))
             stream_pairs.append((round(ours / max(streamed, 1e-9), 3), ours, streamed))
             whole_pairs.append((round(whole / max(bare, 1e-9), 3), whole, bare))

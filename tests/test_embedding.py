@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 from pipeline.ingest.shards import shard_dirs
-from pipeline.quality.calibrate import Record, calibrate
+from pipeline.probe.lines import reference_tails
+from pipeline.quality.calibrate import Record, calibrate, tail_floor
 from pipeline.quality.embedding import EmbedJudge, cosine, default_prefix, last_clause
 from pipeline.quality.score import Calibration, defaults
 from pipeline.quality.signals import QEConfig, assess
@@ -92,6 +93,25 @@ def test_more_references_embedded_cap_the_thresholds_of_the_cosine():
     )
     assert not any(s < alone.reject_below for s in scores[1:]) and c.figures["embedding_capped_by_references"] == 300
     assert c.form_accept_from <= plain.form_accept_from
+
+
+def test_the_references_last_clauses_set_a_fresh_calibrations_floor():
+    """qe calibrate with the embedding judge sets the language's floor for the last clause's cosine where the
+    embedding models are fitted: 1 % of the references' last clauses below it; too few references, no floor (and
+    a figure that says so); one clause only (None) is not counted."""
+    records = []
+    for i in range(40):
+        good = i % 2 == 0
+        sim = 0.85 + (i % 7) * 0.01 if good else 0.35 + (i % 5) * 0.02
+        records.append(Record({**features(), "bt_chrf": 0.4, "embed_sim": sim}, 60.0 if good else 10.0))
+    tails = [0.2, 0.25] + [0.5 + (i % 40) * 0.01 for i in range(198)] + [None] * 50
+    c = calibrate("es", "tv-x", records, 45.0, embed_model="emb-a", reference_tails=tails)
+    assert c.tail_accept_by_lang == {"es": 0.5} == {"es": tail_floor(tails)}  # two of 200 below it: 1 %
+    assert "1% of 200 references" in c.figures["last_clause"]
+    few = calibrate("es", "tv-x", records, 45.0, embed_model="emb-a", reference_tails=tails[:40])
+    assert few.tail_accept_by_lang == {} and "no floor: 40 references" in few.figures["last_clause"]
+    # no embedding models (no judge): no floor either
+    assert calibrate("es", "tv-x", records, 45.0, reference_tails=tails).tail_accept_by_lang == {}
 
 
 def test_the_last_clause_of_a_translation_and_its_doubt():
@@ -186,6 +206,25 @@ def test_calibrate_and_translate_with_the_embedding_judge(vllm_server, embedding
     assert "kendall_tau_embedding_only" in calibration.figures
     # 300 more reference lines (40-339), embedded and not translated, capped the cosine's thresholds
     assert 250 < calibration.figures["embedding_capped_by_references"] <= 300, calibration.figures
+    # and the references' last clauses (lines 0-339) set the floor of the last clause's cosine, at their 1 %
+    floor = calibration.tail_accept_by_lang["es"]
+    assert f"to review below cosine {floor}: 1% of" in calibration.figures["last_clause"]
+    assert f"es: last clause to review below cosine {floor}" in calibrated.stderr
+    tails = reference_tails(
+        ws,
+        SHARED_DATA / "ntrex-dev",
+        "es",
+        list(range(340)),
+        EmbedJudge(embedding_server.url, embedding_server.served_model),
+    )
+    assert (
+        sum(t < floor for t in tails if t is not None)
+        <= 0.01 * sum(t is not None for t in tails)
+        < sum(t <= floor + 0.001 for t in tails if t is not None)
+    )
+    # (read from the memory: the calibration asked for them) — the runs below check the score without the floor first
+    calibration.tail_accept_by_lang = {}
+    path.write_text(calibration.to_json())
 
     args = (
         "translate",

@@ -24,7 +24,7 @@ from pipeline.assemble.humans import Override, apply_to_table
 from pipeline.ingest.shards import iter_shard_turns, shard_dirs
 from pipeline.quality import signals as quality
 from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator, sampled
-from pipeline.quality.embedding import EmbedJudge, last_clause, make_embedder
+from pipeline.quality.embedding import EmbedJudge, last_clause_cosines, make_embedder
 from pipeline.quality.score import Calibration
 from pipeline.quality.score import load as load_calibration
 from pipeline.storage import write_atomic
@@ -211,13 +211,9 @@ def assemble_shard(
         for (row, turn, _, _), sim in zip(embed_jobs, sims):
             out["turn_embed_sim"][row][turn] = sim
         if lang in calibration.tail_accept_by_lang:  # the last clause too, where the calibration reads it
-            clauses = [(row, turn, last_clause(text), source) for row, turn, text, source in embed_jobs]
-            clauses = [job for job in clauses if job[2]]
-            keys = [
-                (bt_key(f"tail:{out['conv_key'][row]}", turn, tail), source, tail)
-                for row, turn, tail, source in clauses
-            ]
-            tails = {(row, turn): sim for (row, turn, _, _), sim in zip(clauses, embed(keys))}
+            items = [(out["conv_key"][row], turn, source, text) for row, turn, text, source in embed_jobs]
+            sims = last_clause_cosines(embed, items)
+            tails = {(row, turn): sim for (row, turn, _, _), sim in zip(embed_jobs, sims)}
     band = qe_config.bands.get(lang)
     for row, turn_signals in enumerate(signals):
         if entries is None:  # the English source: nothing to score

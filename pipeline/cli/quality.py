@@ -23,7 +23,7 @@ def _embed_judge(args: argparse.Namespace):
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from pipeline.quality.embedding import cosines, last_clause
+    from pipeline.quality.embedding import cosines, last_clause_cosines
     from pipeline.quality.score import Calibration, defaults
     from pipeline.quality.signals import QEConfig, assess
 
@@ -52,9 +52,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         for i, sim in zip(todo, cosines(judge, [(sources[i], targets[i]) for i in todo])):
             sims[i] = round(sim, 4)
         if args.lang in calibration.tail_accept_by_lang:
-            clauses = [(i, clause) for i in todo if (clause := last_clause(targets[i]))]
-            for (i, _), sim in zip(clauses, cosines(judge, [(sources[i], clause) for i, clause in clauses])):
-                tails[i] = round(sim, 4)
+            asked = last_clause_cosines(
+                lambda triples: cosines(judge, [(source, clause) for _, source, clause in triples]),
+                [("score", i, sources[i], targets[i]) for i in todo],
+            )
+            for i, sim in zip(todo, asked):
+                tails[i] = None if sim is None else round(sim, 4)
     for n, (q, sim, tail) in enumerate(zip(checked, sims, tails), 1):
         # no back-translation here: the cosine's model where the calibration has one, else the form-only model
         embedded = sim is not None and calibration.embedding_only is not None
@@ -91,7 +94,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from pipeline.languages import parse_languages
-    from pipeline.probe.lines import embedded_references, run_probe
+    from pipeline.probe.lines import embedded_references, reference_tails, run_probe
     from pipeline.quality.backtranslation import Judge
     from pipeline.quality.calibrate import FLOORS, calibrate
     from pipeline.quality.score import calibration_path
@@ -136,10 +139,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         )
         floor = config.for_lang(lang).usable_chrf or FLOORS.get(lang, 40.0)
         band = config.bands.get(lang)
-        capping = []
-        if embed_judge and args.cap_refs > 0:
-            more = list(range(lines[-1] + 1, lines[-1] + 1 + args.cap_refs))
-            capping = embedded_references(args.workspace, args.refs, lang, more, embed_judge, config)
+        capping, tails = [], []
+        if embed_judge:
+            more = list(range(lines[-1] + 1, lines[-1] + 1 + max(0, args.cap_refs)))
+            capping = embedded_references(args.workspace, args.refs, lang, more, embed_judge, config) if more else []
+            # the last clause's floor: the probe's references and the capping ones
+            tails = reference_tails(args.workspace, args.refs, lang, lines + more, embed_judge, config)
         fitted = calibrate(
             lang,
             probe.translator_version,
@@ -148,6 +153,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             args.precision,
             embed_model=embed_judge.model if embed_judge else None,
             cap_references=capping,
+            reference_tails=tails,
         )
         fitted.figures.update(
             refs=str(args.refs), lines=[lines[0], lines[-1]], judge=judge.model, requests=probe.requests
@@ -162,6 +168,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"  {lang}: {path}", file=sys.stderr)
         if "embedding" in fitted.figures:
             print(f"  {lang}: embedding judge {fitted.figures['embedding']}", file=sys.stderr)
+        if "last_clause" in fitted.figures:
+            print(f"  {lang}: last clause {fitted.figures['last_clause']}", file=sys.stderr)
     return 0
 
 
@@ -211,7 +219,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=count,
         default=300,
         help="with --embed-server: this many more reference lines after the translated ones, embedded (not "
-        "translated), cap the cosine's thresholds so that references stay accepted (0: none)",
+        "translated), cap the cosine's thresholds so that references stay accepted and, with the translated ones, set "
+        "the floor of the last clause's cosine (0: none)",
     )
     q.add_argument("--precision", type=share, default=0.9, help="precision the thresholds are chosen for")
     q.add_argument("--concurrency", type=positive_int, default=16)

@@ -25,7 +25,7 @@ from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.tables import ingest
 from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator
 from pipeline.quality.calibrate import Record
-from pipeline.quality.embedding import EmbedJudge, make_embedder
+from pipeline.quality.embedding import EmbedJudge, last_clause_cosines, make_embedder
 from pipeline.quality.score import Calibration, defaults, turn_features
 from pipeline.quality.signals import QEConfig, TurnQE, assess, degenerate_reference
 from pipeline.references import load_pairs
@@ -209,6 +209,21 @@ def run_probe(
     return result
 
 
+def _kept_references(
+    refs: Path, lang: str, lines: list[int], qe_config: QEConfig
+) -> list[tuple[int, str, str, TurnQE]]:
+    """(line, English source, reference as a translate run outputs it, its form checks) for the references on
+    ``lines`` that the form checks let through."""
+    pairs = load_pairs(refs, lang)
+    out = []
+    for n in (n for n in lines if 0 <= n < len(pairs)):
+        text = language_rules.apply(pairs[n][1], lang, "human").text
+        checked = assess(pairs[n][0], text, lang, th=qe_config.for_lang(lang), bands=qe_config.bands)
+        if checked.status != "rejected":
+            out.append((n, pairs[n][0], text, checked))
+    return out
+
+
 def embedded_references(
     workspace: Path,
     refs: Path,
@@ -221,19 +236,29 @@ def embedded_references(
     cosine with the source: no translation and no back-translation, so a calibration can cap the thresholds of the
     cosine on many more references than it translates (embedding is cheap)."""
     qe_config = qe_config or QEConfig()
-    pairs = load_pairs(refs, lang)
-    lines = [n for n in lines if 0 <= n < len(pairs)]
-    th, band = qe_config.for_lang(lang), qe_config.bands.get(lang)
-    texts = {n: language_rules.apply(pairs[n][1], lang, "human").text for n in lines}
-    checked = {n: assess(pairs[n][0], texts[n], lang, th=th, bands=qe_config.bands) for n in lines}
-    kept = [n for n in lines if checked[n].status != "rejected"]
-    memory = TranslationMemory(Path(workspace) / "tm")
-    sims = make_embedder(embed_judge, memory, lang)(
-        [(bt_key(f"reference:{Path(refs).name}", n, texts[n]), pairs[n][0], texts[n]) for n in kept]
+    kept = _kept_references(refs, lang, lines, qe_config)
+    embed = make_embedder(embed_judge, TranslationMemory(Path(workspace) / "tm"), lang)
+    sims = embed([(bt_key(f"reference:{Path(refs).name}", n, text), source, text) for n, source, text, _ in kept])
+    band = qe_config.bands.get(lang)
+    return [Record(turn_features(q, None, band, sim), None, True) for (*_, q), sim in zip(kept, sims)]
+
+
+def reference_tails(
+    workspace: Path,
+    refs: Path,
+    lang: str,
+    lines: list[int],
+    embed_judge: EmbedJudge,
+    qe_config: QEConfig | None = None,
+) -> list[float | None]:
+    """The cosine of each reference's source with its last clause (None: one clause only), for the references on
+    ``lines`` the form checks let through: what sets a calibration's floor for the last clause
+    (:func:`pipeline.quality.calibrate.tail_floor`)."""
+    kept = _kept_references(refs, lang, lines, qe_config or QEConfig())
+    embed = make_embedder(embed_judge, TranslationMemory(Path(workspace) / "tm"), lang)
+    return last_clause_cosines(
+        embed, [(f"reference:{Path(refs).name}", n, source, text) for n, source, text, _ in kept]
     )
-    return [
-        Record(turn_features(checked[n], None, band, sim), None, True) for n, sim in zip(kept, sims) if sim is not None
-    ]
 
 
 def scored(

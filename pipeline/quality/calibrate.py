@@ -58,6 +58,21 @@ FORM_ACCEPT_NOTE = (
     "{first}-{last} to review on the form path; form_accept_from, the lowest, for any other language"
 )
 
+# The last clause's cosine (pipeline.quality.embedding.last_clause_cosines) sends an accepted turn to review below a
+# floor per language at which this share of the references fall: a third doubt beside the form's and the cosine's,
+# hence a smaller share. Fewer references with a last clause than TAIL_MIN_REFERENCES set no floor.
+TAIL_REFERENCES_TO_REVIEW = 0.01
+TAIL_MIN_REFERENCES = 50
+
+
+def tail_floor(reference_tails: list[float | None]) -> float | None:
+    """The floor of the last clause's cosine for references whose last clauses scored ``reference_tails`` (None:
+    one clause only): at most :data:`TAIL_REFERENCES_TO_REVIEW` of them below it; None where too few have one."""
+    tails = sorted(t for t in reference_tails if t is not None)
+    if len(tails) < TAIL_MIN_REFERENCES:
+        return None
+    return _floor4(tails[int(TAIL_REFERENCES_TO_REVIEW * len(tails))])
+
 
 @dataclass
 class Record:
@@ -281,12 +296,15 @@ def calibrate(
     embed_model: str | None = None,
     with_references: bool = False,
     cap_references: list[Record] | tuple = (),
+    reference_tails: list[float | None] | tuple = (),
 ) -> Calibration:
     """Fit the calibration of ``lang`` from ``records`` (translations and references); with ``embed_model``, the
     embedding judge that gave the records' ``embed_sim``, also the models that read it. ``with_references``: the
     meaning models are fitted on the references too (see :func:`_judged`). ``cap_references``: more references,
     embedded but neither translated nor back-translated, that cap the thresholds of the cosine alone as the
-    shipped defaults' are capped (at most :data:`FORM_REFERENCES_TO_REVIEW` of them to review)."""
+    shipped defaults' are capped (at most :data:`FORM_REFERENCES_TO_REVIEW` of them to review). ``reference_tails``:
+    the cosines of references' sources with their last clauses (:func:`tail_floor`), which set the language's floor
+    for the last clause where the embedding models are fitted."""
     translations = [r for r in records if not r.reference]
     references = [r for r in records if r.reference]
     if len(translations) < 8:
@@ -374,6 +392,19 @@ def calibrate(
         )
     if capping and calibration.embedding_only:
         calibration.figures["embedding_capped_by_references"] = len(capping)
+    if reference_tails and calibration.embedding_only:
+        floor = tail_floor(list(reference_tails))
+        with_clause = sum(t is not None for t in reference_tails)
+        if floor is None:
+            calibration.figures["last_clause"] = (
+                f"no floor: {with_clause} references have a last clause, at least {TAIL_MIN_REFERENCES} are needed"
+            )
+        else:
+            calibration.tail_accept_by_lang = {lang: floor}
+            calibration.figures["last_clause"] = (
+                f"to review below cosine {floor}: {TAIL_REFERENCES_TO_REVIEW:.0%} of {with_clause} references' last "
+                f"clauses fall below"
+            )
     if embedded:
         alone = calibration.embedding_only.model
         calibration.figures["kendall_tau_embedding_only"] = kendall_tau(

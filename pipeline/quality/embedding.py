@@ -41,6 +41,22 @@ def last_clause(text: str) -> str | None:
     return parts[-1] if len(parts) >= 2 else None
 
 
+def last_clause_cosines(
+    embed: Callable[[list[tuple[str, str, str]]], list[float]], items: list[tuple[str, int, str, str]]
+) -> list[float | None]:
+    """For each (tag, index, English source, translation): the cosine of the source with the translation's last
+    clause (None where it has one clause only), asked of ``embed`` (:func:`make_embedder`'s function: the memory
+    keeps them, keyed ``tail:<tag>``, index and clause)."""
+    from pipeline.quality.backtranslation import bt_key
+
+    clauses = [(n, tag, i, source, c) for n, (tag, i, source, text) in enumerate(items) if (c := last_clause(text))]
+    sims = embed([(bt_key(f"tail:{tag}", i, clause), source, clause) for _, tag, i, source, clause in clauses])
+    out: list[float | None] = [None] * len(items)
+    for (n, *_), sim in zip(clauses, sims):
+        out[n] = sim
+    return out
+
+
 def default_prefix(model: str) -> str:
     name = model.lower()
     return next((prefix for part, prefix in PREFIXES if part in name), "")
