@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from pipeline.ingest.shards import shard_dirs
-from pipeline.probe.lines import reference_tails
+from pipeline.probe.lines import embedded_references
 from pipeline.quality.calibrate import Record, calibrate, tail_floor
 from pipeline.quality.embedding import EmbedJudge, cosine, default_prefix, last_clause
 from pipeline.quality.score import Calibration, defaults
@@ -210,19 +210,17 @@ def test_calibrate_and_translate_with_the_embedding_judge(vllm_server, embedding
     floor = calibration.tail_accept_by_lang["es"]
     assert f"to review below cosine {floor}: 1% of" in calibration.figures["last_clause"]
     assert f"es: last clause to review below cosine {floor}" in calibrated.stderr
-    tails = reference_tails(
-        ws,
-        SHARED_DATA / "ntrex-dev",
-        "es",
-        list(range(340)),
-        EmbedJudge(embedding_server.url, embedding_server.served_model),
-    )
+    judge = EmbedJudge(embedding_server.url, embedding_server.served_model)
+    asked_before = server_requests(embedding_server.url, "/v1/embeddings")
+    embedded = embedded_references(ws, SHARED_DATA / "ntrex-dev", "es", list(range(340)), judge)
+    assert server_requests(embedding_server.url, "/v1/embeddings") == asked_before  # the calibration's, kept
+    tails = [tail for *_, tail in embedded]
     assert (
         sum(t < floor for t in tails if t is not None)
         <= 0.01 * sum(t is not None for t in tails)
         < sum(t <= floor + 0.001 for t in tails if t is not None)
     )
-    # (read from the memory: the calibration asked for them) — the runs below check the score without the floor first
+    # the runs below check the score without the floor first
     calibration.tail_accept_by_lang = {}
     path.write_text(calibration.to_json())
 

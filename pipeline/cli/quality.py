@@ -94,7 +94,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from pipeline.languages import parse_languages
-    from pipeline.probe.lines import embedded_references, reference_tails, run_probe
+    from pipeline.probe.lines import embedded_references, run_probe
     from pipeline.quality.backtranslation import Judge
     from pipeline.quality.calibrate import FLOORS, calibrate
     from pipeline.quality.score import calibration_path
@@ -140,11 +140,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         floor = config.for_lang(lang).usable_chrf or FLOORS.get(lang, 40.0)
         band = config.bands.get(lang)
         capping, tails = [], []
-        if embed_judge:
-            more = list(range(lines[-1] + 1, lines[-1] + 1 + max(0, args.cap_refs)))
-            capping = embedded_references(args.workspace, args.refs, lang, more, embed_judge, config) if more else []
-            # the last clause's floor: the probe's references and the capping ones
-            tails = reference_tails(args.workspace, args.refs, lang, lines + more, embed_judge, config)
+        if embed_judge:  # the capping references follow the translated lines; the last clause's floor reads both
+            more = range(lines[-1] + 1, lines[-1] + 1 + args.cap_refs)
+            embedded = embedded_references(args.workspace, args.refs, lang, lines + list(more), embed_judge, config)
+            capping = [record for n, record, _ in embedded if n in more]
+            tails = [tail for *_, tail in embedded]
         fitted = calibrate(
             lang,
             probe.translator_version,

@@ -231,34 +231,23 @@ def embedded_references(
     lines: list[int],
     embed_judge: EmbedJudge,
     qe_config: QEConfig | None = None,
-) -> list[Record]:
-    """The references on ``lines`` (those the form checks let through) as records of their form signals and their
-    cosine with the source: no translation and no back-translation, so a calibration can cap the thresholds of the
-    cosine on many more references than it translates (embedding is cheap)."""
+) -> list[tuple[int, Record, float | None]]:
+    """The references on ``lines`` (those the form checks let through): (line, a record of their form signals and
+    their cosine with the source, the cosine of the source with their last clause — None: one clause only). No
+    translation and no back-translation: a calibration caps the thresholds of the cosine and sets the last clause's
+    floor (:func:`pipeline.quality.calibrate.tail_floor`) on many more references than it translates (embedding is
+    cheap)."""
     qe_config = qe_config or QEConfig()
     kept = _kept_references(refs, lang, lines, qe_config)
     embed = make_embedder(embed_judge, TranslationMemory(Path(workspace) / "tm"), lang)
-    sims = embed([(bt_key(f"reference:{Path(refs).name}", n, text), source, text) for n, source, text, _ in kept])
+    tag = f"reference:{Path(refs).name}"
+    sims = embed([(bt_key(tag, n, text), source, text) for n, source, text, _ in kept])
+    tails = last_clause_cosines(embed, [(tag, n, source, text) for n, source, text, _ in kept])
     band = qe_config.bands.get(lang)
-    return [Record(turn_features(q, None, band, sim), None, True) for (*_, q), sim in zip(kept, sims)]
-
-
-def reference_tails(
-    workspace: Path,
-    refs: Path,
-    lang: str,
-    lines: list[int],
-    embed_judge: EmbedJudge,
-    qe_config: QEConfig | None = None,
-) -> list[float | None]:
-    """The cosine of each reference's source with its last clause (None: one clause only), for the references on
-    ``lines`` the form checks let through: what sets a calibration's floor for the last clause
-    (:func:`pipeline.quality.calibrate.tail_floor`)."""
-    kept = _kept_references(refs, lang, lines, qe_config or QEConfig())
-    embed = make_embedder(embed_judge, TranslationMemory(Path(workspace) / "tm"), lang)
-    return last_clause_cosines(
-        embed, [(f"reference:{Path(refs).name}", n, source, text) for n, source, text, _ in kept]
-    )
+    return [
+        (n, Record(turn_features(q, None, band, sim), None, True), tail)
+        for (n, _, _, q), sim, tail in zip(kept, sims, tails)
+    ]
 
 
 def scored(

@@ -352,6 +352,16 @@ def calibrate(
         reject = calibration.judged("bt_chrf" in r.features, "embed_sim" in r.features)[1]
         return reject is not None and score(r) < reject
 
+    def to_review(r: Record) -> bool:
+        """As :meth:`Calibration.verdict` decides (the form-only doubt beside the cosine alone included)."""
+        bt, embed = "bt_chrf" in r.features, "embed_sim" in r.features
+        if rejected(r):
+            return False
+        if calibration.status("accepted", score(r), bt, embed)[0] != "accepted":
+            return True
+        only_cosine = embed and not bt and calibration.embedding_only is not None
+        return only_cosine and form.probability(r.features) < calibration.form_accept
+
     scored = [(score(r), r.usable(floor)) for r in translations]
     # the form-only model on every line (what a turn that is not back-translated gets): review, never reject
     ref_form_scores = [form.probability(r.features) for r in references]
@@ -371,16 +381,7 @@ def calibrate(
         "usable_share": round(usable_share, 3),
         "kendall_tau_score_chrf": kendall_tau([s for s, _ in scored], [r.chrf for r in translations]),
         "references_rejected": round(sum(map(rejected, references)) / max(1, len(references)), 3),
-        "references_to_review": round(
-            sum(
-                not rejected(r)
-                and calibration.status("accepted", score(r), "bt_chrf" in r.features, "embed_sim" in r.features)[0]
-                != "accepted"
-                for r in references
-            )
-            / max(1, len(references)),
-            3,
-        ),
+        "references_to_review": round(sum(map(to_review, references)) / max(1, len(references)), 3),
         "references_to_review_form_only": round(
             sum(s < calibration.form_accept_from for s in ref_form_scores) / max(1, len(ref_form_scores)), 3
         ),
