@@ -90,16 +90,17 @@ def main() -> int:
         kept = [n for n in lines if not degenerate_reference(*pairs[n], lang)]
         items = [("reference", pairs[n][0], pairs[n][1]) for n in kept]
         items += [(c.kind, c.source, c.target) for c in challenge_set(args.data, lang, kept, seed=args.seed)]
-        bt = [None] * len(items)
+        bt, remarked = [None] * len(items), [False] * len(items)
         if lang in backtranslators:
-            from pipeline.quality.backtranslation import bt_key, chrf
+            from pipeline.quality.backtranslation import bt_chrf, bt_key
 
             english = backtranslators[lang]([(bt_key("challenge", i, t), t) for i, (_, _, t) in enumerate(items)])
-            bt = [chrf(back, s) for back, (_, s, _) in zip(english, items)]
+            bt = [bt_chrf(back, s) for back, (_, s, _) in zip(english, items)]
+            remarked = [bt_chrf_ is None for bt_chrf_ in bt]
         by_kind: dict[str, Counter] = defaultdict(Counter)
-        for (kind, source, target), bt_chrf in zip(items, bt):
+        for (kind, source, target), turn_bt, remark in zip(items, bt, remarked):
             q = assess(source, target, lang, th=config.for_lang(lang), bands=config.bands)
-            status = calibration.verdict(q, bt_chrf, band)[1]
+            status = calibration.verdict(q, turn_bt, band, None, None, remark)[1]
             by_kind[kind][status] += 1
         lines_out, _ = report(lang, by_kind)
         print("\n".join(lines_out), flush=True)

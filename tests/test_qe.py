@@ -573,3 +573,48 @@ def test_the_number_check_rarely_flags_a_professional_reference(lang):
     ]
     print(f"{lang}: {len(flagged)} of {len(pairs)} flagged", flagged[:3])
     assert len(flagged) <= 0.01 * len(pairs), flagged
+
+
+def test_a_turn_whose_judge_answered_a_remark_is_scored_without_it_and_goes_to_review(tmp_path):
+    """Assembling a shard (one function; the judge replaced by its two answers): the turn whose back-translation is a
+    remark about the task keeps the remark on record, gets no bt-chrF and goes to review with the reason; the other
+    turn's back-translation is scored as ever."""
+    import polars as pl
+
+    from pipeline.assemble.translations import assemble_shard
+    from pipeline.ingest.shards import shard_dirs
+    from pipeline.ingest.tables import ingest
+    from pipeline.quality.score import JUDGE_REMARK_REASON, defaults
+    from pipeline.translate.memory import Entry
+    from pipeline.translate.requests import LanguageCounts
+
+    source = tmp_path / "in.json"
+    turns = ["What is on the wooden table in the kitchen?", "There is a white cup on the wooden table in the kitchen."]
+    spanish = [
+        "¿Qué hay sobre la mesa de madera de la cocina?",
+        "Hay una taza blanca sobre la mesa de madera de la cocina.",
+    ]
+    source.write_text(
+        json.dumps([{"id": "c0", "conversations": [{"from": f, "value": v} for f, v in zip(("human", "gpt"), turns)]}])
+    )
+    ingest([source], tmp_path / "ws")
+    shard = shard_dirs(tmp_path / "ws" / "ingest")[0]
+    hashes = pl.read_parquet(shard / "units.parquet").sort("turn_index")["unit_hash"].to_list()
+    entries = {h: Entry(h, "es", "tv", "ok", text, text) for h, text in zip(hashes, spanish)}
+    remark = "I will translate the given text into English faithfully and completely. Please provide the text."
+    answers = {spanish[0]: remark, spanish[1]: turns[1]}
+    asked = []
+
+    def backtranslate(items):
+        asked.extend(items)
+        return [answers[text] for _, text in items]
+
+    out = tmp_path / "es.parquet"
+    assemble_shard(
+        shard, "es", out, entries, "tv", "{}", LanguageCounts(), backtranslate, 1.0, calibration=defaults("es")
+    )
+    row = pl.read_parquet(out).row(0, named=True)
+    assert len(asked) == 2 and row["turn_back_translation"] == [remark, turns[1]]
+    assert row["turn_bt_chrf"][0] is None and row["turn_bt_chrf"][1] == 100.0
+    assert row["turn_qe_status"] == ["needs_review", "accepted"]
+    assert row["turn_qe_reasons"][0] == [JUDGE_REMARK_REASON] and row["turn_qe_reasons"][1] == []

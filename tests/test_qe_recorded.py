@@ -150,3 +150,62 @@ def test_the_defaults_back_translation_thresholds_are_capped_by_each_languages_r
         capped_by_language(replace(calibration, reject_below=1.0, accept_from=1.0), records).accept_from
         < pooled_cap.accept_from
     )
+
+
+def test_a_judges_remark_about_the_task_is_no_back_translation():
+    """A weak judge sometimes talks about the task instead of translating (recorded Hindi reference line 17: "I will
+    translate the given text into English faithfully and completely. Please provide the text for translation."). Its
+    chrF with the source (~14) said nothing of the reference, which it rejected; it is the judge failing: the turn is
+    scored without a back-translation and goes to review, not accepted and not rejected."""
+    from pipeline.quality.backtranslation import bt_chrf, judge_remark
+    from pipeline.quality.score import JUDGE_REMARK_REASON
+
+    remarked = {t.line: t for t in turns("hi", "calibrate") if t.judge_remarked}
+    assert 17 in remarked and remarked[17].reference_record and remarked[17].bt_chrf is None
+    line17 = remarked[17]
+    assert line17.back_translation.startswith("I will translate") and chrf_of(line17) < 20
+    score, status, reason = defaults("hi").verdict(line17.qe, None, QE.bands.get("hi"), None, None, True)
+    assert status == "needs_review" and reason == JUDGE_REMARK_REASON
+    assert defaults("hi").verdict(line17.qe, None, QE.bands.get("hi"))[1] == "accepted"  # the form path alone
+    # every other recorded back-translation of a reference is one: scored as before
+    others = [t for lang in LANGS for t in turns(lang, "calibrate") + turns(lang, "measure") if t.reference_record]
+    assert sum(t.judge_remarked for t in others) == 1
+    for back in (
+        "I am sorry, but I cannot assist with that request.",
+        "According to the instructions, I will translate the text into English.",
+        "I can only translate the text as it is, without making any changes.",
+        "The word appears to be a placeholder. Please provide the full text so that I can translate it.",
+    ):
+        assert judge_remark(back, "Two dogs play in the snow.") and bt_chrf(back, "Two dogs play in the snow.") is None
+    # the English source says it itself; a preamble followed by the translation; a translation that only starts so
+    assert not judge_remark("I will translate it for you.", "I will translate it for you tomorrow.")
+    assert not judge_remark("Here is the translation:\n\nTwo dogs play in the snow.", "Two dogs play in the snow.")
+    assert not judge_remark("I can see two dogs in the snow.", "Two dogs can be seen in the snow.")
+    assert bt_chrf("", "Two dogs.") is None and bt_chrf(None, "Two dogs.") is None
+    assert bt_chrf("Two dogs play in the snow.", "Two dogs play in the snow.") == 100.0
+
+
+def chrf_of(turn: ProbeTurn) -> float:
+    from pipeline.quality.backtranslation import chrf
+
+    return chrf(turn.back_translation, turn.source)
+
+
+def test_the_fitted_tail_is_a_lower_tolerance_bound_that_holds_nine_times_in_ten():
+    """Read off sixty references, the fitted normal's quantile itself lies above the true one half the time (a fresh
+    calibration then rejected 2 % of the held-out references of hi and zh); the tolerance bound lies below the true
+    0.2 % quantile in about 90 % of samples (seeded draws from a known normal)."""
+    import random
+    from statistics import NormalDist, fmean, stdev
+
+    from pipeline.quality.calibrate import TAIL_CONFIDENCE, tolerance_factor
+
+    rng = random.Random(7)
+    q, n, truth = 0.002, 60, NormalDist().inv_cdf(0.002)
+    below = 0
+    for _ in range(2000):
+        xs = [rng.gauss(0.0, 1.0) for _ in range(n)]
+        below += fmean(xs) - tolerance_factor(n, q) * stdev(xs) < truth
+    assert abs(below / 2000 - TAIL_CONFIDENCE) < 0.03, below / 2000
+    # the factor shrinks towards the normal quantile as references grow
+    assert tolerance_factor(60, q) > tolerance_factor(1000, q) > -truth

@@ -175,7 +175,10 @@ def test_requests_never_carry_a_seed():
 
 def test_qe_calibrate_fits_a_versioned_calibration_that_the_next_translate_run_uses(vllm_server, tmp_path):
     """On the tiny model (no translator: hardly a line is usable) the calibration is still fitted, written per
-    translator version with its figures, and the references, run through QE as translations, stay accepted."""
+    translator version with its figures, and the references, run through QE as translations, stay accepted — those
+    after the translated lines too (``--bt-cap-refs``: back-translated, they cap the back-translation's thresholds)."""
+    from pipeline.probe.lines import capping_references
+    from pipeline.quality.backtranslation import Judge
     from pipeline.quality.score import Calibration
 
     ws = tmp_path / "ws"
@@ -190,6 +193,8 @@ def test_qe_calibrate_fits_a_versioned_calibration_that_the_next_translate_run_u
         "es",
         "--lines",
         "10",
+        "--bt-cap-refs",
+        "30",
         "--server",
         vllm_server.url,
     )
@@ -206,6 +211,17 @@ def test_qe_calibrate_fits_a_versioned_calibration_that_the_next_translate_run_u
     assert f["translations"] == 9 and f["references"] == 9 and f["references_rejected"] <= 0.1
     assert 0 <= calibration.reject_below <= calibration.accept_from <= 1 and calibration.floor == 45.0
     assert "bt_chrf" in calibration.with_meaning.features and "bt_chrf" not in calibration.form_only.features
+    # lines 10-39's references were back-translated by the judge (the served model) and kept in the memory: asked
+    # again, nothing goes to the server; none of them, nor the probe's own, scores below reject_below
+    asked = server_requests(vllm_server.url)
+    judge = Judge(vllm_server.url, vllm_server.served_model)
+    capping = capping_references(ws, SHARED_DATA / "ntrex-dev", "es", list(range(10, 40)), judge=judge)
+    assert server_requests(vllm_server.url) == asked
+    with_bt = [r for _, r, _ in capping if "bt_chrf" in r.features]
+    assert f["backtranslation_capped_by_references"] == len(with_bt) >= 25
+    assert "30 more reference lines back-translated to cap the thresholds" in proc.stderr
+    scores = [calibration.with_meaning.probability(r.features) for r in with_bt]
+    assert min(scores) >= calibration.reject_below, (min(scores), calibration.reject_below)
     run = polyglot(
         "translate",
         str(QA90),

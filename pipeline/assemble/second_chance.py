@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.quality import signals as quality
-from pipeline.quality.backtranslation import Judge, chrf, make_backtranslator
+from pipeline.quality.backtranslation import Judge, bt_chrf, make_backtranslator
 from pipeline.quality.score import Calibration
 from pipeline.translate.backends import OpenAIChatBackend, RequestRejected
 from pipeline.translate.checks import answer_problems, clean_answer
@@ -84,7 +84,7 @@ def _score(source: str, text: str, lang: str, back: str | None, calibration: Cal
     q = quality.assess(source, text, lang, th=qe.for_lang(lang), bands=qe.bands)
     if q.status == "rejected":
         return -1.0
-    return calibration.score(q, chrf(back, source) if back is not None else None, qe.bands.get(lang))
+    return calibration.score(q, bt_chrf(back, source), qe.bands.get(lang))
 
 
 async def _ask(

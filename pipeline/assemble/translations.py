@@ -23,7 +23,7 @@ from pipeline.assemble import second_chance
 from pipeline.assemble.humans import Override, apply_to_table
 from pipeline.ingest.shards import iter_shard_turns, shard_dirs
 from pipeline.quality import signals as quality
-from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator, sampled
+from pipeline.quality.backtranslation import Judge, bt_chrf, bt_key, make_backtranslator, sampled
 from pipeline.quality.embedding import EmbedJudge, last_clause_cosines, make_embedder
 from pipeline.quality.score import Calibration
 from pipeline.quality.score import load as load_calibration
@@ -58,7 +58,7 @@ TRANSLATION_SCHEMA = pa.schema(
         ("turn_lang_prob", pa.list_(pa.float32())),
         ("turn_script_share", pa.list_(pa.float32())),
         ("turn_length_ratio", pa.list_(pa.float32())),
-        ("turn_bt_chrf", pa.list_(pa.float32())),  # back-translation chrF of the turns sent back to English, else null
+        ("turn_bt_chrf", pa.list_(pa.float32())),  # chrF of the turns sent back to English, else null (also: a remark)
         ("turn_back_translation", pa.list_(pa.string())),  # the judge's English for those turns (shown to reviewers)
         ("turn_embed_sim", pa.list_(pa.float32())),  # the embedding judge's cosine of source and turn, else null
         ("qe_score", pa.float32()),  # the worst turn's score
@@ -201,7 +201,7 @@ def assemble_shard(
     if bt_jobs:
         english = backtranslate([(bt_key(out["conv_key"][row], turn, text), text) for row, turn, text, _ in bt_jobs])
         for (row, turn, _, source), back in zip(bt_jobs, english):
-            out["turn_bt_chrf"][row][turn] = chrf(back, source)
+            out["turn_bt_chrf"][row][turn] = bt_chrf(back, source)  # None: the judge's remark, not a translation
             out["turn_back_translation"][row][turn] = back
     tails: dict[tuple[int, int], float | None] = {}
     if embed_jobs:
@@ -220,9 +220,10 @@ def assemble_shard(
             out["qe_status"][row] = quality.worst(out["turn_qe_status"][row])
             continue
         judged = list(zip(turn_signals, out["turn_bt_chrf"][row], out["turn_embed_sim"][row]))
+        backs = out["turn_back_translation"][row]
         verdicts = [
-            calibration.verdict(q, bt_chrf, band, sim, tails.get((row, turn)))
-            for turn, (q, bt_chrf, sim) in enumerate(judged)
+            calibration.verdict(q, bt, band, sim, tails.get((row, turn)), backs[turn] is not None and bt is None)
+            for turn, (q, bt, sim) in enumerate(judged)
         ]
         scores = [score for score, _, _ in verdicts]
         for turn, ((q, _, _), (_, status, reason)) in enumerate(zip(judged, verdicts)):

@@ -94,7 +94,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from pipeline.languages import parse_languages
-    from pipeline.probe.lines import embedded_references, run_probe
+    from pipeline.probe.lines import capping_references, run_probe
     from pipeline.quality.backtranslation import Judge
     from pipeline.quality.calibrate import FLOORS, calibrate
     from pipeline.quality.score import calibration_path
@@ -139,11 +139,25 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         )
         floor = config.for_lang(lang).usable_chrf or FLOORS.get(lang, 40.0)
         band = config.bands.get(lang)
+        # the capping references follow the translated lines: back-translated (the first --bt-cap-refs) and embedded
+        # (--cap-refs, with the judge); the last clause's floor reads the translated lines' references too
+        after = lines[-1] + 1
+        bt_lines = range(after, after + args.bt_cap_refs)
         capping, tails = [], []
-        if embed_judge:  # the capping references follow the translated lines; the last clause's floor reads both
-            more = range(lines[-1] + 1, lines[-1] + 1 + args.cap_refs)
-            embedded = embedded_references(args.workspace, args.refs, lang, lines + list(more), embed_judge, config)
-            capping = [record for n, record, _ in embedded if n in more]
+        if args.bt_cap_refs:
+            print(
+                f"  … {lang}: {args.bt_cap_refs} more reference lines back-translated to cap the thresholds",
+                file=sys.stderr,
+                flush=True,
+            )
+            found = capping_references(args.workspace, args.refs, lang, list(bt_lines), embed_judge, judge, config)
+            capping = [record for _, record, _ in found]
+        if embed_judge:
+            more = range(after, after + args.cap_refs)
+            embedded = capping_references(
+                args.workspace, args.refs, lang, lines + list(more), embed_judge, None, config
+            )
+            capping += [record for n, record, _ in embedded if n in more and n not in bt_lines]
             tails = [tail for *_, tail in embedded]
         fitted = calibrate(
             lang,
@@ -221,6 +235,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --embed-server: this many more reference lines after the translated ones, embedded (not "
         "translated), cap the cosine's thresholds so that references stay accepted and, with the translated ones, set "
         "the floor of the last clause's cosine (0: none)",
+    )
+    q.add_argument(
+        "--bt-cap-refs",
+        type=count,
+        default=200,
+        help="this many more reference lines after the translated ones are back-translated by the judge (one "
+        "request each, kept in the memory) and cap the back-translation's thresholds, so that references stay "
+        "accepted (0: none; sixty references alone let a fresh calibration reject 2 %% of Hindi's)",
     )
     q.add_argument("--precision", type=share, default=0.9, help="precision the thresholds are chosen for")
     q.add_argument("--concurrency", type=positive_int, default=16)

@@ -23,7 +23,7 @@ import polars as pl
 import language_rules
 from pipeline.assemble.translations import assemble_language
 from pipeline.ingest.tables import ingest
-from pipeline.quality.backtranslation import Judge, bt_key, chrf, make_backtranslator
+from pipeline.quality.backtranslation import Judge, bt_chrf, bt_key, chrf, make_backtranslator
 from pipeline.quality.calibrate import Record
 from pipeline.quality.embedding import EmbedJudge, last_clause_cosines, make_embedder
 from pipeline.quality.score import Calibration, defaults, turn_features
@@ -48,6 +48,11 @@ class ProbeTurn:
     reference_record: bool = False
     flags: list[str] = field(default_factory=list)  # the language rules' flags on the assembled turn
     embed_sim: float | None = None  # the embedding judge's cosine of source and text (None: no judge)
+
+    @property
+    def judge_remarked(self) -> bool:
+        """Sent back to English, and the judge answered with a remark instead (:func:`bt_chrf` gave None)."""
+        return self.back_translation is not None and self.bt_chrf is None
 
     def record(self, band: list[float] | None) -> Record:
         return Record(turn_features(self.qe, self.bt_chrf, band, self.embed_sim), self.chrf, self.reference_record)
@@ -203,7 +208,7 @@ def run_probe(
             qe = assess(pairs[n][0], text, lang, th=th, bands=bands)
             result.turns.append(
                 ProbeTurn(
-                    n, pairs[n][0], pairs[n][1], text, qe, back, chrf(back, pairs[n][0]), None, True, embed_sim=sim
+                    n, pairs[n][0], pairs[n][1], text, qe, back, bt_chrf(back, pairs[n][0]), None, True, embed_sim=sim
                 )
             )
     return result
@@ -224,29 +229,40 @@ def _kept_references(
     return out
 
 
-def embedded_references(
+def capping_references(
     workspace: Path,
     refs: Path,
     lang: str,
     lines: list[int],
-    embed_judge: EmbedJudge,
+    embed_judge: EmbedJudge | None = None,
+    judge: Judge | None = None,
     qe_config: QEConfig | None = None,
 ) -> list[tuple[int, Record, float | None]]:
-    """The references on ``lines`` (those the form checks let through): (line, a record of their form signals and
-    their cosine with the source, the cosine of the source with their last clause — None: one clause only). No
-    translation and no back-translation: a calibration caps the thresholds of the cosine and sets the last clause's
-    floor (:func:`pipeline.quality.calibrate.tail_floor`) on many more references than it translates (embedding is
-    cheap)."""
+    """The references on ``lines`` (those the form checks let through) as a calibration's capping references: (line,
+    a record of their form signals — with ``judge``, their back-translation's chrF (a judge's remark: none); with
+    ``embed_judge``, their cosine with the source —, the cosine of the source with their last clause or None). No
+    translation: a calibration caps its thresholds and sets the last clause's floor
+    (:func:`pipeline.quality.calibrate.tail_floor`) on many more references than it translates. Both answers are
+    kept in the workspace's memory under the keys the probe gives its own references: asked once."""
     qe_config = qe_config or QEConfig()
     kept = _kept_references(refs, lang, lines, qe_config)
-    embed = make_embedder(embed_judge, TranslationMemory(Path(workspace) / "tm"), lang)
+    memory = TranslationMemory(Path(workspace) / "tm")
     tag = f"reference:{Path(refs).name}"
-    sims = embed([(bt_key(tag, n, text), source, text) for n, source, text, _ in kept])
-    tails = last_clause_cosines(embed, [(tag, n, source, text) for n, source, text, _ in kept])
+    keys = [bt_key(tag, n, text) for n, _, text, _ in kept]
+    sims: list[float | None] = [None] * len(kept)
+    tails: list[float | None] = [None] * len(kept)
+    if embed_judge:
+        embed = make_embedder(embed_judge, memory, lang)
+        sims = embed([(k, source, text) for k, (_, source, text, _) in zip(keys, kept)])
+        tails = last_clause_cosines(embed, [(tag, n, source, text) for n, source, text, _ in kept])
+    bts: list[float | None] = [None] * len(kept)
+    if judge:
+        english = make_backtranslator(judge, memory, lang)([(k, text) for k, (_, _, text, _) in zip(keys, kept)])
+        bts = [bt_chrf(back, source) for back, (_, source, _, _) in zip(english, kept)]
     band = qe_config.bands.get(lang)
     return [
-        (n, Record(turn_features(q, None, band, sim), None, True), tail)
-        for (n, _, _, q), sim, tail in zip(kept, sims, tails)
+        (n, Record(turn_features(q, bt, band, sim), None, True), tail)
+        for (n, _, _, q), bt, sim, tail in zip(kept, bts, sims, tails)
     ]
 
 
@@ -257,7 +273,7 @@ def scored(
     band = (qe_config or QEConfig()).bands.get(probe.lang)
     out = []
     for turn in probe.turns:
-        score, status, _ = calibration.verdict(turn.qe, turn.bt_chrf, band, turn.embed_sim)
+        score, status, _ = calibration.verdict(turn.qe, turn.bt_chrf, band, turn.embed_sim, None, turn.judge_remarked)
         out.append((turn, score, status))
     return out
 
@@ -278,7 +294,7 @@ def recorded_turns(
         if r["kind"] == "reference":
             text = language_rules.apply(reference, lang, "human").text
             qe = assess(source, text, lang, th=th, bands=bands)
-            out.append(ProbeTurn(r["line"], source, reference, text, qe, back, chrf(back, source), None, True))
+            out.append(ProbeTurn(r["line"], source, reference, text, qe, back, bt_chrf(back, source), None, True))
         else:
             qe = assess(source, r["text"], lang, flags=r["flags"], th=th, bands=bands)
             out.append(
@@ -289,7 +305,7 @@ def recorded_turns(
                     r["text"],
                     qe,
                     back,
-                    None if back is None else chrf(back, source),
+                    bt_chrf(back, source),
                     chrf(r["text"], reference),
                     flags=r["flags"],
                 )

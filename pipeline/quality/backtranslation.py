@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
 from pipeline.ingest.units import unit_hash
 from pipeline.translate.backends import OpenAIChatBackend
+from pipeline.translate.checks import REFUSAL_RE
 from pipeline.translate.memory import TranslationMemory
 from pipeline.translate.requests import loop_watch
 
@@ -41,6 +43,38 @@ def chrf(hypothesis: str, reference: str) -> float:
     from sacrebleu.metrics import CHRF
 
     return round(CHRF().sentence_score(hypothesis, [reference]).score, 2)
+
+
+# What a judge says about the task instead of translating (a weak judge does it on texts it cannot read): "I will
+# translate the given text into English faithfully and completely. Please provide the text for translation."
+_REMARK_RE = re.compile(
+    r"^(?:[\w ]{0,40},\s*)?I (?:will|can|could|would|shall|'ll|am going to|have|had)(?: only| already)? "
+    r"(?:translate|translated|provide (?:the|a|an) (?:English )?translation)\b"
+    r"|please provide (?:me with )?(?:the|a|your) (?:full |complete |original |whole |actual )?text\b"
+    r"|^this is (?:a|the|an) (?:English )?translation of the (?:given|provided|following) text"
+    r"|^the (?:given |provided )?text is already in English",
+    re.IGNORECASE,
+)
+
+
+def judge_remark(back: str, source: str) -> bool:
+    """``back`` is the judge talking about the task (a refusal, "I will translate…", "please provide the text"), not a
+    translation: one paragraph that matches where the English source does not (an answer that goes on after a
+    preamble holds a translation)."""
+    text = back.strip()
+    if "\n" in text or text.endswith(":"):
+        return False
+    return any(rx.search(text) and not rx.search(source) for rx in (REFUSAL_RE, _REMARK_RE))
+
+
+def bt_chrf(back: str | None, source: str) -> float | None:
+    """chrF of a back-translation with the English source; None where the judge gave none: no answer, an empty one,
+    or a remark about the task (:func:`judge_remark`) — the judge failed there, not the translation: the turn is
+    scored without it, and sent to review rather than accepted
+    (:meth:`pipeline.quality.score.Calibration.verdict`'s ``judge_remarked``)."""
+    if back is None or not back.strip() or judge_remark(back, source):
+        return None
+    return chrf(back, source)
 
 
 def bt_key(conv_key: str, turn_index: int, text: str) -> str:

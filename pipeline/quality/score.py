@@ -46,6 +46,8 @@ MEANING_FEATURES = ("bt_chrf", "lang_prob", "repetition")
 EMBEDDING_FEATURES = ("embed_sim", "lang_prob", "repetition")
 BOTH_FEATURES = ("bt_chrf", "embed_sim", "lang_prob", "repetition")
 
+JUDGE_REMARK_REASON = "no back-translation: the judge answered with a remark about the task, not a translation"
+
 
 def turn_features(
     q: TurnQE, bt_chrf: float | None, band: list[float] | None, embed_sim: float | None = None
@@ -164,12 +166,15 @@ class Calibration:
         band: list[float] | None,
         embed_sim: float | None = None,
         tail_sim: float | None = None,
+        judge_remarked: bool = False,
     ) -> tuple[float, str, str | None]:
         """(score, status, the score's reason or None) of a checked turn. A turn scored by the cosine alone is also
         sent to review where the form signals alone would send it: a form signal may send to review, only a meaning
         signal rejects. (With the back-translation, its model decides alone: its thresholds were capped with it.)
         ``tail_sim``: the cosine of the source with the translation's last clause; below this calibration's
-        threshold for the language an accepted turn goes to review (a clause added?)."""
+        threshold for the language an accepted turn goes to review (a clause added?). ``judge_remarked``: the turn was
+        sent back to English and the judge answered with a remark about the task (``bt_chrf`` is then None): the
+        meaning check it was sent for did not happen, so an accepted turn goes to review."""
         score = self.score(q, bt_chrf, band, embed_sim)
         status, reason = self.status(q.status, score, bt_chrf is not None, embed_sim is not None)
         if status == "accepted" and bt_chrf is None and embed_sim is not None and self.embedding_only is not None:
@@ -181,6 +186,8 @@ class Calibration:
         if status == "accepted" and tail_sim is not None and tail_floor is not None and tail_sim < tail_floor:
             status = "needs_review"
             reason = f"last clause far from the source: cosine {tail_sim:.2f} below {tail_floor:.2f} (added?)"
+        if status == "accepted" and judge_remarked:
+            status, reason = "needs_review", JUDGE_REMARK_REASON
         return score, status, reason
 
     def status(self, form_status: str, score: float, meaning: bool, embed: bool = False) -> tuple[str, str | None]:
