@@ -12,7 +12,9 @@
    lines pooled (each usable from its own floor), the cosine-only model's thresholds capped so that the references
    of all nine languages on ``--cap-lines`` stay accepted; written into the defaults file beside its other models,
    whose back-translation model keeps its weights but has its thresholds capped by each of es/zh/hi's references
-   on lines 0-59 (``capped_by_language``: the pool's lowest references were all Hindi).
+   on lines 0-59 (``capped_by_language``: the pool's lowest references were all Hindi); each language's floor for
+   the last clause's cosine read off its references on ``--floor-lines``. (Caps only ever lower the file's
+   thresholds: the back-translation model's own come from bench/bench_quality.py --write-defaults.)
 3. **The guard and the challenge set on the form path** — every language's references on ``--guard-lines`` and the
    challenge set (pipeline/quality/challenge.py) on ``--challenge-lines``, scored as a turn that is not
    back-translated but embedded: shares rejected / sent to review.
