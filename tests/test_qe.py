@@ -455,6 +455,30 @@ def test_status_comes_from_the_form_checks_and_the_score():
     assert c.status("accepted", 0.5, False)[0] == "needs_review"
 
 
+def test_only_a_meaning_signal_rejects_a_turn_the_form_merely_doubts():
+    """A model with the back-translation that weighs the language ID's probability heavily (as the fresh Hindi
+    calibration of the recorded answers does) scores a faithful round trip of an unsure language ID below
+    ``reject_below``: the turn goes to review, not rejection; a round trip that fails on its own still rejects."""
+    from pipeline.quality.score import Logistic, TurnQE, defaults
+
+    c = defaults("hi")
+    c.with_meaning = Logistic(
+        ["bt_chrf", "lang_prob", "repetition"], [3.0, 3.0, -1.0], 0.0, [0.4, 0.95, 0.0], [0.1, 0.05, 1.0]
+    )
+    c.reject_below, c.accept_from = 0.3, 0.6
+    band = [0.5, 2.0]
+    unsure = TurnQE("hi", 0.7, 1.0, 1.0, "accepted", [])
+    sure = TurnQE("hi", 0.99, 1.0, 1.0, "accepted", [])
+    score, status, reason = c.verdict(unsure, 55.0, band)
+    assert score < 0.3 and status == "needs_review"
+    assert (
+        reason.startswith(f"quality score {score:.2f} below 0.30") and "its meaning alone would not reject it" in reason
+    )
+    assert c.verdict(unsure, 10.0, band)[1] == "rejected"  # the round trip itself fails
+    assert c.verdict(sure, 10.0, band)[1] == "rejected" and c.verdict(sure, 55.0, band)[1] == "accepted"
+    assert c.verdict(TurnQE("hi", 0.7, 1.0, 1.0, "rejected", ["empty"]), 90.0, band)[1] == "rejected"  # a hard failure
+
+
 @pytest.mark.parametrize(
     "lang,target",
     [
@@ -551,6 +575,18 @@ PHONE = "Call 101 or Crimestoppers on 0800 555 111 quoting log 247."
         # a phone number is kept group for group, in any order (right to left: 111 555 0800)
         (PHONE, "اتصل على 101 أو على الرقم 111 555 0800 مع ذكر السجل 247.", "ar", False),
         (PHONE, "Appelez le 101 ou le 0800 557 111 en citant le journal 247.", "fr", True),
+        # an article before a unit of time or distance is a count of one; ordinals from "second" on are counts
+        ("His body was found about an hour later.", "大约1个小时后发现其尸首。", "zh", False),
+        ("His body was found about an hour later.", "大约3个小时后发现其尸首。", "zh", True),
+        ("His body was found about an hour later.", "遺体は一時間後に発見された。", "ja", False),
+        ("About a mile away, at 4pm.", "Environ 1,6 km plus loin, à 16 h.", "fr", False),
+        ("About a mile away, at 4pm.", "Environ 5 km plus loin, à 16 h.", "fr", True),
+        ("He swam for half an hour.", "Il a nagé 30 minutes.", "fr", False),
+        ("It lasted an hour and a half.", "持续了1.5小时。", "zh", False),
+        ("At 60 miles an hour.", "時速97キロで。", "ja", False),
+        ("Both want a second summit.", "両者は2度目の首脳会談を望んでいる。", "ja", False),
+        ("Both want a second summit.", "両者は9度目の首脳会談を望んでいる。", "ja", True),
+        ("Rangers drop down to sixth spot.", "レンジャーズは8位に落ちた。", "ja", True),
     ],
 )
 def test_the_number_check_on_repeats_units_dates_scales_ranges_and_phone_numbers(source, target, lang, changed):

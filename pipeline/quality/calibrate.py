@@ -381,9 +381,9 @@ def calibrate(
         bt, embed = "bt_chrf" in r.features, "embed_sim" in r.features
         return calibration.judged(bt, embed)[0].probability(r.features)
 
-    def rejected(r: Record) -> bool:
+    def rejected(r: Record) -> bool:  # as Calibration.verdict decides: for the meaning signals alone
         reject = calibration.judged("bt_chrf" in r.features, "embed_sim" in r.features)[1]
-        return reject is not None and score(r) < reject
+        return reject is not None and score(r) < reject and calibration.meaning_rejects(r.features)
 
     def to_review(r: Record) -> bool:
         """As :meth:`Calibration.verdict` decides (the form-only doubt beside the cosine alone included)."""

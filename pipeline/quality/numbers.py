@@ -4,7 +4,8 @@ translation that turns "3 people" into 4 is wrong however fluent.
 Numbers are read across scripts (ASCII, Devanagari, Bengali, Arabic-Indic, Extended Arabic-Indic, full-width
 digits: any Unicode decimal digit), with the decimal mark of each language (a comma in es, fr and ru; the Arabic
 decimal separator, or a point, in ar and ur; a point elsewhere) and its grouping marks ignored (1,000 · 1.000 ·
-1 000 · 1,00,000). English number words for small counts (one … twenty, a dozen, twice) and a number followed by
+1 000 · 1,00,000). English number words for small counts (one … twenty, a dozen, twice, ordinals from second on,
+"an hour": an article before a unit) and a number followed by
 thousand/million/billion may be written as digits; Chinese and Japanese numerals (三, 十二, 五百, 3万) and the
 small-count words of the other target languages may stand for a source number; a number before an imperial unit
 may be written converted into the metric unit the translation uses, rounded no more finely than its digits show
@@ -34,7 +35,8 @@ _WORDS_EN = {
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
     "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
     "hundred": 100, "thousand": 1000, "dozen": 12, "once": 1, "twice": 2, "single": 1, "pair": 2, "couple": 2,
-    "both": 2, "first": 1, "second": 2, "third": 3, "half": 0.5, "a": 1, "an": 1, "double": 2, "triple": 3,
+    "both": 2, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "half": 0.5, "a": 1, "an": 1, "double": 2, "triple": 3,
 }  # fmt: skip
 _SCALES_EN = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "k": 1e3, "m": 1e6,
               "bn": 1e9}  # fmt: skip
@@ -80,10 +82,23 @@ _METRIC = regex.compile(
 _MONTHS_EN = ("january february march april may june july august september october november december").split()
 # Words that name one count and nothing else, and months: a translation that has none of their values but writes a
 # number the source lacks changed it ("Six people" → 9人, "in June" → 7月). "May" is also a name (a month next to a
-# day: May 30), "a"/"first"/"second" are more than numbers: they stay optional only.
+# day: May 30), "a" and "first" are more than numbers ("at first", "a man"): they stay optional only. Ordinals from
+# "second" on are counted: a translation writes them with digits (2度目, 第2) or as words, rarely as another number.
 _COUNT_WORDS_EN = frozenset(
     "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen "
-    "nineteen twenty thirty forty fifty dozen decade pair".split()
+    "nineteen twenty thirty forty fifty dozen decade pair twice second third fourth fifth sixth seventh eighth ninth "
+    "tenth".split()
+)
+# "a"/"an" before a unit of time or distance counts one ("an hour later": 1時間後, 一个小时; "about a mile": 1マイル),
+# not in "half an hour", "a quarter of an hour", "an hour and a half", "60 miles an hour", "twice a day"
+_ARTICLE_COUNT = regex.compile(
+    r"\s+(?:minute|hour|day|week|fortnight|month|year|decade|century|mile|kilomet(?:re|er)|metre|meter|foot|inch|yard"
+    r"|pound|kilo(?:gram)?)\b(?!\s+(?:and|or)\s+an?\s+half)",
+    regex.I,
+)
+_ARTICLE_NOT_COUNT = regex.compile(
+    r"\b(?:half|quarter|of|per|every|times|once|twice|miles|mph|kilometres|kilometers|km|dollars|pounds|euros)\s+$",
+    regex.I,
 )
 _IDENTIFIER = regex.compile(r"(?<![\d.,])0\d+(?:[ -]\d+)+|(?<![\d.,])0\d{3,}")  # 0800 555 111: a phone number
 _DATE = regex.compile(r"May\s+\d{1,2}(?!\d)|(?<=\d{1,2}\s+)May")
@@ -216,7 +231,10 @@ def source_numbers(source: str, converted: bool = True) -> SourceNumbers:
             if unit := _IMPERIAL.match(source, article.end()):  # half an inch: 1,3 cm, 0.5 インチ
                 out.converted.append((0.5, _metric(0.5, unit.group("unit")) if converted else set()))
                 continue
-        if not (word in _COUNT_WORDS_EN or month):
+        article = word in ("a", "an") and bool(_ARTICLE_COUNT.match(source, m.end()))
+        if article and _ARTICLE_NOT_COUNT.search(source, 0, m.start()):
+            article = False
+        if not (word in _COUNT_WORDS_EN or month or article):
             optional.add(float(value))  # "a", "first", may as a verb or a name: a number may stand for it
             continue
         # a count or a month (June: 6月; May 30, 30 May): one number of the translation stands for it

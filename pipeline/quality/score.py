@@ -49,6 +49,11 @@ BOTH_FEATURES = ("bt_chrf", "embed_sim", "lang_prob", "repetition")
 JUDGE_REMARK_REASON = "no back-translation: the judge answered with a remark about the task, not a translation"
 
 
+# the form signals of a turn that raises no doubt (what a missing signal reads as, and what
+# :meth:`Calibration.meaning_rejects` puts in place of a turn's own)
+NO_DOUBT = {"lang_prob": 1.0, "script_share": 1.0, "length_off": 0.0, "doubts": 0.0, "repetition": 0.0}
+
+
 def turn_features(
     q: TurnQE, bt_chrf: float | None, band: list[float] | None, embed_sim: float | None = None
 ) -> dict[str, float]:
@@ -61,8 +66,8 @@ def turn_features(
         length_off = abs(math.log(max(q.length_ratio, 1e-3) / centre))
     doubts = [r for r in q.reasons if not r.startswith("repetition")]
     out = {
-        "lang_prob": 1.0 if q.lang_prob is None else float(q.lang_prob),
-        "script_share": 1.0 if q.script_share is None else float(q.script_share),
+        "lang_prob": NO_DOUBT["lang_prob"] if q.lang_prob is None else float(q.lang_prob),
+        "script_share": NO_DOUBT["script_share"] if q.script_share is None else float(q.script_share),
         "length_off": length_off,
         "doubts": float(len(doubts)),
         "repetition": float("repetition" in q.reasons),
@@ -150,8 +155,21 @@ class Calibration:
     def score(
         self, q: TurnQE, bt_chrf: float | None, band: list[float] | None, embed_sim: float | None = None
     ) -> float:
-        model = self.judged(bt_chrf is not None, embed_sim is not None)[0]
-        return round(model.probability(turn_features(q, bt_chrf, band, embed_sim)), 4)
+        return self.scored(turn_features(q, bt_chrf, band, embed_sim))
+
+    def scored(self, features: dict[str, float]) -> float:
+        """The score of a turn's :func:`turn_features`, by the model for the meaning signals they hold."""
+        return round(self.judged("bt_chrf" in features, "embed_sim" in features)[0].probability(features), 4)
+
+    def meaning_rejects(self, features: dict[str, float]) -> bool:
+        """Whether the meaning signals in ``features`` (the back-translation's chrF, the cosine) reject on their own:
+        the model's score with the form's signals at the value of a turn that raises no doubt is below its
+        ``reject_below``. A turn whose score is below it only with its form's doubts (an unsure language ID, say) is
+        sent to review instead: a form signal may send to review, only a meaning signal rejects. (The fresh Hindi
+        calibration of the recorded answers weighs the language ID's probability heavily; with it, four of 300
+        professional references back-translated by the 1.5B judge were rejected, none for their meaning alone.)"""
+        model, reject, _, _ = self.judged("bt_chrf" in features, "embed_sim" in features)
+        return reject is not None and model.probability({**features, **NO_DOUBT}) < reject
 
     @property
     def form_accept(self) -> float:
@@ -170,13 +188,17 @@ class Calibration:
     ) -> tuple[float, str, str | None]:
         """(score, status, the score's reason or None) of a checked turn. A turn scored by the cosine alone is also
         sent to review where the form signals alone would send it: a form signal may send to review, only a meaning
-        signal rejects. (With the back-translation, its model decides alone: its thresholds were capped with it.)
+        signal rejects. A score below ``reject_below`` that the meaning signals alone would not reject (with the form
+        raising no doubt, :meth:`meaning_rejects`) sends to review.
         ``tail_sim``: the cosine of the source with the translation's last clause; below this calibration's
         threshold for the language an accepted turn goes to review (a clause added?). ``judge_remarked``: the turn was
         sent back to English and the judge answered with a remark about the task (``bt_chrf`` is then None): the
         meaning check it was sent for did not happen, so an accepted turn goes to review."""
-        score = self.score(q, bt_chrf, band, embed_sim)
+        features = turn_features(q, bt_chrf, band, embed_sim)
+        score = self.scored(features)
         status, reason = self.status(q.status, score, bt_chrf is not None, embed_sim is not None)
+        if status == "rejected" and q.status != "rejected" and not self.meaning_rejects(features):
+            status, reason = "needs_review", f"{reason}, from the form's doubts: its meaning alone would not reject it"
         if status == "accepted" and bt_chrf is None and embed_sim is not None and self.embedding_only is not None:
             form = self.form_only.probability(turn_features(q, None, band))
             if form < self.form_accept:
