@@ -22,7 +22,9 @@
 4. **The back-translation path on references no recording holds** (``--judge-server URL --bt-guard-lines A-B``):
    those references back-translated by the judge (a remark counts as none, as in a translate run) and scored by the
    defaults and by each language's fresh calibration, with and without the cosine: shares rejected and sent to
-   review, and the rejected lines.
+   review, and the rejected lines. Then, as ``qe calibrate`` makes it by default, a fresh calibration whose
+   thresholds are also capped by the first ``--bt-cap-refs`` of those references (back-translated and embedded),
+   measured on the rest beside the uncapped one.
 
 Cosines and back-translations are kept in the workspace's translation memory: a rerun sends only what is missing.
 On 2 AVX2 cores EmbeddingGemma in float32 embeds a few sentence pairs per second; size the line ranges to that.
@@ -56,6 +58,7 @@ from pipeline.quality.calibrate import (
     FLOORS,
     FORM_REFERENCES_TO_REVIEW,
     TAIL_REFERENCES_TO_REVIEW,
+    Record,
     calibrate,
     capped,
     capped_by_language,
@@ -164,7 +167,7 @@ def ranking(calibration: Calibration, held: list[ProbeTurn], band) -> dict:
 
 
 def backtranslation_guard(
-    args, embed_judge: EmbedJudge, memory, shipped: Calibration, fresh: dict, langs: list[str]
+    args, embed_judge: EmbedJudge, memory, shipped: Calibration, fresh: dict, records: dict, langs: list[str]
 ) -> dict:
     """4. The references on ``--bt-guard-lines`` back-translated by ``--judge-server`` (a remark is none, as in a
     translate run) and scored as the flow scores a back-translated turn: by the defaults and by each language's fresh
@@ -175,7 +178,7 @@ def backtranslation_guard(
     config = QEConfig()
     lines = args.bt_guard_lines
     print(f"\nthe back-translation path on references of lines {_ranges(lines)}, back-translated by {judge.model}")
-    print(f"{'lang':<5}{'refs':>6}{'calibration':>13}{'score':>10}{'rejected':>10}{'review':>8}   rejected lines")
+    print(f"{'lang':<5}{'refs':>6}{'calibration':>14}{'score':>10}{'rejected':>10}{'review':>8}   rejected lines")
     out: dict = {}
     for lang, own in ((lang, own) for lang, own in fresh.items() if lang in langs):
         band = config.bands.get(lang)
@@ -188,19 +191,36 @@ def backtranslation_guard(
             [(bt_key("reference", kept[i], texts[i]), texts[i]) for i in todo]
         )
         backs = dict(zip(todo, english))
-        for name, calibration in (("defaults", replace(shipped, lang=lang)), ("fresh", own)):
+        scores = {i: bt_chrf(backs[i], pairs[kept[i]][0]) for i in todo}
+        # qe calibrate's default: the first --bt-cap-refs references cap the fresh calibration's thresholds
+        cap_rows = [i for i in todo if scores[i] is not None][: args.bt_cap_refs]
+        capping = [Record(turn_features(rows[i][0], scores[i], band, rows[i][1]), None, True) for i in cap_rows]
+        capped_fresh = calibrate(
+            lang, None, records[lang], FLOORS[lang], args.precision, own.embed_model, cap_references=capping
+        )
+        rest = [i for i in range(len(rows)) if not cap_rows or i > cap_rows[-1]]
+        print(
+            f"{lang:<5}fresh capped: capped by the first {len(cap_rows)} of these references, as qe calibrate does "
+            f"(--bt-cap-refs); it and the uncapped (fresh, rest) measured on the {len(rest)} after them"
+        )
+        for name, calibration, measured in (
+            ("defaults", replace(shipped, lang=lang), range(len(rows))),
+            ("fresh", own, range(len(rows))),
+            ("fresh, rest", own, rest),
+            ("fresh capped", capped_fresh, rest),
+        ):
             for way, cal in (("bt", calibration.for_embedder(None)), ("bt+cosine", calibration)):
                 statuses, rejected = Counter(), []
-                for i, (q, sim, _, _) in enumerate(rows):
-                    back = backs.get(i)
-                    bt = bt_chrf(back, pairs[kept[i]][0]) if back is not None else None
+                for i in measured:
+                    q, sim, _, _ = rows[i]
+                    back, bt = backs.get(i), scores.get(i)
                     status = cal.verdict(
                         q, bt, band, sim if way != "bt" else None, None, back is not None and bt is None
                     )[1]
                     statuses[status] += 1
                     if status == "rejected" and back is not None:
                         rejected.append(kept[i])
-                n = len(rows)
+                n = len(measured)
                 out.setdefault(lang, {})[f"{name} {way}"] = {
                     "references": n,
                     "rejected": round(statuses["rejected"] / n, 4),
@@ -208,7 +228,7 @@ def backtranslation_guard(
                     "rejected_lines": rejected,
                 }
                 print(
-                    f"{lang:<5}{n:>6}{name:>13}{way:>10}{statuses['rejected'] / n:>10.1%}"
+                    f"{lang:<5}{n:>6}{name:>14}{way:>10}{statuses['rejected'] / n:>10.1%}"
                     f"{statuses['needs_review'] / n:>8.1%}   {rejected[:8]}",
                     flush=True,
                 )
@@ -256,6 +276,13 @@ def main() -> int:
         help="reference lines no recording holds, back-translated by --judge-server and scored by the defaults and "
         "by fresh calibrations (the recorded lines 0-59), with and without the cosine: the back-translation path's "
         "guard (e.g. 340-459; about six lines a minute with the 1.5B int8 judge on 2 AVX2 cores)",
+    )
+    parser.add_argument(
+        "--bt-cap-refs",
+        type=int,
+        default=200,
+        help="with --bt-guard-lines: its first N references also cap a fresh calibration's thresholds, as qe calibrate "
+        "does by default; that calibration is measured on the lines after them",
     )
     args = parser.parse_args()
     if bool(args.judge_server) != bool(args.bt_guard_lines):
@@ -406,7 +433,11 @@ def main() -> int:
         )
         write_atomic(args.write_defaults, candidate.to_json())
         print(f"written: {args.write_defaults}")
-    guard = backtranslation_guard(args, judge, memory, candidate, fresh, langs) if args.bt_guard_lines else {}
+    guard = (
+        backtranslation_guard(args, judge, memory, candidate, fresh, calibration_records, langs)
+        if args.bt_guard_lines
+        else {}
+    )
     print(f"{time.perf_counter() - started:.0f} s")
     print(
         json.dumps(
