@@ -166,13 +166,34 @@ def ranking(calibration: Calibration, held: list[ProbeTurn], band) -> dict:
     return out
 
 
+def backtranslated(args, embed_judge: EmbedJudge, memory, judge, lang: str, lines: list[int]) -> list[tuple]:
+    """:func:`references`' rows of ``lang``'s references on ``lines``, each with its back-translation by ``judge``
+    (None where the form checks rejected it: a translate run sends those to nobody), that back-translation's chrF with
+    the source (None also where the judge answered with a remark) and its line."""
+    from pipeline.quality.backtranslation import bt_chrf, make_backtranslator
+
+    rows = references(args, embed_judge, memory, lang, lines)
+    pairs = load_pairs(args.data, lang)
+    kept = [n for n in lines if not degenerate_reference(*pairs[n], lang)]
+    texts = [language_rules.apply(pairs[n][1], lang, "human").text for n in kept]
+    todo = [i for i, (q, *_) in enumerate(rows) if q.status != "rejected"]
+    english = make_backtranslator(judge, memory, lang)(
+        [(bt_key("reference", kept[i], texts[i]), texts[i]) for i in todo]
+    )
+    backs = dict(zip(todo, english))
+    return [
+        (*row, backs.get(i), bt_chrf(backs[i], pairs[kept[i]][0]) if i in backs else None, kept[i])
+        for i, row in enumerate(rows)
+    ]
+
+
 def backtranslation_guard(
     args, embed_judge: EmbedJudge, memory, shipped: Calibration, fresh: dict, records: dict, langs: list[str]
 ) -> dict:
     """4. The references on ``--bt-guard-lines`` back-translated by ``--judge-server`` (a remark is none, as in a
     translate run) and scored as the flow scores a back-translated turn: by the defaults and by each language's fresh
     calibration, back-translation alone and with the cosine. Shares rejected / sent to review."""
-    from pipeline.quality.backtranslation import Judge, bt_chrf, make_backtranslator
+    from pipeline.quality.backtranslation import Judge
 
     judge = Judge(args.judge_server, args.judge_model or served_base(args.judge_server, wait=60)[0])
     config = QEConfig()
@@ -182,16 +203,11 @@ def backtranslation_guard(
     out: dict = {}
     for lang, own in ((lang, own) for lang, own in fresh.items() if lang in langs):
         band = config.bands.get(lang)
-        rows = references(args, embed_judge, memory, lang, lines)
-        pairs = load_pairs(args.data, lang)
-        kept = [n for n in lines if not degenerate_reference(*pairs[n], lang)]
-        texts = [language_rules.apply(pairs[n][1], lang, "human").text for n in kept]
-        todo = [i for i, (q, *_) in enumerate(rows) if q.status != "rejected"]
-        english = make_backtranslator(judge, memory, lang)(
-            [(bt_key("reference", kept[i], texts[i]), texts[i]) for i in todo]
-        )
-        backs = dict(zip(todo, english))
-        scores = {i: bt_chrf(backs[i], pairs[kept[i]][0]) for i in todo}
+        rows = backtranslated(args, embed_judge, memory, judge, lang, lines)
+        kept = [row[6] for row in rows]
+        todo = [i for i, row in enumerate(rows) if row[4] is not None]
+        backs = {i: rows[i][4] for i in todo}
+        scores = {i: rows[i][5] for i in todo}
         # qe calibrate's default: the first --bt-cap-refs references cap the fresh calibration's thresholds
         cap_rows = [i for i in todo if scores[i] is not None][: args.bt_cap_refs]
         capping = [Record(turn_features(rows[i][0], scores[i], band, rows[i][1]), None, True) for i in cap_rows]
@@ -212,7 +228,7 @@ def backtranslation_guard(
             for way, cal in (("bt", calibration.for_embedder(None)), ("bt+cosine", calibration)):
                 statuses, rejected = Counter(), []
                 for i in measured:
-                    q, sim, _, _ = rows[i]
+                    q, sim, *_ = rows[i]
                     back, bt = backs.get(i), scores.get(i)
                     status = cal.verdict(
                         q, bt, band, sim if way != "bt" else None, None, back is not None and bt is None

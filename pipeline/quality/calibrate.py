@@ -386,19 +386,18 @@ def calibrate(
         return reject is not None and score(r) < reject and calibration.meaning_rejects(r.features)
 
     def to_review(r: Record) -> bool:
-        """As :meth:`Calibration.verdict` decides (the form-only doubt beside the cosine alone included)."""
+        """As :meth:`Calibration.verdict` decides (the form-only doubt beside a meaning signal included)."""
         bt, embed = "bt_chrf" in r.features, "embed_sim" in r.features
         if rejected(r):
             return False
         if calibration.status("accepted", score(r), bt, embed)[0] != "accepted":
             return True
-        only_cosine = embed and not bt and calibration.embedding_only is not None
-        return only_cosine and form.probability(r.features) < calibration.form_accept
+        return calibration.read_meaning(bt, embed) and form.probability(r.features) < calibration.form_accept
 
     scored = [(score(r), r.usable(floor)) for r in translations]
     # the form-only model on every line (what a turn that is not back-translated gets): review, never reject
     ref_form_scores = [form.probability(r.features) for r in references]
-    # (capped harder: the form signals also send a turn scored by the cosine alone to review, see Calibration.verdict)
+    # (capped harder: the form signals also send a turn scored with a meaning signal to review, Calibration.verdict)
     _, calibration.form_accept_from = choose_thresholds(
         [(form.probability(r.features), r.usable(floor)) for r in translations],
         ref_form_scores + [form.probability(r.features) for r in capping],  # the embedded references' form too

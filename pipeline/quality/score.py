@@ -19,10 +19,10 @@ way on ntrex-dev with Qwen2.5-Coder-1.5B, es/zh/hi pooled) and says so once.
 With an embedding judge (:mod:`pipeline.quality.embedding`: the cosine of source and translation,
 ``embed_sim``) a calibration made with one has two more models, each with its own thresholds: the
 back-translation and the cosine together, and the cosine alone — what every turn that was not back-translated
-gets, so that the cosine, a meaning signal, decides where the form signals could only send to review; the form
-signals still send such a turn to review where they alone would (:meth:`Calibration.verdict`: an omission keeps
-most of a line's meaning, not its length). They are used only with the embedding model they were fitted on
-(``embed_model``).
+gets, so that the cosine, a meaning signal, decides where the form signals could only send to review. They are used
+only with the embedding model they were fitted on (``embed_model``). Whatever meaning signal scores a turn, the form
+signals still send it to review where they alone would (:meth:`Calibration.verdict`: an omission keeps most of a
+line's meaning, not its length).
 """
 
 from __future__ import annotations
@@ -171,6 +171,12 @@ class Calibration:
         model, reject, _, _ = self.judged("bt_chrf" in features, "embed_sim" in features)
         return reject is not None and model.probability({**features, **NO_DOUBT}) < reject
 
+    def read_meaning(self, bt: bool, embed: bool) -> bool:
+        """Whether a turn with a back-translation (``bt``) and/or a cosine (``embed``) is scored by a model that reads
+        a meaning signal; such a turn is also sent to review where its form signals alone would send it (a form
+        signal may send to review: an omission keeps most of a line's meaning, not its length)."""
+        return bt or (embed and self.embedding_only is not None)
+
     @property
     def form_accept(self) -> float:
         if self.lang in self.form_accept_by_lang:
@@ -186,9 +192,9 @@ class Calibration:
         tail_sim: float | None = None,
         judge_remarked: bool = False,
     ) -> tuple[float, str, str | None]:
-        """(score, status, the score's reason or None) of a checked turn. A turn scored by the cosine alone is also
-        sent to review where the form signals alone would send it: a form signal may send to review, only a meaning
-        signal rejects. A score below ``reject_below`` that the meaning signals alone would not reject (with the form
+        """(score, status, the score's reason or None) of a checked turn. A turn scored with a meaning signal (the
+        back-translation, the cosine) is also sent to review where the form signals alone would send it
+        (:meth:`read_meaning`): a form signal may send to review, only a meaning signal rejects. A score below ``reject_below`` that the meaning signals alone would not reject (with the form
         raising no doubt, :meth:`meaning_rejects`) sends to review.
         ``tail_sim``: the cosine of the source with the translation's last clause; below this calibration's
         threshold for the language an accepted turn goes to review (a clause added?). ``judge_remarked``: the turn was
@@ -199,7 +205,7 @@ class Calibration:
         status, reason = self.status(q.status, score, bt_chrf is not None, embed_sim is not None)
         if status == "rejected" and q.status != "rejected" and not self.meaning_rejects(features):
             status, reason = "needs_review", f"{reason}, from the form's doubts: its meaning alone would not reject it"
-        if status == "accepted" and bt_chrf is None and embed_sim is not None and self.embedding_only is not None:
+        if status == "accepted" and self.read_meaning(bt_chrf is not None, embed_sim is not None):
             form = self.form_only.probability(turn_features(q, None, band))
             if form < self.form_accept:
                 status = "needs_review"
