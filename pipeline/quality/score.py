@@ -194,8 +194,9 @@ class Calibration:
     ) -> tuple[float, str, str | None]:
         """(score, status, the score's reason or None) of a checked turn. A turn scored with a meaning signal (the
         back-translation, the cosine) is also sent to review where the form signals alone would send it
-        (:meth:`read_meaning`): a form signal may send to review, only a meaning signal rejects. A score below ``reject_below`` that the meaning signals alone would not reject (with the form
-        raising no doubt, :meth:`meaning_rejects`) sends to review.
+        (:meth:`read_meaning`): a form signal may send to review, only a meaning signal rejects. A score below
+        ``reject_below`` that the meaning signals alone would not reject (with the form raising no doubt,
+        :meth:`meaning_rejects`) sends to review.
         ``tail_sim``: the cosine of the source with the translation's last clause; below this calibration's
         threshold for the language an accepted turn goes to review (a clause added?). ``judge_remarked``: the turn was
         sent back to English and the judge answered with a remark about the task (``bt_chrf`` is then None): the
