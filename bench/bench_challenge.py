@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import language_rules
 from pipeline.languages import parse_languages
 from pipeline.quality.backtranslation import bt_chrf, bt_key
-from pipeline.quality.calibrate import FORM_ACCEPT_NOTE, references_form_accept
+from pipeline.quality.calibrate import FORM_ACCEPT_NOTE
 from pipeline.quality.challenge import HEADER, challenge_set, report, totals
 from pipeline.quality.embedding import last_clause_cosines
 from pipeline.quality.score import Calibration, defaults
+from pipeline.quality.shipped import references_form_accept
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
 from pipeline.references import load_pairs, shared_data
 from pipeline.storage import write_atomic

@@ -21,8 +21,8 @@
 
 4. **The back-translation path on references no recording holds** (``--judge-server URL --bt-guard-lines A-B``):
    those references back-translated by the judge (a remark counts as none, as in a translate run) and scored by the
-   defaults and by each language's fresh calibration, with and without the cosine: shares rejected and sent to
-   review, and the rejected lines. Then, as ``qe calibrate`` makes it by default, a fresh calibration whose
+   defaults (every language of ``--langs``) and by each es/zh/hi fresh calibration, with and without the cosine:
+   shares rejected and sent to review, and the rejected lines. Then, as ``qe calibrate`` makes it by default, a fresh calibration whose
    thresholds are also capped by the first ``--bt-cap-refs`` of those references (back-translated and embedded),
    measured on the rest beside the uncapped one.
 
@@ -48,12 +48,13 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "pipeline" / "quality" / "default_calibration.json"
 sys.path.insert(0, str(ROOT))
 
 import language_rules
 from pipeline.languages import parse_languages
 from pipeline.probe.lines import ProbeTurn, recorded_turns
-from pipeline.quality.backtranslation import bt_key, chrf
+from pipeline.quality.backtranslation import Judge, bt_key, chrf
 from pipeline.quality.calibrate import (
     FLOORS,
     FORM_REFERENCES_TO_REVIEW,
@@ -61,7 +62,6 @@ from pipeline.quality.calibrate import (
     Record,
     calibrate,
     capped,
-    capped_by_language,
     kendall_tau,
     pooled,
     tail_floor,
@@ -69,6 +69,7 @@ from pipeline.quality.calibrate import (
 from pipeline.quality.challenge import HEADER, challenge_set, report, totals
 from pipeline.quality.embedding import EmbedJudge, last_clause_cosines, make_embedder
 from pipeline.quality.score import Calibration, turn_features
+from pipeline.quality.shipped import capped_by_language, own_bt_thresholds
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
 from pipeline.references import load_pairs, shared_data
 from pipeline.storage import write_atomic
@@ -187,44 +188,55 @@ def backtranslated(args, embed_judge: EmbedJudge, memory, judge, lang: str, line
     ]
 
 
-def backtranslation_guard(
-    args, embed_judge: EmbedJudge, memory, shipped: Calibration, fresh: dict, records: dict, langs: list[str]
-) -> dict:
-    """4. The references on ``--bt-guard-lines`` back-translated by ``--judge-server`` (a remark is none, as in a
-    translate run) and scored as the flow scores a back-translated turn: by the defaults and by each language's fresh
-    calibration, back-translation alone and with the cosine. Shares rejected / sent to review."""
-    from pipeline.quality.backtranslation import Judge
+def own_references(args, embed_judge: EmbedJudge, memory, judge, langs: list[str]) -> dict[str, list[Record]]:
+    """The references of ``langs`` on ``--bt-cap-lines``, back-translated by the judge and embedded, as the records
+    that give those languages thresholds of their own (:func:`own_bt_thresholds`)."""
+    config = QEConfig()
+    return {
+        lang: [
+            Record(turn_features(q, bt, config.bands.get(lang), sim), None, True)
+            for q, sim, _, _, _, bt, _ in backtranslated(args, embed_judge, memory, judge, lang, args.bt_cap_lines)
+            if bt is not None
+        ]
+        for lang in langs
+    }
 
-    judge = Judge(args.judge_server, args.judge_model or served_base(args.judge_server, wait=60)[0])
+
+def backtranslation_guard(
+    args, embed_judge: EmbedJudge, memory, judge, shipped: Calibration, fresh: dict, records: dict, langs: list[str]
+) -> dict:
+    """4. The references on ``--bt-guard-lines`` back-translated by ``judge`` (a remark is none, as in a translate
+    run) and scored as the flow scores a back-translated turn: by the defaults and, where the recording holds the
+    language's answers, by its fresh calibration, back-translation alone and with the cosine. Shares rejected / sent
+    to review."""
     config = QEConfig()
     lines = args.bt_guard_lines
     print(f"\nthe back-translation path on references of lines {_ranges(lines)}, back-translated by {judge.model}")
     print(f"{'lang':<5}{'refs':>6}{'calibration':>14}{'score':>10}{'rejected':>10}{'review':>8}   rejected lines")
     out: dict = {}
-    for lang, own in ((lang, own) for lang, own in fresh.items() if lang in langs):
+    for lang in langs:
         band = config.bands.get(lang)
         rows = backtranslated(args, embed_judge, memory, judge, lang, lines)
         kept = [row[6] for row in rows]
         todo = [i for i, row in enumerate(rows) if row[4] is not None]
         backs = {i: rows[i][4] for i in todo}
         scores = {i: rows[i][5] for i in todo}
-        # qe calibrate's default: the first --bt-cap-refs references cap the fresh calibration's thresholds
-        cap_rows = [i for i in todo if scores[i] is not None][: args.bt_cap_refs]
-        capping = [Record(turn_features(rows[i][0], scores[i], band, rows[i][1]), None, True) for i in cap_rows]
-        capped_fresh = calibrate(
-            lang, None, records[lang], FLOORS[lang], args.precision, own.embed_model, cap_references=capping
-        )
-        rest = [i for i in range(len(rows)) if not cap_rows or i > cap_rows[-1]]
-        print(
-            f"{lang:<5}fresh capped: capped by the first {len(cap_rows)} of these references, as qe calibrate does "
-            f"(--bt-cap-refs); it and the uncapped (fresh, rest) measured on the {len(rest)} after them"
-        )
-        for name, calibration, measured in (
-            ("defaults", replace(shipped, lang=lang), range(len(rows))),
-            ("fresh", own, range(len(rows))),
-            ("fresh, rest", own, rest),
-            ("fresh capped", capped_fresh, rest),
-        ):
+        ways = [("defaults", replace(shipped, lang=lang), range(len(rows)))]
+        own = fresh.get(lang)
+        if own is not None:  # a language the recording holds answers of: its fresh calibrations too
+            # qe calibrate's default: the first --bt-cap-refs references cap the fresh calibration's thresholds
+            cap_rows = [i for i in todo if scores[i] is not None][: args.bt_cap_refs]
+            capping = [Record(turn_features(rows[i][0], scores[i], band, rows[i][1]), None, True) for i in cap_rows]
+            capped_fresh = calibrate(
+                lang, None, records[lang], FLOORS[lang], args.precision, own.embed_model, cap_references=capping
+            )
+            rest = [i for i in range(len(rows)) if not cap_rows or i > cap_rows[-1]]
+            print(
+                f"{lang:<5}fresh capped: capped by the first {len(cap_rows)} of these references, as qe calibrate does "
+                f"(--bt-cap-refs); it and the uncapped (fresh, rest) measured on the {len(rest)} after them"
+            )
+            ways += [("fresh", own, range(len(rows))), ("fresh, rest", own, rest), ("fresh capped", capped_fresh, rest)]
+        for name, calibration, measured in ways:
             for way, cal in (("bt", calibration.for_embedder(None)), ("bt+cosine", calibration)):
                 statuses, rejected = Counter(), []
                 for i in measured:
@@ -300,6 +312,18 @@ def main() -> int:
         help="with --bt-guard-lines: its first N references also cap a fresh calibration's thresholds, as qe calibrate "
         "does by default; that calibration is measured on the lines after them",
     )
+    parser.add_argument(
+        "--bt-cap-lines",
+        type=line_range,
+        default=line_range("0-159"),
+        help="with --judge-server: references of the languages the recording holds no answers of, back-translated, "
+        "that give them back-translation thresholds of their own where they need lower ones (measure on other lines)",
+    )
+    parser.add_argument(
+        "--add-bt-thresholds",
+        action="store_true",
+        help="with --judge-server: write those thresholds into the shipped defaults file, refitting nothing",
+    )
     args = parser.parse_args()
     if bool(args.judge_server) != bool(args.bt_guard_lines):
         parser.error("--judge-server and --bt-guard-lines go together")
@@ -360,9 +384,7 @@ def main() -> int:
         for lang in langs
     }
     tail_by_lang = {lang: floor for lang, floor in floors.items() if floor is not None}
-    shipped = Calibration.from_dict(
-        json.loads((ROOT / "pipeline" / "quality" / "default_calibration.json").read_text())
-    )
+    shipped = Calibration.from_dict(json.loads(SHIPPED.read_text(encoding="utf-8")))
     # each language's own accept threshold for the cosine alone, capped by its references as the form-only ones are
     # (FORM_REFERENCES_TO_REVIEW: the form's doubts add to what it sends to review); the lowest for other languages
     by_lang = {
@@ -381,6 +403,18 @@ def main() -> int:
         ),
         calibration_records,
     )
+    # the languages no recording holds answers of: thresholds of their own where their references need lower ones
+    bt_judge = args.judge_server and Judge(
+        args.judge_server, args.judge_model or served_base(args.judge_server, wait=60)[0]
+    )
+    own = [lang for lang in langs if lang not in recording["languages"]]
+    if bt_judge and own:
+        refs = own_references(args, judge, memory, bt_judge, own)
+        note = f"{_ranges(args.bt_cap_lines)} (back-translated by {bt_judge.model})"
+        candidate, shipped = (own_bt_thresholds(c, refs, note) for c in (candidate, shipped))
+        print(f"back-translation thresholds of their own: {json.dumps(shipped.bt_thresholds_by_lang)}")
+    # what the rest measures: the defaults about to be written, else the shipped file as a translate run reads it
+    measured = candidate if args.write_defaults else shipped
     print(f"last clause's cosine, to review below: {json.dumps(tail_by_lang)}")
     print(
         f"\npooled embedding models (es/zh/hi lines 0-59): cosine alone reject < {candidate.embedding_only.reject_below}, "
@@ -392,11 +426,15 @@ def main() -> int:
     )
 
     print(
-        f"{'lang':<5}{'score':<10}{'tau':>7}{'refs rej':>10}{'refs rev':>10}{'worstQ acc':>12}   (these defaults, lines 60-159)"
+        "measured from here: "
+        + ("the defaults above (--write-defaults)" if args.write_defaults else "the shipped defaults file, as it is")
+    )
+    print(
+        f"{'lang':<5}{'score':<10}{'tau':>7}{'refs rej':>10}{'refs rev':>10}{'worstQ acc':>12}   (the defaults measured, lines 60-159)"
     )
     defaults_ranking = {}
     for lang, held in held_turns.items():
-        r = defaults_ranking[lang] = ranking(replace(candidate, lang=lang), held, config.bands.get(lang))
+        r = defaults_ranking[lang] = ranking(replace(measured, lang=lang), held, config.bands.get(lang))
         for way in ("bt", "bt+embed", "embed"):
             w = r[way]
             print(
@@ -406,7 +444,7 @@ def main() -> int:
 
     # 3. the guard (references on lines no threshold saw) and the challenge set, on the form path with the cosine
     print(
-        f"\nthe form path with the cosine, the defaults above: references on lines {args.guard_lines[0]}-"
+        f"\nthe form path with the cosine, the defaults measured: references on lines {args.guard_lines[0]}-"
         f"{args.guard_lines[-1]}, the challenge set on {args.challenge_lines[0]}-{args.challenge_lines[-1]}"
     )
     print(HEADER)
@@ -431,7 +469,7 @@ def main() -> int:
         rows += [(kind, q, got.get(i), tails.get(i)) for i, ((kind, _, _), q) in enumerate(zip(items, checked))]
         by_kind: dict[str, Counter] = defaultdict(Counter)
         for kind, q, sim, tail in rows:
-            by_kind[kind][replace(candidate, lang=lang).verdict(q, None, band, sim, tail)[1]] += 1
+            by_kind[kind][replace(measured, lang=lang).verdict(q, None, band, sim, tail)[1]] += 1
         lines_out, challenge_out[lang] = report(lang, by_kind)
         print("\n".join(lines_out), flush=True)
         for kind, c in by_kind.items():
@@ -449,8 +487,11 @@ def main() -> int:
         )
         write_atomic(args.write_defaults, candidate.to_json())
         print(f"written: {args.write_defaults}")
+    elif args.add_bt_thresholds and bt_judge:
+        write_atomic(SHIPPED, shipped.to_json())
+        print(f"written: {SHIPPED} (the back-translation thresholds of {', '.join(own)}; nothing refitted)")
     guard = (
-        backtranslation_guard(args, judge, memory, candidate, fresh, calibration_records, langs)
+        backtranslation_guard(args, judge, memory, bt_judge, measured, fresh, calibration_records, langs)
         if args.bt_guard_lines
         else {}
     )

@@ -41,13 +41,12 @@ from pipeline.quality.calibrate import (
     FLOORS,
     FORM_ACCEPT_NOTE,
     calibrate,
-    capped_by_language,
     kendall_tau,
     pooled,
-    references_form_accept,
 )
 from pipeline.quality.score import Calibration, calibration_path
 from pipeline.quality.score import load as load_calibration
+from pipeline.quality.shipped import capped_by_language, references_form_accept
 from pipeline.quality.signals import QEConfig
 from pipeline.references import NTREX_FILES, corpus_scores, shared_data
 from pipeline.storage import write_atomic

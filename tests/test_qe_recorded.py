@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.probe.lines import ProbeTurn, recorded_turns
-from pipeline.quality.calibrate import FLOORS, calibrate, capped, capped_by_language, choose_thresholds, kendall_tau
+from pipeline.quality.calibrate import FLOORS, calibrate, capped, choose_thresholds, kendall_tau
 from pipeline.quality.score import Calibration, Judged, defaults
+from pipeline.quality.shipped import capped_by_language, own_bt_thresholds
 from pipeline.quality.signals import QEConfig
 from pipeline.references import load_pairs
 
@@ -152,6 +153,33 @@ def test_the_defaults_back_translation_thresholds_are_capped_by_each_languages_r
     )
 
 
+def test_a_language_the_judge_reads_worse_gets_back_translation_thresholds_of_its_own():
+    """The shipped thresholds are capped by es/zh/hi's references; a language whose references back-translate worse
+    (the 1.5B judge and Urdu) gets its own, lower ones — never higher, and none where it needs none; written and read
+    back with the file, dropped where the QE config sets the thresholds."""
+    calibration = defaults("any")
+    hindi = [t.record(QE.bands.get("hi")) for t in turns("hi", "calibrate") if t.reference_record]
+    assert own_bt_thresholds(calibration, {"hi": hindi}, "0-59").bt_thresholds_by_lang == {}  # hi capped them
+    # references the judge reads worse: the same lines with half their back-translation's chrF
+    worse = [
+        replace(r, features={**r.features, "bt_chrf": r.features["bt_chrf"] / 2})
+        for r in hindi
+        if r.features.get("bt_chrf")
+    ]
+    shipped = own_bt_thresholds(calibration, {"ur": worse, "hi": hindi}, "0-59")
+    assert set(shipped.bt_thresholds_by_lang) == {"ur"}
+    reject, accept = shipped.bt_thresholds_by_lang["ur"]["back_translation"]
+    assert reject <= calibration.reject_below and accept < calibration.accept_from
+    urdu = replace(shipped, lang="ur")
+    assert urdu.judged(True, False)[1:3] == (reject, accept)
+    scores = [urdu.with_meaning.probability(r.features) for r in worse]
+    assert sum(s < accept for s in scores) <= 0.03 * len(scores)
+    assert not any(urdu.meaning_rejects(r.features) for r in worse)  # rejected: where the meaning alone would
+    assert replace(shipped, lang="fr").judged(True, False)[1:3] == (calibration.reject_below, calibration.accept_from)
+    assert Calibration.from_dict(json.loads(shipped.to_json())).bt_thresholds_by_lang == shipped.bt_thresholds_by_lang
+    assert urdu.with_thresholds(None, 0.5).judged(True, False)[2] == 0.5
+
+
 def test_a_judges_remark_about_the_task_is_no_back_translation():
     """A weak judge sometimes talks about the task instead of translating (recorded Hindi reference line 17: "I will
     translate the given text into English faithfully and completely. Please provide the text for translation."). Its
@@ -167,6 +195,12 @@ def test_a_judges_remark_about_the_task_is_no_back_translation():
     score, status, reason = defaults("hi").verdict(line17.qe, None, QE.bands.get("hi"), None, None, True)
     assert status == "needs_review" and reason == JUDGE_REMARK_REASON
     assert defaults("hi").verdict(line17.qe, None, QE.bands.get("hi"))[1] == "accepted"  # the form path alone
+    # where the embedding judge scored the turn, its meaning was checked: the cosine decides, as without the judge
+    assert defaults("hi").verdict(line17.qe, None, QE.bands.get("hi"), 0.85)[1] == "accepted"
+    for cosine in (0.85, 0.1):
+        assert defaults("hi").verdict(line17.qe, None, QE.bands.get("hi"), cosine, None, True) == defaults(
+            "hi"
+        ).verdict(line17.qe, None, QE.bands.get("hi"), cosine)
     # every other recorded back-translation of a reference is one: scored as before
     others = [t for lang in LANGS for t in turns(lang, "calibrate") + turns(lang, "measure") if t.reference_record]
     assert sum(t.judge_remarked for t in others) == 1

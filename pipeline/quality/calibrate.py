@@ -33,7 +33,6 @@ from pipeline.quality.score import (
     Calibration,
     Judged,
     Logistic,
-    turn_features,
 )
 
 # Sentence chrF against one professional reference from which a translation counts as usable. Character n-gram
@@ -202,64 +201,6 @@ def capped(judged: Judged, reference_scores: list[list[float]], to_review: float
     accept = min([judged.accept_from] + [_quantile(s, to_review) for s in reference_scores if s])
     reject = min([judged.reject_below, accept] + [_quantile(s, REFERENCES_REJECTED) for s in reference_scores if s])
     return Judged(judged.model, _floor4(reject), _floor4(accept))
-
-
-def capped_by_language(calibration: Calibration, records_by_lang: dict[str, list[Record]]) -> Calibration:
-    """The shipped defaults' back-translation models (with and without the cosine) with their thresholds capped by
-    each language's references among ``records_by_lang`` (:func:`capped`): fitted on languages pooled, they were
-    capped by the pooled references, and the 3 % lowest of those were all Hindi (a weak judge back-translates Hindi
-    worst): Hindi's own references went to review at 12 % on the calibration lines, 14 % on held-out ones."""
-    from dataclasses import replace
-
-    def scores(model, features: tuple[str, ...]) -> list[list[float]]:
-        return [
-            [model.probability(r.features) for r in records if r.reference and set(features) <= set(r.features)]
-            for records in records_by_lang.values()
-        ]
-
-    meaning = capped(
-        Judged(calibration.with_meaning, calibration.reject_below, calibration.accept_from),
-        scores(calibration.with_meaning, MEANING_FEATURES),
-    )
-    both = calibration.with_embedding
-    return replace(
-        calibration,
-        reject_below=meaning.reject_below,
-        accept_from=meaning.accept_from,
-        with_embedding=both and capped(both, scores(both.model, BOTH_FEATURES)),
-        figures={
-            **calibration.figures,
-            "back_translation_thresholds": f"capped by each of {'/'.join(records_by_lang)}'s own references",
-        },
-    )
-
-
-def references_form_accept(
-    calibration: Calibration, ntrex_dir, langs: list[str], skip: range = range(0)
-) -> dict[str, float]:
-    """Per language, the form-only threshold of the shipped defaults: the highest (in steps of 0.005) at which at
-    most :data:`FORM_REFERENCES_TO_REVIEW` of the language's references (every line of ``ntrex_dir`` but ``skip``,
-    the lines a bench keeps to measure on) go to review on the form path — the form checks' doubts counted."""
-    import language_rules
-    from pipeline.quality.signals import QEConfig, assess
-    from pipeline.references import load_pairs
-
-    config = QEConfig()
-    out = {}
-    for lang in langs:
-        band = config.bands.get(lang)
-        checked = [
-            assess(s, language_rules.apply(t, lang, "human").text, lang, th=config.for_lang(lang), bands=config.bands)
-            for n, (s, t) in enumerate(load_pairs(ntrex_dir, lang))
-            if n not in skip
-        ]
-        # the scores of the references the checks let through; of them, ``allowed`` may fall below the threshold
-        free = sorted(
-            calibration.form_only.probability(turn_features(q, None, band)) for q in checked if q.status == "accepted"
-        )
-        allowed = int(FORM_REFERENCES_TO_REVIEW * len(checked)) - (len(checked) - len(free))
-        out[lang] = math.floor(free[allowed] * 200) / 200 if 0 <= allowed < len(free) else 0.0
-    return out
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float | None:
