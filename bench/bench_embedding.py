@@ -327,6 +327,8 @@ def main() -> int:
     args = parser.parse_args()
     if bool(args.judge_server) != bool(args.bt_guard_lines):
         parser.error("--judge-server and --bt-guard-lines go together")
+    if args.add_bt_thresholds and not args.judge_server:
+        parser.error("--add-bt-thresholds needs --judge-server (the references it caps by are back-translated)")
     model = args.embed_model or served_base(args.embed_server, wait=60)[0]
     judge = EmbedJudge(args.embed_server, model)
     memory = TranslationMemory(args.workspace / "tm")
