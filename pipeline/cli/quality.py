@@ -97,7 +97,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from pipeline.probe.lines import capping_references, run_probe
     from pipeline.quality.backtranslation import Judge
     from pipeline.quality.calibrate import FLOORS, calibrate
-    from pipeline.quality.score import calibration_path
+    from pipeline.quality.score import calibration_path, defaults
+    from pipeline.quality.shipped import defaults_cosine_floor
     from pipeline.quality.signals import QEConfig
     from pipeline.storage import write_atomic
     from pipeline.translate import registry
@@ -168,6 +169,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             embed_model=embed_judge.model if embed_judge else None,
             cap_references=capping,
             reference_tails=tails,
+            cosine_floor=defaults_cosine_floor(defaults(lang), embed_judge.model if embed_judge else None, lang),
         )
         fitted.figures.update(
             refs=str(args.refs), lines=[lines[0], lines[-1]], judge=judge.model, requests=probe.requests

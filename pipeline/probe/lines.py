@@ -311,3 +311,18 @@ def recorded_turns(
                 )
             )
     return out
+
+
+def load_recordings(paths: list[Path]) -> dict:
+    """Several probe recordings (``bench/bench_quality.py --record``, one per model and set of languages) as one:
+    ``languages`` holds each language's records from the file that has them, ``models`` each language's
+    ``(model, judge)``. A language recorded in two files is an error: which answers to use would be a guess."""
+    merged: dict = {"languages": {}, "models": {}}
+    for path in paths:
+        recording = json.loads(Path(path).read_text(encoding="utf-8"))
+        for lang, rows in recording["languages"].items():
+            if lang in merged["languages"]:
+                raise ValueError(f"{path}: {lang} is recorded in another file too; give each language one recording")
+            merged["languages"][lang] = rows
+            merged["models"][lang] = (recording["model"], recording["judge"])
+    return merged

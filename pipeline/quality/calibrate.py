@@ -255,6 +255,7 @@ def calibrate(
     with_references: bool = False,
     cap_references: list[Record] | tuple = (),
     reference_tails: list[float | None] | tuple = (),
+    cosine_floor: float | None = None,
 ) -> Calibration:
     """Fit the calibration of ``lang`` from ``records`` (translations and references); with ``embed_model``, the
     embedding judge that gave the records' ``embed_sim``, also the models that read it. ``with_references``: the
@@ -263,7 +264,8 @@ def calibrate(
     :data:`FORM_REFERENCES_TO_REVIEW` of them to review), the back-translated ones (with the probe's references) the
     back-translation's (and, embedded too, those of the model reading both). ``reference_tails``:
     the cosines of references' sources with their last clauses (:func:`tail_floor`), which set the language's floor
-    for the last clause where the embedding models are fitted."""
+    for the last clause where the embedding models are fitted. ``cosine_floor``: the cosine from which the cosine
+    rejects nothing on its own (:func:`pipeline.quality.shipped.defaults_cosine_floor`)."""
     translations = [r for r in records if not r.reference]
     references = [r for r in records if r.reference]
     if len(translations) < 8:
@@ -291,6 +293,8 @@ def calibrate(
         with_embedding=_judged(both, floor, BOTH_FEATURES, precision, with_references) if len(both) >= 8 else None,
         embedding_only=_judged(embedded, floor, EMBEDDING_FEATURES, precision, with_references) if embedded else None,
     )
+    if cosine_floor is not None and calibration.embed_model:
+        calibration.cosine_reject_floor_by_lang = {lang: cosine_floor}
 
     backtranslated = [r for r in cap_references if "bt_chrf" in r.features]
     if backtranslated:
@@ -364,6 +368,8 @@ def calibrate(
             f"not fitted: {embedded_translations} translated lines were embedded (the form checks rejected the "
             f"others), at least 8 are needed"
         )
+    if calibration.cosine_reject_floor_by_lang:
+        calibration.figures["cosine_reject_floor"] = f"the cosine rejects on its own only below {cosine_floor}"
     if capping and calibration.embedding_only:
         calibration.figures["embedding_capped_by_references"] = len(capping)
     if backtranslated:

@@ -140,6 +140,11 @@ class Calibration:
     # and the back-translation models' [reject_below, accept_from] per language ("back_translation", "with_embedding")
     # where its references need lower ones than the rest: a judge reads some languages worse (Urdu, Bengali)
     bt_thresholds_by_lang: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # and per language the cosine from which the cosine does not reject on its own (a score below ``reject_below``
+    # then sends to review): where the shipped defaults (fitted with the same ``embed_model``) reject, at most — one
+    # language's few hundred references place a 0.2 % tail worse than the defaults' nine languages' (pipeline/quality/
+    # shipped.py, bounded_by_defaults)
+    cosine_reject_floor_by_lang: dict[str, float] = field(default_factory=dict)
 
     def judged(self, bt: bool, embed: bool) -> tuple[Logistic, float | None, float, str]:
         """(model, reject_below — None: it never rejects —, accept_from, reason suffix) for a turn with a
@@ -175,6 +180,9 @@ class Calibration:
         calibration of the recorded answers weighs the language ID's probability heavily; with it, four of 300
         professional references back-translated by the 1.5B judge were rejected, none for their meaning alone.)"""
         model, reject, _, _ = self.judged("bt_chrf" in features, "embed_sim" in features)
+        floor = self.cosine_reject_floor_by_lang.get(self.lang)
+        if floor is not None and features.get("embed_sim", -1.0) >= floor:
+            return False
         return reject is not None and model.probability({**features, **NO_DOUBT}) < reject
 
     def read_meaning(self, bt: bool, embed: bool) -> bool:
@@ -273,7 +281,14 @@ class Calibration:
 
         if self.embed_model and embed_model == self.embed_model:
             return self
-        return replace(self, embed_model=None, with_embedding=None, embedding_only=None, tail_accept_by_lang={})
+        return replace(
+            self,
+            embed_model=None,
+            with_embedding=None,
+            embedding_only=None,
+            tail_accept_by_lang={},
+            cosine_reject_floor_by_lang={},
+        )
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=2, ensure_ascii=False) + "\n"

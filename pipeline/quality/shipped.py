@@ -112,3 +112,36 @@ def references_form_accept(
         allowed = int(FORM_REFERENCES_TO_REVIEW * len(checked)) - (len(checked) - len(free))
         out[lang] = math.floor(free[allowed] * 200) / 200 if 0 <= allowed < len(free) else 0.0
     return out
+
+
+def cosine_reject_cut(calibration: Calibration, lang: str) -> float | None:
+    """The cosine below which ``calibration``'s cosine-only model rejects a turn of ``lang`` whose form raises no
+    doubt (None: it has no such model, or rejects no cosine in [0, 1])."""
+    alone = calibration.embedding_only
+    if alone is None:
+        return None
+    model, reject, _, _ = replace(calibration, lang=lang).judged(False, True)
+
+    def rejects(cosine: float) -> bool:
+        return model.probability({**NO_DOUBT, "embed_sim": cosine}) < reject
+
+    low, high = 0.0, 1.0
+    if not rejects(low) or rejects(high):  # rejects nothing, or everything: no cut to carry over
+        return None
+    for _ in range(40):  # the score grows with the cosine: bisect to the cut
+        middle = (low + high) / 2
+        low, high = (middle, high) if rejects(middle) else (low, middle)
+    return math.floor(high * 10_000) / 10_000
+
+
+def defaults_cosine_floor(shipped: Calibration, embed_model: str | None, lang: str) -> float | None:
+    """The cosine from which a fresh calibration of ``lang`` fitted with ``embed_model`` lets its cosine reject
+    nothing on its own (``calibrate(cosine_floor=…)``, :attr:`Calibration.cosine_reject_floor_by_lang`): the shipped
+    defaults' cut for the language (:func:`cosine_reject_cut`) where they read the same embedding model, else None.
+    The defaults' cosine thresholds are capped by the references of nine languages (1,436 on ntrex-dev lines 0-159;
+    on every line at most 0.4 % of a language's rejected); a fresh calibration's by one language's few hundred, whose
+    lowest can lie far above the 0.2 % tail it must keep: a fresh Russian calibration capped by 259 references
+    (lowest cosine 0.625) rejected 0.8 % of 642 others (free translations, cosines 0.48-0.60)."""
+    if not embed_model or embed_model != shipped.embed_model:
+        return None
+    return cosine_reject_cut(shipped, lang)

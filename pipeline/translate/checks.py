@@ -12,7 +12,9 @@ from pipeline.ingest.units import placeholder_problems
 
 REFUSAL_RE = re.compile(
     r"^\s*(?:I(?:'m| am) sorry|I (?:cannot|can't|can not|am unable to|won't) (?:translate|help|assist|do that)|"
-    r"As an AI|Sorry, (?:but )?I|I apologi[sz]e)",
+    # an apology that opens a sentence of its own ("I apologize, but…", "I apologize for the confusion"), not an
+    # apology translated ("I apologize to everyone for…": the 1.5B judge's faithful English of a French mistranslation)
+    r"As an AI|Sorry, (?:but )?I|I apologi[sz]e(?:[,.!;]|\s*$|\s+(?:but|for (?:the|any|this|that|my)\b)))",
     re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"[^\W\d_]{2,}")
