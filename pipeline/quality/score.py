@@ -141,9 +141,9 @@ class Calibration:
     # where its references need lower ones than the rest: a judge reads some languages worse (Urdu, Bengali)
     bt_thresholds_by_lang: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # and per language the cosine from which the cosine does not reject on its own (a score below ``reject_below``
-    # then sends to review): where the shipped defaults (fitted with the same ``embed_model``) reject, at most — one
-    # language's few hundred references place a 0.2 % tail worse than the defaults' nine languages' (pipeline/quality/
-    # shipped.py, bounded_by_defaults)
+    # then sends to review): a fresh calibration reading the shipped defaults' ``embed_model`` rejects no cosine the
+    # defaults accept — one language's few hundred references place a 0.2 % tail worse than the defaults' nine
+    # languages' (pipeline/quality/shipped.py, defaults_cosine_floor)
     cosine_reject_floor_by_lang: dict[str, float] = field(default_factory=dict)
 
     def judged(self, bt: bool, embed: bool) -> tuple[Logistic, float | None, float, str]:
